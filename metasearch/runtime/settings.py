@@ -1,0 +1,33 @@
+"""What an agent needs to know about its run, fixed before it starts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+Protocol = Literal["json", "sections"]
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Per-candidate settings handed to the runtime (in-process or in the sandbox).
+
+    ``model`` is the run's task model: the default of ``LLMAgentBase`` when the
+    agent code does not name one. ``protocol`` is already resolved (never
+    ``auto``). ``answer_hint`` comes from the suite, e.g. "an integer".
+    """
+
+    model: str
+    answer_hint: str
+    protocol: Protocol = "sections"
+    candidate: str | None = None
+    max_tokens: int = 1024
+    task_timeout_s: float = 300.0
+    threads: int = 8
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> AgentSettings:
+        return cls(**d)
