@@ -1,0 +1,327 @@
+"""Campaign TOML → one typed, validated, frozen config tree.
+
+Each component reads only its own section (``config.search``, ``config.run``
+...). The file is parsed with :mod:`tomllib`; command-line overrides (dotted
+keys such as ``"search.generations"``) are merged into the raw tables
+*before* validation, and the result never changes afterwards.
+
+Every error is a :class:`~metasearch.errors.ConfigError` whose message is
+one paragraph naming the file, the dotted field, the bad value and what is
+allowed.
+
+Example::
+
+    cfg = load_config("experiments/quickstart.toml", {"search.generations": 3})
+    cfg.search.generations  # 3
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from metasearch.errors import ConfigError
+
+__all__ = [
+    "BudgetConfig",
+    "CampaignConfig",
+    "LocalConfig",
+    "MetaModelConfig",
+    "ModelConfig",
+    "ModelsConfig",
+    "PruningConfig",
+    "RunConfig",
+    "SearchConfig",
+    "SuiteConfig",
+    "TaskModelConfig",
+    "load_config",
+    "parse_override",
+]
+
+DEFAULT_META_MODEL = "local/qwen2.5-coder-1.5b"
+DEFAULT_TASK_MODEL = "local/qwen2.5-coder-0.5b"
+_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
+class _Section(BaseModel):
+    # strict: TOML already gives native types, so "3" for an int is a mistake
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class SuiteConfig(_Section):
+    name: str = Field("arith", pattern=_NAME_RE, description="a suite name such as arith, mgsm, gsm8k or drop")
+    data: str | None = Field(None, description="a path to the suite's data file (needed by file-backed suites)")
+    n_val: int = Field(30, ge=1, le=100_000, description="the number of validation tasks, an integer >= 1")
+    n_test: int = Field(60, ge=1, le=100_000, description="the number of test tasks, an integer >= 1")
+    seed: int = Field(0, description="the integer seed of the task split")
+    difficulty: int | None = Field(None, ge=1, le=10, description="the arith difficulty, an integer 1-10 (omit for the suite default)")
+
+    @property
+    def data_path(self) -> Path | None:
+        return Path(self.data).expanduser() if self.data else None
+
+
+class ModelConfig(_Section):
+    model: str = Field(..., min_length=1, description="a litellm model string such as local/qwen2.5-coder-0.5b or openai/gpt-4o-mini")
+    temperature: float = Field(0.5, ge=0.0, le=2.0, description="a number from 0 to 2")
+    max_tokens: int = Field(1024, ge=1, le=1_000_000, description="an integer >= 1")
+    protocol: Literal["auto", "json", "sections"] = Field("auto", description='"auto", "json" or "sections"')
+    api_base: str | None = Field(None, description="the endpoint URL, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="the NAME of an environment variable holding the key (never the key itself)")
+    input_usd_per_mtok: float | None = Field(None, ge=0.0, description="the price in USD per million prompt tokens, a number >= 0")
+    output_usd_per_mtok: float | None = Field(None, ge=0.0, description="the price in USD per million completion tokens, a number >= 0")
+
+
+class MetaModelConfig(ModelConfig):
+    """[models.meta]: the model that writes agents."""
+
+    model: str = Field(DEFAULT_META_MODEL, min_length=1, description="a litellm model string such as local/qwen2.5-coder-1.5b or openai/gpt-4o")
+    temperature: float = Field(0.8, ge=0.0, le=2.0, description="a number from 0 to 2")
+    max_tokens: int = Field(1536, ge=1, le=1_000_000, description="an integer >= 1")
+
+
+class TaskModelConfig(ModelConfig):
+    """[models.task]: the default model of the agents' LLMAgentBase calls."""
+
+    model: str = Field(DEFAULT_TASK_MODEL, min_length=1, description="a litellm model string such as local/qwen2.5-coder-0.5b or openai/gpt-4o-mini")
+    max_tokens: int = Field(512, ge=1, le=1_000_000, description="an integer >= 1")
+
+
+class ModelsConfig(_Section):
+    meta: MetaModelConfig = Field(default_factory=MetaModelConfig, description="the [models.meta] table")
+    task: TaskModelConfig = Field(default_factory=TaskModelConfig, description="the [models.task] table")
+
+
+class SearchConfig(_Section):
+    strategy: Literal["adas"] = Field("adas", description='"adas"')
+    generations: int = Field(3, ge=0, le=10_000, description="an integer >= 0")
+    reflexion_rounds: int = Field(1, ge=0, le=2, description="an integer from 0 to 2")
+    repair_rounds: int = Field(2, ge=0, le=10, description="an integer from 0 to 10")
+    debug_rounds: int = Field(2, ge=0, le=10, description="an integer from 0 to 10")
+    seeds: list[str] | Literal["all"] = Field(
+        "all", description='"all" or a list of seed names from archive/, e.g. ["chain_of_thought", "self_consistency"]'
+    )
+    archive_context: int = Field(8, ge=1, le=1000, description="how many archive entries the meta prompt shows, an integer >= 1")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seed_names(cls, v: list[str] | str) -> list[str] | str:
+        if isinstance(v, str):
+            return v
+        names = [s.removesuffix(".py") for s in v]
+        for s in names:
+            if not re.match(r"^[A-Za-z0-9_\-]+$", s):
+                raise ValueError(f"seed name {s!r} is not a file name from archive/")
+        if not names:
+            raise ValueError("the seed list is empty")
+        if len(set(names)) != len(names):
+            raise ValueError("the seed list names a seed twice")
+        return names
+
+
+class PruningConfig(_Section):
+    enabled: bool = Field(True, description="true or false")
+    minibatch: int = Field(8, ge=1, le=100_000, description="the first minibatch size, an integer >= 1")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="the CI level used to prune, a number between 0.5 and 1 (exclusive)")
+
+
+class BudgetConfig(_Section):
+    max_usd: float | None = Field(None, ge=0.0, description="a spending cap in USD, a number >= 0 (omit for none)")
+    max_calls: int | None = Field(None, ge=1, description="a cap on LLM calls, an integer >= 1 (omit for none)")
+    max_tokens: int | None = Field(None, ge=1, description="a cap on total tokens, an integer >= 1 (omit for none)")
+
+
+class RunConfig(_Section):
+    concurrency: int = Field(4, ge=1, le=1024, description="parallel LLM calls, an integer from 1 to 1024")
+    sandbox: Literal["auto", "bwrap", "unshare", "none"] = Field("auto", description='"auto", "bwrap", "unshare" or "none"')
+    tracking_uri: str | None = Field(None, description="an MLflow tracking URI such as http://127.0.0.1:5000 (omit for sqlite in the campaign dir)")
+    out: str = Field("runs/campaign", min_length=1, description="the campaign directory (default runs/<config file name>)")
+    task_timeout_s: float = Field(300.0, gt=0, description="seconds per task, a number > 0")
+    candidate_timeout_s: float = Field(3600.0, gt=0, description="seconds per candidate evaluation, a number > 0")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out).expanduser()
+
+
+class LocalConfig(_Section):
+    n_parallel: int = Field(4, ge=1, le=64, description="parallel slots of each local model server, an integer from 1 to 64")
+    n_threads: int | None = Field(None, ge=1, le=1024, description="CPU threads per local model server, an integer >= 1 (omit for auto)")
+
+
+class CampaignConfig(_Section):
+    """The whole campaign. Sections: suite, models, search, pruning, budget, run, local."""
+
+    suite: SuiteConfig = Field(default_factory=SuiteConfig, description="the [suite] table")
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description="the [models] tables")
+    search: SearchConfig = Field(default_factory=SearchConfig, description="the [search] table")
+    pruning: PruningConfig = Field(default_factory=PruningConfig, description="the [pruning] table")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="the [budget] table")
+    run: RunConfig = Field(default_factory=RunConfig, description="the [run] table")
+    local: LocalConfig = Field(default_factory=LocalConfig, description="the [local] table")
+
+    def to_flat_params(self) -> dict[str, str]:
+        """Dotted key → string value for every field (MLflow params); None becomes ""."""
+        out: dict[str, str] = {}
+        _flatten(self.model_dump(mode="json"), "", out)
+        return out
+
+
+def _flatten(obj: Any, prefix: str, out: dict[str, str]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(v, f"{prefix}{k}." if isinstance(v, dict) else f"{prefix}{k}", out)
+        return
+    if obj is None:
+        out[prefix] = ""
+    elif isinstance(obj, bool):
+        out[prefix] = "true" if obj else "false"
+    elif isinstance(obj, list):
+        out[prefix] = ",".join(str(x) for x in obj)
+    else:
+        out[prefix] = str(obj)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> CampaignConfig:
+    """Read ``path`` (TOML), merge dotted-key ``overrides``, validate, freeze.
+
+    A missing ``run.out`` defaults to ``runs/<file stem>``. Raises
+    :class:`ConfigError` for a missing file, bad TOML, unknown fields, wrong
+    types or out-of-range values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise ConfigError(
+            f"Campaign config {path} {what}. Pass the path of a TOML file, for example "
+            f"experiments/quickstart.toml; metasearch never falls back to defaults silently."
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(
+            f"Campaign config {path} is not valid TOML: {e}. Fix the syntax at that spot "
+            f"(strings need quotes, tables are written [section], lists [a, b])."
+        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"Campaign config {path} cannot be read: {e}.") from None
+
+    run = raw.setdefault("run", {})
+    if isinstance(run, dict):
+        run.setdefault("out", f"runs/{path.stem}")
+    override_keys = set()
+    for key, value in (overrides or {}).items():
+        _merge_override(raw, key, value, path)
+        override_keys.add(key)
+    try:
+        return CampaignConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, path, override_keys)) from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"search.generations=5"`` → ``("search.generations", 5)``.
+
+    The value is read as a TOML value when it parses (numbers, booleans,
+    quoted strings, lists), else kept as a bare string.
+    """
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(
+            f"Override {text!r} is not of the form section.field=value, e.g. search.generations=5."
+        )
+    try:
+        return key, tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key, value.strip()
+
+
+def _merge_override(raw: dict[str, Any], key: str, value: Any, path: Path) -> None:
+    parts = key.split(".")
+    if not all(parts):
+        raise ConfigError(f"Override key {key!r} for {path} is not a dotted field path such as search.generations.")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            dotted = ".".join(parts[: i + 1])
+            raise ConfigError(
+                f"Override {key}={value!r} for {path} cannot be applied: {dotted} is a value, not a table."
+            )
+        node = child
+    node[parts[-1]] = value
+
+
+def _explain(err: ValidationError, path: Path, override_keys: set[str]) -> str:
+    seen: dict[str, str] = {}
+    for e in err.errors():
+        dotted, model, field = _resolve(e["loc"])
+        if dotted in seen:  # a union reports one error per member; keep the first
+            continue
+        seen[dotted] = _describe(e, dotted, model, field, override_keys)
+    n = len(seen)
+    head = f"Campaign config {path} has {n} invalid field{'s' if n > 1 else ''}: "
+    return head + " ".join(seen.values())
+
+
+def _resolve(loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None, str | None]:
+    """Turn a pydantic loc into a dotted path, dropping union-member labels."""
+    model: type[BaseModel] | None = CampaignConfig
+    parts: list[str] = []
+    parent: type[BaseModel] | None = None
+    field: str | None = None
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
+            continue
+        if model is not None and item in model.model_fields:
+            parent, field = model, item
+            parts.append(item)
+            ann = model.model_fields[item].annotation
+            model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+        elif model is not None:  # unknown key under a known table
+            parent, field = model, None
+            parts.append(str(item))
+            model = None
+        # else: a union/type label such as "list[str]"; not part of the path
+    return ".".join(parts), parent, field
+
+
+def _describe(
+    e: Any, dotted: str, model: type[BaseModel] | None, field: str | None, override_keys: set[str]
+) -> str:
+    src = " (set by a command-line override)" if dotted in override_keys else ""
+    value = e.get("input")
+    if e["type"] == "extra_forbidden":
+        known = sorted(model.model_fields) if model is not None else []
+        name = dotted.rsplit(".", 1)[-1]
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+        table = dotted.rsplit(".", 1)[0] if "." in dotted else "the top level"
+        hint = f"Did you mean {close[0]!r}? " if close else ""
+        return (
+            f"{dotted}{src} is not a known field. {hint}Valid fields in {table} are: "
+            f"{', '.join(known)}."
+        )
+    desc = ""
+    if model is not None and field is not None:
+        desc = model.model_fields[field].description or ""
+    shown = _short(value)
+    expected = f" Expected {desc}." if desc else ""
+    return f"{dotted}{src} = {shown} is invalid ({e['msg']}).{expected}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
