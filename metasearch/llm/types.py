@@ -106,3 +106,11 @@ class BudgetExceeded(MetasearchError):
         self.cap = cap
         self.limit = limit
         self.used = used
+
+
+class ProviderError(LLMError):
+    """The provider kept failing (rate limit, server error, timeout) or refused the request."""
+
+
+class LocalModelError(LLMError):
+    """An embedded ``local/`` model cannot be assembled or started."""

@@ -1,0 +1,190 @@
+"""The real backend: every provider through litellm, imported on first use.
+
+litellm's own cache and retries are not used: the gateway owns both (its cache
+is broken in 1.106.2, see PITFALLS.md). Provider exceptions become ours here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from metasearch.llm.backend import (
+    BadRequest,
+    CallTimeout,
+    ConnectionFailed,
+    RateLimited,
+    RawCompletion,
+    Route,
+    ServerError,
+)
+from metasearch.llm.types import (
+    ContextWindowError,
+    LLMRequest,
+    MissingAPIKeyError,
+    ProviderError,
+    UnknownModelError,
+)
+
+# Providers whose key variable we name ourselves; others ask litellm.validate_environment.
+KEY_ENV: dict[str, str] = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "xai": "XAI_API_KEY",
+    "cohere": "COHERE_API_KEY",
+    "fireworks_ai": "FIREWORKS_AI_API_KEY",
+}
+# Providers that run on the user's own machine or server and need no key.
+KEYLESS = {"ollama", "ollama_chat", "hosted_vllm", "llamafile", "lm_studio"}
+COMMON_PROVIDERS = ("openai", "anthropic", "gemini", "ollama", "hosted_vllm", "openrouter", "groq")
+
+
+def _litellm() -> Any:
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    return litellm
+
+
+def known_models(provider: str, limit: int = 8) -> list[str]:
+    """A few model names litellm's price map knows for ``provider``."""
+    cost = _litellm().model_cost
+    names = [k for k, v in cost.items() if v.get("litellm_provider") == provider and "/" not in k]
+    return sorted(names)[:limit]
+
+
+def required_key_env(route: Route) -> str | None:
+    """The environment variable ``route`` needs, or None when it needs none."""
+    if route.api_key_env:
+        return route.api_key_env
+    if route.local or route.provider in KEYLESS:
+        return None
+    if route.api_base and route.provider == "openai":
+        return None  # an OpenAI-compatible server of the user's own (vLLM, llama.cpp)
+    if route.provider in KEY_ENV:
+        return KEY_ENV[route.provider]
+    missing = _litellm().validate_environment(model=route.target).get("missing_keys") or []
+    keys = [k for k in missing if k.endswith("_KEY") or k.endswith("_TOKEN")]
+    return keys[0] if keys else None
+
+
+class LiteLLMBackend:
+    """Calls ``litellm.acompletion``; maps its exceptions to the gateway's."""
+
+    def check(self, route: Route) -> None:
+        litellm = _litellm()
+        providers = {str(getattr(p, "value", p)) for p in litellm.provider_list}
+        if route.provider not in providers:
+            raise UnknownModelError(
+                f"Unknown model '{route.model}': '{route.provider}' is not a provider litellm "
+                f"knows. Name models as <provider>/<model>, e.g. openai/gpt-4o-mini, "
+                f"anthropic/claude-3-5-haiku-20241022, ollama/llama3, openai/<name> with an "
+                f"api_base for vLLM or llama.cpp servers, or local/qwen2.5-coder-1.5b. "
+                f"Common providers: {', '.join(COMMON_PROVIDERS)}."
+            )
+        var = required_key_env(route)
+        if var and not os.environ.get(var):
+            raise MissingAPIKeyError(
+                f"Model '{route.model}' needs an API key in the environment variable {var}, "
+                f"which is not set. Export it (export {var}=...) or pick another model."
+            )
+
+    def check_known(self, route: Route, declared: bool) -> None:
+        """Preflight only: reject a hosted model litellm has never heard of, unless declared."""
+        if route.api_base or route.local or declared or route.provider in KEYLESS:
+            return
+        cost = _litellm().model_cost
+        bare = route.target.split("/", 1)[1] if "/" in route.target else route.target
+        if route.target in cost or bare in cost:
+            return
+        raise UnknownModelError(
+            f"Unknown model '{route.model}': litellm's model list has no '{bare}' for "
+            f"provider {route.provider}. Known ones include: "
+            f"{', '.join(known_models(route.provider)) or '(none listed)'}. If the model is "
+            f"new, declare it under the llm models settings (with its prices) to use it anyway."
+        )
+
+    async def acomplete(self, request: LLMRequest, route: Route) -> RawCompletion:
+        litellm = _litellm()
+        kwargs: dict[str, Any] = {
+            "model": route.target,
+            "messages": [dict(m) for m in request.messages],
+            "temperature": request.temperature,
+            "timeout": route.timeout_s,
+            "max_retries": 0,
+        }
+        if request.max_tokens is not None:
+            kwargs["max_tokens"] = request.max_tokens
+        if request.response_format is not None:
+            kwargs["response_format"] = request.response_format
+        if route.api_base:
+            kwargs["api_base"] = route.api_base
+        if route.api_key:
+            kwargs["api_key"] = route.api_key
+        elif route.api_key_env:
+            kwargs["api_key"] = os.environ.get(route.api_key_env)
+        elif route.api_base and route.provider == "openai" and not os.environ.get("OPENAI_API_KEY"):
+            kwargs["api_key"] = "x"  # own OpenAI-compatible servers ignore the key
+        try:
+            resp = await litellm.acompletion(**kwargs)
+        except Exception as e:
+            raise _map_exception(e, route) from e
+        choice = resp.choices[0]
+        usage = getattr(resp, "usage", None)
+        cost = None
+        if not route.local:
+            try:
+                cost = float(litellm.completion_cost(completion_response=resp))
+            except Exception:
+                cost = None
+        return RawCompletion(
+            text=choice.message.content or "",
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            finish_reason=getattr(choice, "finish_reason", None),
+            cost_usd=cost,
+        )
+
+
+def _map_exception(e: Exception, route: Route) -> Exception:
+    import litellm.exceptions as ex
+
+    msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+    if isinstance(e, ex.ContextWindowExceededError):
+        return ContextWindowError(
+            f"The prompt for '{route.model}' is longer than its context window ({msg}). "
+            "Design shorter contexts: fewer or shorter examples, summarised history, "
+            "or a smaller max_tokens."
+        )
+    if isinstance(e, ex.AuthenticationError):
+        where = route.api_key_env or KEY_ENV.get(route.provider, "the provider's key variable")
+        return MissingAPIKeyError(
+            f"The provider refused the API key for '{route.model}' ({msg}). Check {where}."
+        )
+    if isinstance(e, ex.NotFoundError):
+        return UnknownModelError(
+            f"The provider does not know model '{route.model}' ({msg}). Check the model name."
+        )
+    if isinstance(e, ex.RateLimitError):
+        return RateLimited(msg)
+    if isinstance(e, ex.Timeout):
+        return CallTimeout(msg)
+    if isinstance(e, ex.APIConnectionError):
+        return ConnectionFailed(msg)
+    if isinstance(e, ex.ServiceUnavailableError | ex.InternalServerError | ex.BadGatewayError):
+        return ServerError(msg)
+    if isinstance(e, ex.UnsupportedParamsError | ex.BadRequestError):
+        return BadRequest(msg)
+    status = getattr(e, "status_code", None)
+    if isinstance(status, int) and status >= 500:
+        return ServerError(msg)
+    if isinstance(e, ex.APIError):
+        return ProviderError(f"The call to '{route.model}' failed: {msg}")
+    return e
