@@ -55,12 +55,25 @@ class _Section(BaseModel):
 
 
 class SuiteConfig(_Section):
-    name: str = Field("arith", pattern=_NAME_RE, description="a suite name such as arith, mgsm, gsm8k or drop")
-    data: str | None = Field(None, description="a path to the suite's data file (needed by file-backed suites)")
-    n_val: int = Field(30, ge=1, le=100_000, description="the number of validation tasks, an integer >= 1")
-    n_test: int = Field(60, ge=1, le=100_000, description="the number of test tasks, an integer >= 1")
+    name: str = Field(
+        "arith", pattern=_NAME_RE, description="a suite name such as arith, mgsm, gsm8k or drop"
+    )
+    data: str | None = Field(
+        None, description="a path to the suite's data file (needed by file-backed suites)"
+    )
+    n_val: int = Field(
+        30, ge=1, le=100_000, description="the number of validation tasks, an integer >= 1"
+    )
+    n_test: int = Field(
+        60, ge=1, le=100_000, description="the number of test tasks, an integer >= 1"
+    )
     seed: int = Field(0, description="the integer seed of the task split")
-    difficulty: int | None = Field(None, ge=1, le=10, description="the arith difficulty, an integer 1-10 (omit for the suite default)")
+    difficulty: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="the arith difficulty, an integer 1-10 (omit for the suite default)",
+    )
 
     @property
     def data_path(self) -> Path | None:
@@ -68,20 +81,40 @@ class SuiteConfig(_Section):
 
 
 class ModelConfig(_Section):
-    model: str = Field(..., min_length=1, description="a litellm model string such as local/qwen2.5-coder-0.5b or openai/gpt-4o-mini")
+    model: str = Field(
+        ...,
+        min_length=1,
+        description="a litellm model string such as local/qwen2.5-coder-0.5b or openai/gpt-4o-mini",
+    )
     temperature: float = Field(0.5, ge=0.0, le=2.0, description="a number from 0 to 2")
     max_tokens: int = Field(1024, ge=1, le=1_000_000, description="an integer >= 1")
-    protocol: Literal["auto", "json", "sections"] = Field("auto", description='"auto", "json" or "sections"')
-    api_base: str | None = Field(None, description="the endpoint URL, e.g. http://127.0.0.1:8000/v1")
-    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="the NAME of an environment variable holding the key (never the key itself)")
-    input_usd_per_mtok: float | None = Field(None, ge=0.0, description="the price in USD per million prompt tokens, a number >= 0")
-    output_usd_per_mtok: float | None = Field(None, ge=0.0, description="the price in USD per million completion tokens, a number >= 0")
+    protocol: Literal["auto", "json", "sections"] = Field(
+        "auto", description='"auto", "json" or "sections"'
+    )
+    api_base: str | None = Field(
+        None, description="the endpoint URL, e.g. http://127.0.0.1:8000/v1"
+    )
+    api_key_env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="the NAME of an environment variable holding the key (never the key itself)",
+    )
+    input_usd_per_mtok: float | None = Field(
+        None, ge=0.0, description="the price in USD per million prompt tokens, a number >= 0"
+    )
+    output_usd_per_mtok: float | None = Field(
+        None, ge=0.0, description="the price in USD per million completion tokens, a number >= 0"
+    )
 
 
 class MetaModelConfig(ModelConfig):
     """[models.meta]: the model that writes agents."""
 
-    model: str = Field(DEFAULT_META_MODEL, min_length=1, description="a litellm model string such as local/qwen2.5-coder-1.5b or openai/gpt-4o")
+    model: str = Field(
+        DEFAULT_META_MODEL,
+        min_length=1,
+        description="a litellm model string such as local/qwen2.5-coder-1.5b or openai/gpt-4o",
+    )
     temperature: float = Field(0.8, ge=0.0, le=2.0, description="a number from 0 to 2")
     max_tokens: int = Field(1536, ge=1, le=1_000_000, description="an integer >= 1")
 
@@ -89,13 +122,21 @@ class MetaModelConfig(ModelConfig):
 class TaskModelConfig(ModelConfig):
     """[models.task]: the default model of the agents' LLMAgentBase calls."""
 
-    model: str = Field(DEFAULT_TASK_MODEL, min_length=1, description="a litellm model string such as local/qwen2.5-coder-0.5b or openai/gpt-4o-mini")
+    model: str = Field(
+        DEFAULT_TASK_MODEL,
+        min_length=1,
+        description="a litellm model string such as local/qwen2.5-coder-0.5b or openai/gpt-4o-mini",
+    )
     max_tokens: int = Field(512, ge=1, le=1_000_000, description="an integer >= 1")
 
 
 class ModelsConfig(_Section):
-    meta: MetaModelConfig = Field(default_factory=MetaModelConfig, description="the [models.meta] table")
-    task: TaskModelConfig = Field(default_factory=TaskModelConfig, description="the [models.task] table")
+    meta: MetaModelConfig = Field(
+        default_factory=MetaModelConfig, description="the [models.meta] table"
+    )
+    task: TaskModelConfig = Field(
+        default_factory=TaskModelConfig, description="the [models.task] table"
+    )
 
 
 class SearchConfig(_Section):
@@ -105,9 +146,15 @@ class SearchConfig(_Section):
     repair_rounds: int = Field(2, ge=0, le=10, description="an integer from 0 to 10")
     debug_rounds: int = Field(2, ge=0, le=10, description="an integer from 0 to 10")
     seeds: list[str] | Literal["all"] = Field(
-        "all", description='"all" or a list of seed names from archive/, e.g. ["chain_of_thought", "self_consistency"]'
+        "all",
+        description='"all" or a list of seed names from archive/, e.g. ["chain_of_thought", "self_consistency"]',
     )
-    archive_context: int = Field(8, ge=1, le=1000, description="how many archive entries the meta prompt shows, an integer >= 1")
+    archive_context: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="how many archive entries the meta prompt shows, an integer >= 1",
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -127,23 +174,49 @@ class SearchConfig(_Section):
 
 class PruningConfig(_Section):
     enabled: bool = Field(True, description="true or false")
-    minibatch: int = Field(8, ge=1, le=100_000, description="the first minibatch size, an integer >= 1")
-    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="the CI level used to prune, a number between 0.5 and 1 (exclusive)")
+    minibatch: int = Field(
+        8, ge=1, le=100_000, description="the first minibatch size, an integer >= 1"
+    )
+    confidence: float = Field(
+        0.95,
+        gt=0.5,
+        lt=1.0,
+        description="the CI level used to prune, a number between 0.5 and 1 (exclusive)",
+    )
 
 
 class BudgetConfig(_Section):
-    max_usd: float | None = Field(None, ge=0.0, description="a spending cap in USD, a number >= 0 (omit for none)")
-    max_calls: int | None = Field(None, ge=1, description="a cap on LLM calls, an integer >= 1 (omit for none)")
-    max_tokens: int | None = Field(None, ge=1, description="a cap on total tokens, an integer >= 1 (omit for none)")
+    max_usd: float | None = Field(
+        None, ge=0.0, description="a spending cap in USD, a number >= 0 (omit for none)"
+    )
+    max_calls: int | None = Field(
+        None, ge=1, description="a cap on LLM calls, an integer >= 1 (omit for none)"
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, description="a cap on total tokens, an integer >= 1 (omit for none)"
+    )
 
 
 class RunConfig(_Section):
-    concurrency: int = Field(4, ge=1, le=1024, description="parallel LLM calls, an integer from 1 to 1024")
-    sandbox: Literal["auto", "bwrap", "unshare", "none"] = Field("auto", description='"auto", "bwrap", "unshare" or "none"')
-    tracking_uri: str | None = Field(None, description="an MLflow tracking URI such as http://127.0.0.1:5000 (omit for sqlite in the campaign dir)")
-    out: str = Field("runs/campaign", min_length=1, description="the campaign directory (default runs/<config file name>)")
+    concurrency: int = Field(
+        4, ge=1, le=1024, description="parallel LLM calls, an integer from 1 to 1024"
+    )
+    sandbox: Literal["auto", "bwrap", "unshare", "none"] = Field(
+        "auto", description='"auto", "bwrap", "unshare" or "none"'
+    )
+    tracking_uri: str | None = Field(
+        None,
+        description="an MLflow tracking URI such as http://127.0.0.1:5000 (omit for sqlite in the campaign dir)",
+    )
+    out: str = Field(
+        "runs/campaign",
+        min_length=1,
+        description="the campaign directory (default runs/<config file name>)",
+    )
     task_timeout_s: float = Field(300.0, gt=0, description="seconds per task, a number > 0")
-    candidate_timeout_s: float = Field(3600.0, gt=0, description="seconds per candidate evaluation, a number > 0")
+    candidate_timeout_s: float = Field(
+        3600.0, gt=0, description="seconds per candidate evaluation, a number > 0"
+    )
 
     @property
     def out_dir(self) -> Path:
@@ -151,8 +224,18 @@ class RunConfig(_Section):
 
 
 class LocalConfig(_Section):
-    n_parallel: int = Field(4, ge=1, le=64, description="parallel slots of each local model server, an integer from 1 to 64")
-    n_threads: int | None = Field(None, ge=1, le=1024, description="CPU threads per local model server, an integer >= 1 (omit for auto)")
+    n_parallel: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="parallel slots of each local model server, an integer from 1 to 64",
+    )
+    n_threads: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="CPU threads per local model server, an integer >= 1 (omit for auto)",
+    )
 
 
 class CampaignConfig(_Section):
@@ -249,7 +332,9 @@ def parse_override(text: str) -> tuple[str, Any]:
 def _merge_override(raw: dict[str, Any], key: str, value: Any, path: Path) -> None:
     parts = key.split(".")
     if not all(parts):
-        raise ConfigError(f"Override key {key!r} for {path} is not a dotted field path such as search.generations.")
+        raise ConfigError(
+            f"Override key {key!r} for {path} is not a dotted field path such as search.generations."
+        )
     node = raw
     for i, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
