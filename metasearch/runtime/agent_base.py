@@ -1,0 +1,218 @@
+"""``LLMAgentBase``: the ADAS agent building block, over our transport and reply protocols.
+
+Agent code never constructs a gateway or reads globals: ``load_agent`` builds a
+per-load subclass bound to a :class:`RuntimeContext` (settings + transport)
+with :func:`bind_agent_class` and puts it in the agent's namespace under the
+name ``LLMAgentBase``.
+
+``model`` is accepted for ADAS compatibility but ignored: every call uses the
+run's task model (``AgentSettings.model``). ADAS archives name models such as
+``gpt-3.5-turbo``; a run must be comparable across agents, so the run decides.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from typing import Any
+
+from metasearch.llm.types import ContextWindowError, LLMRequest
+from metasearch.runtime.context import RuntimeContext, request_key
+from metasearch.runtime.info import Info
+from metasearch.runtime.protocols import describe_fields, get_protocol
+
+UNPACK_HINT = (
+    "LLMAgentBase(...) returns a list of Info, one per output field; unpack it: "
+    "thinking, answer = agent([taskInfo], instruction)"
+)
+
+
+class InfoList(list):
+    """The list an agent call returns; using it as a single Info explains the fix."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name in Info._fields:
+            raise AttributeError(f"a list of Info has no attribute '{name}'. {UNPACK_HINT}")
+        raise AttributeError(f"'list' object has no attribute '{name}'")
+
+
+def render_user_prompt(infos: list[Info], instruction: str, me: str) -> str:
+    """ADAS's user message: each Info as a section, the instruction last."""
+    text = ""
+    for name, author, content, idx in infos:
+        if author == me:
+            author = f"{author} (yourself)"
+        if name == "task":
+            text += f"# Your Task:\n{content}\n\n"
+        elif isinstance(idx, int) and idx != -1:
+            text += f"### {name} #{idx + 1} by {author}:\n{content}\n\n"
+        else:
+            text += f"### {name} by {author}:\n{content}\n\n"
+    return text + instruction
+
+
+def _check_inputs(input_infos: Any, agent: LLMAgentBase) -> list[Info]:
+    if isinstance(input_infos, Info):
+        return [input_infos]  # a single Info: unambiguous, so accept it
+    if isinstance(input_infos, str):
+        raise TypeError(
+            f"{agent!r} was called with a string as its first argument, but it takes a list "
+            "of Info: agent([taskInfo, other_info], instruction). To pass your own text, wrap "
+            "it: Info('note', 'User', text, -1)."
+        )
+    if not isinstance(input_infos, list | tuple):
+        raise TypeError(
+            f"{agent!r} takes a list of Info as its first argument, got "
+            f"{type(input_infos).__name__}: call it as agent([taskInfo], instruction)."
+        )
+    out: list[Info] = []
+    for i, item in enumerate(input_infos):
+        if isinstance(item, Info):
+            out.append(item)
+        elif isinstance(item, list | tuple) and item and all(isinstance(x, Info) for x in item):
+            out.extend(item)  # another agent's whole output list: flatten it
+        else:
+            raise TypeError(
+                f"input_infos[{i}] passed to {agent!r} is a {type(item).__name__}, not an Info. "
+                "Pass the Info objects that agents return (e.g. [taskInfo, thinking, answer]); "
+                "to pass your own text, wrap it: Info('note', 'User', text, -1)."
+            )
+    return out
+
+
+class LLMAgentBase:
+    """An LLM call that returns named output fields as ``Info`` (ADAS-compatible).
+
+    >>> cot = LLMAgentBase(['thinking', 'answer'], 'Chain-of-Thought Agent')   # doctest: +SKIP
+    >>> thinking, answer = cot([taskInfo], 'Think step by step, then answer.')  # doctest: +SKIP
+    """
+
+    _ctx: RuntimeContext | None = None
+
+    def __init__(
+        self,
+        output_fields: list[str],
+        agent_name: str,
+        role: str = "helpful assistant",
+        model: str | None = None,
+        temperature: float = 0.5,
+    ) -> None:
+        if isinstance(output_fields, str):
+            output_fields = [output_fields]
+        if not output_fields or not all(isinstance(f, str) and f for f in output_fields):
+            raise TypeError(
+                "LLMAgentBase's first argument must be a non-empty list of field names, "
+                "e.g. LLMAgentBase(['thinking', 'answer'], 'Chain-of-Thought Agent')."
+            )
+        self.output_fields = list(output_fields)
+        self.agent_name = str(agent_name)
+        self.role = str(role)
+        self.model = model  # ignored: the run's task model is used (see module docstring)
+        self.temperature = float(temperature)
+        if self._ctx is not None:
+            self.id = self._ctx.scope.new_agent_id()
+        else:
+            self.id = "".join(random.choices(string.ascii_letters + string.digits, k=4))
+
+    def __repr__(self) -> str:
+        return f"{self.agent_name} {self.id}"
+
+    def _context(self) -> RuntimeContext:
+        if self._ctx is None:
+            raise RuntimeError(
+                "This LLMAgentBase is not bound to a run; use the LLMAgentBase that "
+                "load_agent puts in the agent's namespace."
+            )
+        return self._ctx
+
+    def generate_prompt(self, input_infos: list[Info], instruction: str) -> tuple[str, str]:
+        """(system message, user message) for a call, as ADAS builds them."""
+        ctx = self._context()
+        descriptions = describe_fields(self.output_fields, ctx.settings.answer_hint)
+        protocol = get_protocol(ctx.settings.protocol)
+        system = f"You are a {self.role}.\n\n{protocol.format_instruction(descriptions)}"
+        return system, render_user_prompt(input_infos, instruction, repr(self))
+
+    def __call__(self, input_infos: list[Info], instruction: str, iteration_idx: int = -1) -> list[Info]:
+        infos = _check_inputs(input_infos, self)
+        if not isinstance(instruction, str):
+            raise TypeError(
+                f"The instruction passed to {self!r} must be a string, got "
+                f"{type(instruction).__name__}: agent([taskInfo], 'Think step by step ...')."
+            )
+        system, user = self.generate_prompt(infos, instruction)
+        values = self._ask(system, user)
+        me = repr(self)
+        return InfoList(Info(f, me, values[f], iteration_idx) for f in self.output_fields)
+
+    query = __call__
+
+    def _ask(self, system: str, user: str) -> dict[str, str]:
+        """Call, parse, repair once if needed, and fill what is still missing with ''."""
+        ctx = self._context()
+        protocol = get_protocol(ctx.settings.protocol)
+        fields = self.output_fields
+        messages = ({"role": "system", "content": system}, {"role": "user", "content": user})
+        text = self._complete(messages, protocol.response_format(fields))
+        parsed = protocol.parse(text, fields)
+        values = dict(parsed or {})
+        missing = [f for f in fields if f not in values]
+        if missing:
+            reason = (
+                protocol.failure_reason() if parsed is None
+                else "it lacks the field(s) " + ", ".join(repr(f) for f in missing)
+            )
+            fmt = protocol.format_instruction(describe_fields(fields, ctx.settings.answer_hint))
+            repair = messages + (
+                {"role": "assistant", "content": text},
+                {"role": "user", "content": f"Your reply could not be used: {reason}. "
+                 f"Reply again with the same content, in exactly this format.\n\n{fmt}"},
+            )
+            ctx.note("repair")
+            text2 = self._complete(repair, protocol.response_format(fields))
+            parsed2 = protocol.parse(text2, fields)
+            values.update(parsed2 or {})
+            if parsed is None and parsed2 is None:
+                ctx.note("parse_failure")
+            missing = [f for f in fields if f not in values]
+            if missing:
+                ctx.note("missing_field", n=len(missing))
+        return {f: values.get(f, "") for f in fields}
+
+    def _complete(self, messages: tuple[dict[str, str], ...], response_format: dict | None) -> str:
+        ctx = self._context()
+        s = ctx.settings
+        key = request_key(
+            model=s.model, messages=messages, temperature=self.temperature,
+            max_tokens=s.max_tokens, response_format=response_format,
+        )
+        request = LLMRequest(
+            model=s.model,
+            messages=messages,
+            temperature=self.temperature,
+            max_tokens=s.max_tokens,
+            response_format=response_format,
+            sample_index=ctx.scope.next_sample_index(key),
+            role="task",
+            candidate=s.candidate,
+        )
+        try:
+            response = ctx.transport.complete(request)
+        except ContextWindowError as e:
+            size = sum(len(m["content"]) for m in messages)
+            raise ContextWindowError(
+                f"The prompt of {self!r} ({size} characters) is longer than the task model's "
+                "context window. Design the agent to pass shorter contexts: fewer Infos per "
+                "call (e.g. only the latest attempts, not all of them), or summarise first. "
+                f"(Provider said: {e})"
+            ) from e
+        if response.truncated:
+            ctx.note("truncated")
+            ctx.scope.truncated = True
+        return response.text
+
+
+def bind_agent_class(ctx: RuntimeContext) -> type[LLMAgentBase]:
+    """A subclass of :class:`LLMAgentBase` bound to one load's context."""
+    return type("LLMAgentBase", (LLMAgentBase,), {"_ctx": ctx, "__module__": __name__,
+                                                  "__doc__": LLMAgentBase.__doc__})
