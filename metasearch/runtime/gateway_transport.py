@@ -8,7 +8,10 @@ from metasearch.llm.types import LLMRequest, LLMResponse
 
 
 class GatewayTransport:
-    """Adapts a ``Gateway`` (``complete(req)`` and ``ledger.note(...)``) to a Transport."""
+    """Adapts a ``Gateway`` to a Transport (it already has ``complete`` and ``note``).
+
+    Kept as a seam so the runtime depends on the Transport protocol only.
+    """
 
     def __init__(self, gateway: Any) -> None:
         self._gateway = gateway
@@ -17,4 +20,4 @@ class GatewayTransport:
         return self._gateway.complete(request)
 
     def note(self, event: str, *, candidate: str | None = None, n: int = 1) -> None:
-        self._gateway.ledger.note(event, candidate=candidate, n=n, role="task")
+        self._gateway.note(event, candidate=candidate, n=n)
