@@ -56,8 +56,15 @@ def _litellm() -> Any:
 def known_models(provider: str, limit: int = 8) -> list[str]:
     """A few model names litellm's price map knows for ``provider``."""
     cost = _litellm().model_cost
-    names = [k for k, v in cost.items() if v.get("litellm_provider") == provider and "/" not in k]
-    return sorted(names)[:limit]
+    names = [
+        k
+        for k, v in cost.items()
+        if v.get("litellm_provider") == provider
+        and v.get("mode") == "chat"
+        and "/" not in k
+        and ":" not in k
+    ]
+    return sorted(names, key=lambda n: (len(n), n))[:limit]
 
 
 def required_key_env(route: Route) -> str | None:
@@ -174,10 +181,11 @@ def _map_exception(e: Exception, route: Route) -> Exception:
         )
     if isinstance(e, ex.RateLimitError):
         return RateLimited(msg)
-    if isinstance(e, ex.Timeout):
+    chain = _chain_names(e)
+    if isinstance(e, ex.Timeout) or any("Timeout" in n for n in chain):
         return CallTimeout(msg)
-    if isinstance(e, ex.APIConnectionError):
-        return ConnectionFailed(msg)
+    if isinstance(e, ex.APIConnectionError) or any("Connect" in n for n in chain):
+        return ConnectionFailed(msg)  # litellm reports refused connections as 500s
     if isinstance(e, ex.ServiceUnavailableError | ex.InternalServerError | ex.BadGatewayError):
         return ServerError(msg)
     if isinstance(e, ex.UnsupportedParamsError | ex.BadRequestError):
@@ -188,3 +196,14 @@ def _map_exception(e: Exception, route: Route) -> Exception:
     if isinstance(e, ex.APIError):
         return ProviderError(f"The call to '{route.model}' failed: {msg}")
     return e
+
+
+def _chain_names(e: BaseException) -> list[str]:
+    names: list[str] = []
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        names.append(type(cur).__name__)
+        cur = cur.__cause__ or cur.__context__
+    return names
