@@ -71,8 +71,8 @@ class SuiteConfig(_Section):
     difficulty: int | None = Field(
         None,
         ge=1,
-        le=10,
-        description="the arith difficulty, an integer 1-10 (omit for the suite default)",
+        le=5,
+        description="the arith difficulty, an integer 1-5 (omit for the suite default)",
     )
 
     @property
