@@ -151,9 +151,7 @@ def _assigned_names(stmt: cst.BaseSmallStatement) -> list[str]:
 def _bound_names(stmt: cst.BaseSmallStatement) -> set[str] | None:
     """Names an import or assignment binds; None for ``from x import *``."""
     if isinstance(stmt, cst.Import):
-        return {
-            a.asname.name.value if a.asname else _dotted_root(a.name) for a in stmt.names
-        }  # type: ignore[union-attr]
+        return {a.asname.name.value if a.asname else _dotted_root(a.name) for a in stmt.names}  # type: ignore[union-attr]
     if isinstance(stmt, cst.ImportFrom):
         if isinstance(stmt.names, cst.ImportStar):
             return None
@@ -202,7 +200,11 @@ def _is_placeholder(fn: cst.FunctionDef) -> bool:
             s.value, cst.Ellipsis | cst.SimpleString | cst.ConcatenatedString
         ):
             continue
-        if isinstance(s, cst.Raise) and s.exc is not None and "NotImplementedError" in _names_in(s.exc):
+        if (
+            isinstance(s, cst.Raise)
+            and s.exc is not None
+            and "NotImplementedError" in _names_in(s.exc)
+        ):
             continue
         return False
     return True
@@ -410,10 +412,14 @@ class _Normalizer:
         for name, fn in methods.items():
             if name in RUNTIME_NAMES:
                 continue
-            decos = [d for d in fn.decorators if not (
-                isinstance(d.decorator, cst.Name)
-                and d.decorator.value in ("staticmethod", "classmethod")
-            )]
+            decos = [
+                d
+                for d in fn.decorators
+                if not (
+                    isinstance(d.decorator, cst.Name)
+                    and d.decorator.value in ("staticmethod", "classmethod")
+                )
+            ]
             uses = bool(attrs & self._self_attrs(fn, {"self", cname}))
             new_fn = fn.visit(rewriter)
             assert isinstance(new_fn, cst.FunctionDef)
@@ -483,7 +489,9 @@ class _Normalizer:
     # -- forward selection
     def _choose_forward(self, body: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
         forwards = [
-            i for i, s in enumerate(body) if isinstance(s, cst.FunctionDef) and s.name.value == "forward"
+            i
+            for i, s in enumerate(body)
+            if isinstance(s, cst.FunctionDef) and s.name.value == "forward"
         ]
         if len(forwards) > 1:
             keep = forwards[-1]
@@ -548,7 +556,9 @@ class _Normalizer:
                             picked.append(i)
                             needed |= _names_in(small)
                     if picked:
-                        stmts = [cst.SimpleStatementLine(body=[hoist[i][0]]) for i in sorted(picked)]
+                        stmts = [
+                            cst.SimpleStatementLine(body=[hoist[i][0]]) for i in sorted(picked)
+                        ]
                         moved.update(n for i in picked for n in hoist[i][1])
                         s = _prepend(s, stmts)
                 out.append(s)
@@ -604,7 +614,9 @@ class _Normalizer:
         ):
             old = names[1]
             params[1] = params[1].with_changes(name=cst.Name("taskInfo"), annotation=None)
-            body = stmt.body.visit(_Rewriter(owners=set(), attrs=set(), methods={}, rename={old: "taskInfo"}))
+            body = stmt.body.visit(
+                _Rewriter(owners=set(), attrs=set(), methods={}, rename={old: "taskInfo"})
+            )
             self.note(f"renamed the parameter {old} of forward to taskInfo")
             stmt = stmt.with_changes(params=stmt.params.with_changes(params=params), body=body)
         return stmt
@@ -624,7 +636,9 @@ class _Normalizer:
             if isinstance(s, cst.FunctionDef):
                 new = s.visit(rewriter)
                 if not new.deep_equals(s):
-                    self.note("rewrote self.<helper>(...) calls into calls of the top-level helpers")
+                    self.note(
+                        "rewrote self.<helper>(...) calls into calls of the top-level helpers"
+                    )
                 s = new
             out.append(s)
         return out
@@ -643,9 +657,12 @@ def _prepend(fn: cst.FunctionDef, stmts: Sequence[cst.BaseStatement]) -> cst.Fun
         return fn
     body = list(fn.body.body)
     at = 0
-    if body and isinstance(body[0], cst.SimpleStatementLine) and isinstance(
-        body[0].body[0], cst.Expr
-    ) and isinstance(body[0].body[0].value, cst.SimpleString | cst.ConcatenatedString):
+    if (
+        body
+        and isinstance(body[0], cst.SimpleStatementLine)
+        and isinstance(body[0].body[0], cst.Expr)
+        and isinstance(body[0].body[0].value, cst.SimpleString | cst.ConcatenatedString)
+    ):
         at = 1
     body[at:at] = list(stmts)
     return fn.with_changes(body=fn.body.with_changes(body=body))
@@ -676,7 +693,9 @@ def _find_problems(module: cst.Module) -> list[NormalizeFinding]:
         if fn.asynchronous is not None:
             findings.append(
                 NormalizeFinding(
-                    "forward-signature", start.line, start.column + 1,
+                    "forward-signature",
+                    start.line,
+                    start.column + 1,
                     "forward is `async def`; the runtime calls it as a plain function.",
                     "Write `def forward(self, taskInfo):` without async.",
                 )
@@ -688,7 +707,9 @@ def _find_problems(module: cst.Module) -> list[NormalizeFinding]:
         if required != ["self", "taskInfo"] or bad_star:
             findings.append(
                 NormalizeFinding(
-                    "forward-signature", start.line, start.column + 1,
+                    "forward-signature",
+                    start.line,
+                    start.column + 1,
                     f"forward has the signature ({', '.join(required) or 'no parameters'}); "
                     "it must be (self, taskInfo).",
                     "Write exactly `def forward(self, taskInfo):` and read the question "
@@ -701,7 +722,9 @@ def _find_problems(module: cst.Module) -> list[NormalizeFinding]:
             what = "forward" if fn.name.value == "forward" else f"the helper {fn.name.value}"
             findings.append(
                 NormalizeFinding(
-                    "placeholder-body", start.line, start.column + 1,
+                    "placeholder-body",
+                    start.line,
+                    start.column + 1,
                     f"{what} has no real body (only pass, ... or a docstring).",
                     "Write the body, or delete the helper and do that step inside forward "
                     "with an LLMAgentBase call.",

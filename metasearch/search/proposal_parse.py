@@ -260,10 +260,7 @@ def format_instructions_short(expected: OutputFormat, kind: Kind) -> str:
         return "two sections, `## debug_thought` and `## code` (the code in a ```python fence)"
     if expected == "json":
         return 'one JSON object with the keys "thought", "name" and "code"'
-    return (
-        "three sections, `## thought`, `## name` and `## code` "
-        "(the code in a ```python fence)"
-    )
+    return "three sections, `## thought`, `## name` and `## code` (the code in a ```python fence)"
 
 
 def _reason_unreadable(text: str, expected: OutputFormat, kind: Kind, truncated: bool) -> str:
