@@ -1,0 +1,116 @@
+"""report.md and progress.png render from plain data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from metasearch.archive import CandidateRecord, SplitScore
+from metasearch.report import PairedSummary, render_markdown, write_report
+
+
+def records() -> list[CandidateRecord]:
+    return [
+        CandidateRecord(
+            id="seed-cot",
+            name="Chain-of-Thought",
+            generation="initial",
+            status="ok",
+            val=SplitScore(0.4, 0.2, 0.6, 8),
+            test=SplitScore(0.35, 0.25, 0.45, 60),
+            calls=8,
+        ),
+        CandidateRecord(
+            id="g001-00",
+            name="Broken | pipes",
+            generation=1,
+            status="invalid",
+            reason="no top-level forward\nline 3",
+            calls=1,
+        ),
+        CandidateRecord(
+            id="g001-01",
+            name="Pruned",
+            generation=1,
+            status="pruned",
+            val=SplitScore(0.1, 0.0, 0.3, 4),
+            reason="upper CI below best",
+            calls=4,
+        ),
+        CandidateRecord(
+            id="g001-02",
+            name="Vote",
+            generation=1,
+            status="ok",
+            val=SplitScore(0.625, 0.375, 0.875, 8),
+            test=SplitScore(0.5, 0.38, 0.62, 60),
+            calls=40,
+            cost_usd=0.02,
+        ),
+    ]
+
+
+def test_report_and_plot_are_written(tmp_path: Path) -> None:
+    path = write_report(
+        tmp_path,
+        records(),
+        title="Quickstart",
+        yield_counts={
+            "proposed": 4,
+            "parsed": 3,
+            "normalised": 3,
+            "valid": 2,
+            "ran": 2,
+            "scored>0": 1,
+        },
+        paired=PairedSummary(
+            best_id="g001-02", baseline_id="seed-cot", mean=0.15, ci_low=0.02, ci_high=0.28, n=60
+        ),
+        notes=["quickstart sizes"],
+    )
+    assert path == tmp_path / "report.md"
+    png = tmp_path / "progress.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    text = path.read_text()
+    assert text.startswith("# Quickstart")
+    assert "![best-so-far validation score](progress.png)" in text
+    for rid in ("seed-cot", "g001-00", "g001-01", "g001-02"):
+        assert f"`{rid}`" in text
+    assert "Broken \\| pipes" in text  # table cells are escaped
+    assert "no top-level forward line 3" in text
+    assert "62.5 [37.5, 87.5] (n=8)" in text
+    assert "50.0 [38.0, 62.0] (n=60)" in text
+    assert "| scored>0 | 1 | 25% |" in text
+    assert "+15.0 points" in text and "[+2.0, +28.0]" in text and "better than" in text
+    assert "best on validation" in text
+    assert "Best on validation: `g001-02`" in text
+    assert not list(tmp_path.glob(".*"))  # no temp files left behind
+
+
+def test_inconclusive_difference_is_said_plainly() -> None:
+    text = render_markdown(
+        records(),
+        paired=PairedSummary(
+            best_id="g001-02", baseline_id="seed-cot", mean=0.05, ci_low=-0.1, ci_high=0.2, n=60
+        ),
+    )
+    assert "not distinguishable from" in text
+
+
+def test_no_test_results_no_test_section() -> None:
+    rs = [r for r in records() if r.test is None]
+    text = render_markdown(rs)
+    assert "Final test results" not in text and "yield" not in text
+
+
+def test_empty_campaign(tmp_path: Path) -> None:
+    path = write_report(tmp_path, [])
+    assert "Candidates: 0" in path.read_text()
+    assert not (tmp_path / "progress.png").exists()
+
+
+def test_paired_summary_from_any_object() -> None:
+    class Diff:
+        mean, ci_low, ci_high, n = 0.1, -0.05, 0.25, 30
+
+    s = PairedSummary.of(Diff(), best_id="a", baseline_id="b")
+    assert (s.mean, s.n, s.best_id) == (0.1, 30, "a")
