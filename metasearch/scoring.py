@@ -34,10 +34,11 @@ __all__ = [
 # A minus sign counts only when it does not follow a word character or ")",
 # so "5-3" reads as 5 and 3, not 5 and -3.
 _NUMBER = re.compile(
-    r"(?P<sign>(?<![\w)])[-\u2212])?[$\u20ac\u00a3]?\s?"
+    r"(?P<sign>(?<![\w)])[-\u2212])?(?:[$\u20ac\u00a3]\s?)?"
     r"(?:(?P<num>\d+)/(?P<den>\d+)(?![\d/])"
     r"|(?P<int>\d{1,3}(?:,\d{3})+|\d+|(?=\.\d))(?P<dec>\.\d+)?)"
 )
+_FRAC = re.compile(r"\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(\d+)\s*\}")
 _BOXED = re.compile(r"\\boxed\s*\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
 # Explicit answer markers: "The answer is", "Answer:", "answer =", "## answer\n".
 _MARKER = re.compile(r"\banswer\b\s*(?:\*\*)?\s*(?:is\b|was\b|:|=|\n)", re.IGNORECASE)
@@ -64,7 +65,8 @@ def extract_number(text: str) -> float | None:
     In order of preference: the last ``\\boxed{...}``, the text after the last
     ``####``, the first number after the last explicit answer marker ("The
     answer is", "Answer:"), and otherwise the last number in the text.
-    Understands ``$1,234.00``, ``-3``, ``0.5``, ``.5``, ``1/2`` and ``50%``.
+    Understands ``$1,234.00``, ``-3``, ``0.5``, ``.5``, ``1/2``, ``\\frac{1}{2}``
+    and ``50%``.
     Comma groups of exactly three digits are thousands separators; anything
     else with commas ("1, 2, 3" or "1,2,3") is a list, whose last item wins.
 
@@ -75,6 +77,7 @@ def extract_number(text: str) -> float | None:
     """
     if not isinstance(text, str) or not text:
         return None
+    text = _FRAC.sub(r"\1/\2", text)
     boxed = _BOXED.findall(text)
     if boxed:
         nums = _numbers(boxed[-1])
