@@ -46,6 +46,7 @@ TAG_ROLE = "metasearch.role"  # "campaign" on the parent run, "candidate" on nes
 TAG_CANDIDATE = "metasearch.candidate_id"
 TAG_STATUS = "status"
 TAG_GENERATION = "metasearch.generation"
+TAG_COMPLETE = "metasearch.complete"
 _PARAM_MAX = 500
 _RUN_STATUS = {"ok": "FINISHED", "pruned": "KILLED", "budget": "KILLED"}  # else FAILED
 
@@ -238,7 +239,6 @@ class Tracker:
                 rid, results if isinstance(results, dict) else {"results": results}, "results.json"
             )
         c.log_dict(rid, _scores_doc(record), "scores.json")
-        c.set_terminated(rid, status=_RUN_STATUS.get(record.status, "FAILED"))
         step_metrics = {
             "best_val_score": best_val,
             "cum_cost_usd": cum_cost_usd,
@@ -248,6 +248,8 @@ class Tracker:
             self._parent(),
             metrics=[Metric(k, float(v), now, step) for k, v in step_metrics.items() if _finite(v)],
         )
+        c.set_tag(rid, TAG_COMPLETE, "1")  # last: a run without it was cut off by a crash
+        c.set_terminated(rid, status=_RUN_STATUS.get(record.status, "FAILED"))
         self._runs[record.id] = rid
         return rid
 
@@ -332,8 +334,12 @@ class Tracker:
             self.client, self.experiment_id or "", f"tags.`{TAG_ROLE}` = 'candidate'"
         ):
             cid = run.data.tags.get(TAG_CANDIDATE)
-            if cid and cid not in found:
-                found[cid] = run.info.run_id
+            if not cid or cid in found:
+                continue
+            if run.data.tags.get(TAG_COMPLETE) != "1":
+                self.client.delete_run(run.info.run_id)  # half-logged before a crash: redo
+                continue
+            found[cid] = run.info.run_id
         return found
 
 

@@ -147,11 +147,18 @@ def test_resume_does_not_duplicate_runs(store, tmp_path: Path) -> None:
     fill(arc)
     first = tracker(store, name)
     parent = first.start({"budget.max_usd": "1.0"})
-    first.log_candidate(arc.records()[0], step=0, code=CODE)  # then "crash"
+    first.log_candidate(arc.records()[0], step=0, code=CODE)
+    # then a crash half-way through logging the next candidate
+    half = first.client.create_run(
+        first.experiment_id or "",
+        tags={"metasearch.role": "candidate", "metasearch.candidate_id": "g001-00"},
+    )
 
     second = tracker(store, name)  # a new process resuming
     assert second.start({"budget.max_usd": "5.0"}) == parent
     assert second.has_candidate(seed_id("cot"))
+    assert not second.has_candidate("g001-00")  # the half-logged run is dropped and redone
+    assert second.client.get_run(half.info.run_id).info.lifecycle_stage == "deleted"
     assert second.sync(arc) == 2
     assert second.sync(arc) == 0
     arc.add_test_result(candidate_id(1, 1), SplitScore(0.6, 0.4, 0.8, 8))
