@@ -105,6 +105,7 @@ class SplitScore:
     ci_high: float
     n: int
     scores: Mapping[str, float] = field(default_factory=dict)
+    median: float | None = None  # median of the bootstrap means (ADAS fitness strings)
 
     @classmethod
     def of(cls, fitness: Any, scores: Mapping[str, float] | None = None) -> SplitScore:
@@ -115,6 +116,7 @@ class SplitScore:
             ci_high=float(fitness.ci_high),
             n=int(fitness.n),
             scores=dict(scores if scores is not None else getattr(fitness, "scores", None) or {}),
+            median=float(fitness.median) if getattr(fitness, "median", None) is not None else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -124,6 +126,7 @@ class SplitScore:
             "ci_high": self.ci_high,
             "n": self.n,
             "scores": dict(self.scores),
+            "median": self.median,
         }
 
     @classmethod
@@ -134,6 +137,7 @@ class SplitScore:
             ci_high=float(d["ci_high"]),
             n=int(d["n"]),
             scores={str(k): float(v) for k, v in (d.get("scores") or {}).items()},
+            median=float(d["median"]) if d.get("median") is not None else None,
         )
 
 

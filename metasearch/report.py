@@ -42,17 +42,22 @@ class PairedSummary:
     ci_low: float
     ci_high: float
     n: int
+    p_value: float | None = None
 
     @classmethod
     def of(cls, diff: Any, *, best_id: str, baseline_id: str) -> PairedSummary:
-        """From any object with ``mean``, ``ci_low``, ``ci_high``, ``n`` (e.g. stats.PairedDiff)."""
+        """From a :class:`metasearch.stats.PairedDiff` (``mean_diff``, ``ci_low``, ``ci_high``,
+        ``n``, ``p_value``) or any object with ``mean`` instead of ``mean_diff``."""
+        mean = diff.mean_diff if hasattr(diff, "mean_diff") else diff.mean
+        p = getattr(diff, "p_value", None)
         return cls(
             best_id=best_id,
             baseline_id=baseline_id,
-            mean=float(diff.mean),
+            mean=float(mean),
             ci_low=float(diff.ci_low),
             ci_high=float(diff.ci_high),
             n=int(diff.n),
+            p_value=float(p) if p is not None else None,
         )
 
 
@@ -214,8 +219,13 @@ def _test_section(records: Sequence[CandidateRecord], paired: PairedSummary | No
         out += [
             f"Paired difference on the same {paired.n} test tasks, `{paired.best_id}` − "
             f"`{paired.baseline_id}`: **{100 * paired.mean:+.1f} points**, 95% CI "
-            f"[{100 * paired.ci_low:+.1f}, {100 * paired.ci_high:+.1f}]. "
-            f"At this sample size the best generated agent is {verdict} the best seed.",
+            f"[{100 * paired.ci_low:+.1f}, {100 * paired.ci_high:+.1f}]"
+            + (
+                f", one-sided bootstrap p = {paired.p_value:.3f}. "
+                if paired.p_value is not None
+                else ". "
+            )
+            + f"At this sample size the best generated agent is {verdict} the best seed.",
             "",
         ]
     return out

@@ -298,3 +298,12 @@ def test_kill_9_mid_stream_leaves_a_consistent_archive(tmp_path: Path) -> None:
         for r in arc.records():
             assert (tmp_path / r.code_path).is_file()
         arc.close()
+
+
+def test_split_score_from_stats_fitness() -> None:
+    from metasearch.stats import bootstrap_ci
+
+    fit = bootstrap_ci([1.0, 0.0, 1.0, 1.0])
+    s = SplitScore.of(fit, scores={"a": 1.0, "b": 0.0, "c": 1.0, "d": 1.0})
+    assert (s.mean, s.n) == (0.75, 4) and s.median is not None
+    assert SplitScore.from_json(json.loads(json.dumps(s.to_json()))) == s

@@ -204,3 +204,11 @@ def test_flat_params() -> None:
     assert flat["pruning.enabled"] == "true"
     assert flat["budget.max_usd"] == ""
     assert len(flat) > 30
+
+
+def test_quickstart_seeds_exist() -> None:
+    cfg = load_config(EXPERIMENTS / "quickstart.toml")
+    seeds_dir = EXPERIMENTS.parent / "archive"
+    assert isinstance(cfg.search.seeds, list)
+    for name in cfg.search.seeds:
+        assert (seeds_dir / f"{name}.py").is_file(), name

@@ -114,3 +114,12 @@ def test_paired_summary_from_any_object() -> None:
 
     s = PairedSummary.of(Diff(), best_id="a", baseline_id="b")
     assert (s.mean, s.n, s.best_id) == (0.1, 30, "a")
+
+
+def test_paired_summary_from_stats() -> None:
+    from metasearch.stats import paired_bootstrap
+
+    diff = paired_bootstrap([1.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0])
+    s = PairedSummary.of(diff, best_id="g001-02", baseline_id="seed-cot")
+    assert s.mean == 0.5 and s.n == 4 and s.p_value is not None
+    assert "one-sided bootstrap p =" in render_markdown(records(), paired=s)
