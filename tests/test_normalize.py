@@ -1,0 +1,258 @@
+"""Normalisation of meta-agent proposals, on the failures measured with the 1.5B model."""
+
+from __future__ import annotations
+
+import ast
+
+from metasearch.normalize import normalize_proposal
+
+
+def top_level_names(code: str) -> list[str]:
+    return [
+        n.name
+        for n in ast.parse(code).body
+        if isinstance(n, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef)
+    ]
+
+
+def codes(result) -> list[str]:
+    return [f.code for f in result.findings]
+
+
+FORWARD_IN_CLASS = '''
+class DebateAgent:
+    def __init__(self):
+        self.debaters = [LLMAgentBase(['thinking', 'answer'], 'Debater', temperature=0.8) for _ in range(2)]
+        self.judge = LLMAgentBase(['thinking', 'answer'], 'Judge')
+
+    def forward(self, taskInfo):
+        answers = []
+        for d in self.debaters:
+            thinking, answer = d([taskInfo], "Solve it.")
+            answers.append(answer)
+        return self.decide(taskInfo, answers)
+
+    def decide(self, taskInfo, answers):
+        thinking, answer = self.judge([taskInfo] + answers, "Pick the best answer.")
+        return answer
+'''
+
+
+def test_forward_inside_class_is_lifted_with_helpers_and_init_attributes():
+    r = normalize_proposal(FORWARD_IN_CLASS)
+    assert r.ok, r.findings
+    assert top_level_names(r.code) == ["forward", "decide"]
+    assert "self.debaters" not in r.code and "self.judge" not in r.code
+    assert "decide(self, taskInfo, answers)" in r.code
+    tree = ast.parse(r.code)
+    fwd = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
+    first = ast.unparse(fwd.body[0])
+    assert first.startswith("debaters = [LLMAgentBase(")
+    assert any("moved forward out of class DebateAgent" in c for c in r.changes)
+    assert any("decide" in c for c in r.changes)
+
+
+def test_lifted_code_runs_with_the_real_runtime_names():
+    r = normalize_proposal(FORWARD_IN_CLASS)
+    from collections import namedtuple
+
+    Info = namedtuple("Info", ["name", "author", "content", "iteration_idx"])
+
+    class FakeAgent:
+        def __init__(self, fields, name, **kw):
+            self.fields = fields
+
+        def __call__(self, infos, instruction):
+            return [Info(f, "x", "42", -1) for f in self.fields]
+
+    ns = {"LLMAgentBase": FakeAgent, "Info": Info}
+    exec(compile(r.code, "<agent>", "exec"), ns)
+    assert ns["forward"](None, Info("task", "User", "q", -1)).content == "42"
+
+
+REDEFINED_RUNTIME = """
+from collections import namedtuple
+from agents import LLMAgentBase, Info
+
+Info = namedtuple('Info', ['name', 'author', 'content', 'iteration_idx'])
+
+class LLMAgentBase:
+    def __init__(self, output_fields, agent_name, role='assistant', temperature=0.5):
+        self.output_fields = output_fields
+
+    def __call__(self, input_infos, instruction):
+        return [Info(f, 'me', 'fake', -1) for f in self.output_fields]
+
+def forward(self, taskInfo):
+    cot = LLMAgentBase(['thinking', 'answer'], 'CoT')
+    thinking, answer = cot([taskInfo], "Solve step by step.")
+    return answer
+"""
+
+
+def test_redefined_info_and_llmagentbase_with_fake_bodies_are_dropped():
+    r = normalize_proposal(REDEFINED_RUNTIME)
+    assert r.ok
+    assert top_level_names(r.code) == ["forward"]
+    assert "namedtuple" not in r.code and "import" not in r.code
+    assert any("Info" in c for c in r.changes)
+    assert any("class LLMAgentBase" in c for c in r.changes)
+
+
+def test_agent_system_class_and_redefinition_by_function_dropped():
+    code = """
+def Info(name, author, content, idx):
+    return (name, author, content, idx)
+
+class AgentSystem:
+    def forward(self, taskInfo):
+        a = LLMAgentBase(['answer'], 'A')
+        (answer,) = a([taskInfo], "Answer.")
+        return answer
+"""
+    r = normalize_proposal(code)
+    assert r.ok
+    assert top_level_names(r.code) == ["forward"]
+    assert any("removed function Info" in c for c in r.changes)
+
+
+PLACEHOLDER_HELPERS = """
+def verify(answer):
+    \"\"\"Check whether the answer is right.\"\"\"
+    pass
+
+def unused_stub(x):
+    ...
+
+def forward(self, taskInfo):
+    cot = LLMAgentBase(['thinking', 'answer'], 'CoT')
+    thinking, answer = cot([taskInfo], "Solve.")
+    if verify(answer):
+        return answer
+    return answer
+"""
+
+
+def test_placeholder_helpers_are_findings_with_line_numbers_or_dropped_if_unused():
+    r = normalize_proposal(PLACEHOLDER_HELPERS)
+    assert codes(r) == ["placeholder-body"]
+    f = r.findings[0]
+    assert r.code.splitlines()[f.line - 1].startswith("def verify")
+    assert "verify" in f.message and f.hint
+    assert "unused_stub" not in r.code
+    assert any("unused placeholder helper unused_stub" in c for c in r.changes)
+
+
+def test_placeholder_forward_is_a_finding():
+    r = normalize_proposal("def forward(self, taskInfo):\n    pass\n")
+    assert codes(r) == ["placeholder-body"]
+    assert r.findings[0].line == 1
+
+
+def test_driver_code_and_main_guard_are_stripped():
+    code = """
+import json
+
+def forward(self, taskInfo):
+    cot = LLMAgentBase(['thinking', 'answer'], 'CoT')
+    thinking, answer = cot([taskInfo], "Solve.")
+    return answer
+
+agent = AgentSystem()
+task = Info('task', 'User', 'What is 2 + 3?', -1)
+print(forward(agent, task))
+for i in range(3):
+    print(i)
+
+if __name__ == "__main__":
+    print(forward(None, task))
+"""
+    r = normalize_proposal(code)
+    assert r.ok
+    assert ast.unparse(ast.parse(r.code)).startswith("def forward")
+    assert "print" not in r.code and "__main__" not in r.code and "json" not in r.code
+    assert any("__main__" in c for c in r.changes)
+    assert sum("outside functions" in c for c in r.changes) >= 3
+
+
+def test_used_module_constants_and_imports_move_into_the_functions_that_use_them():
+    code = """
+from collections import Counter
+ROLES = ['Math Professor', 'Grade School Teacher']
+
+def forward(self, taskInfo):
+    agents = [LLMAgentBase(['thinking', 'answer'], 'Expert', role=r) for r in ROLES]
+    answers = []
+    for a in agents:
+        thinking, answer = a([taskInfo], "Solve.")
+        answers.append(answer.content)
+    return Counter(answers).most_common(1)[0][0]
+"""
+    r = normalize_proposal(code)
+    assert r.ok
+    assert top_level_names(r.code) == ["forward"]
+    assert len(ast.parse(r.code).body) == 1
+    assert "from collections import Counter" in r.code and "ROLES = [" in r.code
+
+
+def test_forward_signature_fixed_or_reported():
+    r = normalize_proposal("def forward(task):\n    return task.content\n")
+    assert r.ok
+    assert r.code.startswith("def forward(self, taskInfo):")
+    assert "return taskInfo.content" in r.code
+    r = normalize_proposal("def forward(self, question, context):\n    return question\n")
+    assert codes(r) == ["forward-signature"]
+    assert "(self, question, context)" in r.findings[0].message
+
+
+def test_no_forward_at_all_is_a_finding():
+    r = normalize_proposal("def solve(x):\n    return x\n")
+    assert codes(r) == ["no-forward"]
+
+
+def test_single_function_taking_taskinfo_is_renamed_to_forward():
+    r = normalize_proposal("def my_agent(self, taskInfo):\n    return 'x'\n")
+    assert r.ok and r.code.startswith("def forward(self, taskInfo)")
+
+
+def test_syntax_error_is_a_finding_not_an_exception():
+    r = normalize_proposal("def forward(self, taskInfo)\n    return 1\n")
+    assert codes(r) == ["syntax-error"]
+    assert r.findings[0].line >= 1
+
+
+def test_info_with_missing_fields_is_completed():
+    r = normalize_proposal("def forward(self, taskInfo):\n    return Info(content='7')\n")
+    assert r.ok
+    assert "Info(\"answer\", \"forward\", '7', -1)" in r.code
+
+
+def test_fences_and_common_indentation_removed():
+    code = "```python\n    def forward(self, taskInfo):\n        return 'a'\n```\n"
+    r = normalize_proposal(code)
+    assert r.ok and r.code == "def forward(self, taskInfo):\n    return 'a'\n"
+
+
+def test_clean_code_is_unchanged():
+    code = (
+        "def forward(self, taskInfo):\n"
+        "    cot = LLMAgentBase(['thinking', 'answer'], 'CoT')\n"
+        "    thinking, answer = cot([taskInfo], 'Solve.')\n"
+        "    return answer\n"
+    )
+    r = normalize_proposal(code)
+    assert r.code == code and r.changes == [] and r.findings == []
+
+
+def test_seed_agents_normalise_to_themselves():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "archive"
+    for path in sorted(root.glob("*.py")):
+        src = path.read_text()
+        tree = ast.parse(src)
+        fwd = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
+        code = ast.get_source_segment(src, fwd) + "\n"
+        r = normalize_proposal(code)
+        assert r.findings == [], (path.name, r.findings)
+        assert r.code == code, (path.name, r.changes)
