@@ -114,9 +114,7 @@ def _check(confidence: float, n_resamples: int) -> None:
         raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
 
 
-def bootstrap_means(
-    values: np.ndarray, n_resamples: int, rng: np.random.Generator
-) -> np.ndarray:
+def bootstrap_means(values: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
     """Means of ``n_resamples`` resamples (with replacement) of ``values``."""
     n = values.size
     out = np.empty(n_resamples, dtype=np.float64)
@@ -250,4 +248,3 @@ def parse_adas_fitness(text: str) -> Fitness:
         confidence=vals["level"] / 100,
         n_resamples=0,
     )
-

@@ -136,7 +136,9 @@ def test_f1_numbers_and_alternatives() -> None:
     assert f1_score("1,000", "1000") == 1.0
     # gold has a number and prediction does not share it: no credit for "yards"
     assert f1_score("4 yards", "3 yards") == 0.0
-    assert f1_score("Pakistani and Filipino", "Pakistanis and Filipinos|Pakistani and Filipino") == 1.0
+    assert (
+        f1_score("Pakistani and Filipino", "Pakistanis and Filipinos|Pakistani and Filipino") == 1.0
+    )
     assert f1_score("x", ["y", "x"]) == 1.0
     assert f1_score("a|b", "a|b", sep=None) == 1.0
 

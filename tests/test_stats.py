@@ -114,7 +114,9 @@ def test_edge_cases() -> None:
     with pytest.raises(ValueError):
         bootstrap_ci([1.0], confidence=1.5)
     one = bootstrap_ci([0.3])
-    assert (one.mean, one.ci_low, one.ci_high, one.median, one.n) == pytest.approx((0.3, 0.3, 0.3, 0.3, 1))
+    assert (one.mean, one.ci_low, one.ci_high, one.median, one.n) == pytest.approx(
+        (0.3, 0.3, 0.3, 0.3, 1)
+    )
     same = bootstrap_ci([0.7] * 50)
     assert same.ci_low == same.ci_high == pytest.approx(0.7)
 

@@ -48,7 +48,11 @@ def gsm8k_tasks(rows: Sequence[Row], source: Path | str) -> list[Task]:
     for i, row in enumerate(rows):
         meta: dict[str, Any] = {"row": i}
         if "prompt" in row and "expected" in row:
-            question, gold, task_id = row["prompt"], row["expected"], str(row.get("id") or f"gsm8k-{i:05d}")
+            question, gold, task_id = (
+                row["prompt"],
+                row["expected"],
+                str(row.get("id") or f"gsm8k-{i:05d}"),
+            )
             if row.get("upstream_answer"):
                 meta["solution"] = row["upstream_answer"]
         elif "question" in row and "answer_number" in row:
@@ -61,7 +65,11 @@ def gsm8k_tasks(rows: Sequence[Row], source: Path | str) -> list[Task]:
                     "GSM8K answers end in a line '#### N'. For plain numeric answers use the "
                     "mgsm suite, or name the field 'answer_number'."
                 )
-            question, gold, task_id = row["question"], solution.rsplit("####", 1)[1], f"gsm8k-{i:05d}"
+            question, gold, task_id = (
+                row["question"],
+                solution.rsplit("####", 1)[1],
+                f"gsm8k-{i:05d}",
+            )
             meta["solution"] = solution
         else:
             raise _unknown(row, source, i, "GSM8K", "'question' and 'answer' ('... #### N')")
@@ -79,11 +87,19 @@ def mgsm_tasks(rows: Sequence[Row], source: Path | str) -> list[Task]:
             question, gold = row[0], row[1]
         elif "question" in row and ("answer_number" in row or "answer" in row):
             question = row["question"]
-            gold = row["answer_number"] if row.get("answer_number") is not None else row.get("answer")
+            gold = (
+                row["answer_number"] if row.get("answer_number") is not None else row.get("answer")
+            )
         else:
             raise _unknown(row, source, i, "MGSM", "a TSV line 'question<TAB>number'")
-        tasks.append(Task(id=f"mgsm-{i:05d}", question=str(question).strip(),
-                          answer=number_text(gold, source, i), meta={"row": i}))
+        tasks.append(
+            Task(
+                id=f"mgsm-{i:05d}",
+                question=str(question).strip(),
+                answer=number_text(gold, source, i),
+                meta={"row": i},
+            )
+        )
     return tasks
 
 
@@ -104,28 +120,44 @@ def drop_tasks(rows: Sequence[Row], source: Path | str) -> list[Task]:
             question = _strip_answer_cue(str(row["context"]))
             answers = [a.strip() for a in str(row["ref_text"]).split("|") if a.strip()]
         elif "passage" in row and "question" in row and "answers_spans" in row:
-            question = f"Passage: {str(row['passage']).strip()}\nQuestion: {str(row['question']).strip()}"
+            question = (
+                f"Passage: {str(row['passage']).strip()}\nQuestion: {str(row['question']).strip()}"
+            )
             spans = row["answers_spans"]
             spans = spans.get("spans", []) if isinstance(spans, Mapping) else spans
             answers = [str(s).strip() for s in spans if str(s).strip()]
         else:
             raise _unknown(row, source, i, "DROP", "'context' and 'ref_text'")
         if not answers:
-            raise DataError(f"Row {i + 1} of {source} has an empty gold answer; fix or drop that row.")
-        tasks.append(Task(id=f"drop-{i:05d}", question=question, answer="|".join(answers),
-                          meta={"row": i, "answers": answers}))
+            raise DataError(
+                f"Row {i + 1} of {source} has an empty gold answer; fix or drop that row."
+            )
+        tasks.append(
+            Task(
+                id=f"drop-{i:05d}",
+                question=question,
+                answer="|".join(answers),
+                meta={"row": i, "answers": answers},
+            )
+        )
     return tasks
 
 
 def format_choices(question: str, choices: Sequence[str]) -> str:
     """The question with its options lettered ``(A)`` to ``(D)``."""
     lines = [str(question).strip(), ""]
-    lines += [f"({letter}) {str(choice).strip()}" for letter, choice in zip(LETTERS, choices, strict=False)]
+    lines += [
+        f"({letter}) {str(choice).strip()}"
+        for letter, choice in zip(LETTERS, choices, strict=False)
+    ]
     return "\n".join(lines)
 
 
 def _is_header_row(row: Row) -> bool:
-    return str(row.get("question", "")).strip() == "question" or str(row.get(0, "")).strip() == "question"
+    return (
+        str(row.get("question", "")).strip() == "question"
+        or str(row.get(0, "")).strip() == "question"
+    )
 
 
 def mmlu_tasks(rows: Sequence[Row], source: Path | str) -> list[Task]:
@@ -145,14 +177,26 @@ def mmlu_tasks(rows: Sequence[Row], source: Path | str) -> list[Task]:
             gold = LETTERS[int(gold)] if str(gold).strip().isdigit() else str(gold).strip().upper()
             meta["subject"] = row.get("subject", "")
         elif all(k in row for k in range(6)):
-            question, choices, gold = row[0], [row[k] for k in range(1, 5)], str(row[5]).strip().upper()
+            question, choices, gold = (
+                row[0],
+                [row[k] for k in range(1, 5)],
+                str(row[5]).strip().upper(),
+            )
         else:
-            raise _unknown(row, source, i, "MMLU", "'question', 'answer_a'..'answer_d', 'correct_answer'")
+            raise _unknown(
+                row, source, i, "MMLU", "'question', 'answer_a'..'answer_d', 'correct_answer'"
+            )
         if gold not in LETTERS or len(choices) != 4:
             raise DataError(
                 f"Row {i + 1} of {source} has the answer {gold!r} with {len(choices)} options; "
                 "MMLU rows need four options and an answer letter A-D (or index 0-3)."
             )
-        tasks.append(Task(id=f"mmlu-{i:05d}", question=format_choices(question, choices),
-                          answer=gold, meta=meta))
+        tasks.append(
+            Task(
+                id=f"mmlu-{i:05d}",
+                question=format_choices(question, choices),
+                answer=gold,
+                meta=meta,
+            )
+        )
     return tasks

@@ -53,8 +53,14 @@ class FieldMap:
 
 def _format_of(path: Path) -> str:
     name = path.name.lower().removesuffix(".gz")
-    for ext, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"),
-                     (".csv", "csv"), (".tsv", "tsv"), (".tab", "tsv")):
+    for ext, fmt in (
+        (".jsonl", "jsonl"),
+        (".ndjson", "jsonl"),
+        (".json", "jsonl"),
+        (".csv", "csv"),
+        (".tsv", "tsv"),
+        (".tab", "tsv"),
+    ):
         if name.endswith(ext):
             return fmt
     raise DataError(
@@ -99,7 +105,7 @@ def _read_jsonl(path: Path, text: str) -> list[dict[str, Any]]:
         if not isinstance(row, dict):
             raise DataError(
                 f"Line {lineno} of {path} is a JSON {type(row).__name__}, not an object. Each "
-                "line must be an object such as {\"question\": ..., \"answer\": ...}."
+                'line must be an object such as {"question": ..., "answer": ...}.'
             )
         rows.append(row)
     return rows
@@ -110,7 +116,9 @@ def _read_table(path: Path, text: str, delimiter: str, has_header: bool) -> list
     try:
         records = [r for r in reader if r and any(cell.strip() for cell in r)]
     except csv.Error as exc:
-        raise DataError(f"Cannot parse {path} as {'TSV' if delimiter == chr(9) else 'CSV'}: {exc}.") from exc
+        raise DataError(
+            f"Cannot parse {path} as {'TSV' if delimiter == chr(9) else 'CSV'}: {exc}."
+        ) from exc
     if not has_header:
         return [dict(enumerate(r)) for r in records]
     if not records:
@@ -184,7 +192,11 @@ def tasks_from_rows(
             context = str(_get(row, fields.context, source, i)).strip()
             meta["context"] = context
             question = f"{context}\n\n{question}" if context else question
-        task_id = str(_get(row, fields.id, source, i)) if fields.id is not None else f"{id_prefix}-{i:05d}"
+        task_id = (
+            str(_get(row, fields.id, source, i))
+            if fields.id is not None
+            else f"{id_prefix}-{i:05d}"
+        )
         if task_id in seen:
             raise DataError(
                 f"Task id {task_id!r} appears twice in {source} (row {i + 1}). Ids must be "
@@ -235,7 +247,9 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def load_hf(path: str, name: str | None = None, *, split: str, **kwargs: Any) -> list[dict[str, Any]]:
+def load_hf(
+    path: str, name: str | None = None, *, split: str, **kwargs: Any
+) -> list[dict[str, Any]]:
     """Rows of a Hugging Face dataset split via ``datasets.load_dataset``.
 
     Local builders (``"json"``, ``"csv"``... with ``data_files=``) work offline.
@@ -244,7 +258,9 @@ def load_hf(path: str, name: str | None = None, *, split: str, **kwargs: Any) ->
     """
     hub = path not in _LOCAL_BUILDERS and not Path(path).exists()
     where = f"{path}" + (f" ({name})" if name else "") + f", split {split}"
-    if hub and (_truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("HF_DATASETS_OFFLINE"))):
+    if hub and (
+        _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("HF_DATASETS_OFFLINE"))
+    ):
         raise DataError(
             f"Cannot download {where} from the Hugging Face hub: HF_HUB_OFFLINE is set. "
             "Pass a local copy of the data with --data PATH, or unset HF_HUB_OFFLINE "

