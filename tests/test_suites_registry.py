@@ -175,3 +175,13 @@ def test_offline_without_data_fails_fast(name: str, monkeypatch: pytest.MonkeyPa
 def test_missing_data_path(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         get_suite("gsm8k").load(tmp_path / "absent.jsonl")
+
+
+def test_suite_pickles_and_registry_is_not_shared() -> None:
+    import pickle
+
+    suite = get_suite("arith", difficulty=3)
+    back = pickle.loads(pickle.dumps(suite))
+    assert back.options == suite.options and back.scorer("7", "7") == 1.0
+    suite.options["difficulty"] = 5  # type: ignore[index]
+    assert get_suite("arith").options["difficulty"] == 2

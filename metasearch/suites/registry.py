@@ -13,7 +13,6 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from metasearch.errors import ConfigError
@@ -43,7 +42,7 @@ class Suite:
     scorer: Callable[[str, str], float]
     source: str
     metric: str = "accuracy"
-    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
     loader: Loader | None = field(default=None, repr=False, compare=False)
 
     def load(self, data_path: str | Path | None = None) -> list[Task]:
@@ -62,7 +61,7 @@ class Suite:
                 f"Suite {self.name!r} has no option {', '.join(map(repr, unknown))}; its options "
                 f"are: {known}. Remove the option from the [suite] section or fix its name."
             )
-        merged = MappingProxyType({**self.options, **options})
+        merged = {**self.options, **options}
         return dataclasses.replace(self, options=merged)
 
 
@@ -118,7 +117,7 @@ _SUITES: dict[str, Suite] = {
             answer_hint="an integer",
             scorer=numeric_match,
             source="generated offline from a seed (options: difficulty 1-5, n, seed); no data file",
-            options=MappingProxyType({"difficulty": 2, "n": 1000, "seed": 0}),
+            options={"difficulty": 2, "n": 1000, "seed": 0},
             loader=_arith,
         ),
         Suite(
@@ -192,5 +191,5 @@ def get_suite(name: str, **options: Any) -> Suite:
             f"Unknown task suite {name!r}. Known suites: {', '.join(sorted(_SUITES))}. "
             "Fix the suite name in the config or on the command line."
         )
-    suite = _SUITES[key]
-    return suite.with_options(**options) if options else suite
+    # a fresh copy each time, so no caller can change the registry's suites
+    return _SUITES[key].with_options(**options)
