@@ -1,0 +1,1 @@
+"""CLI command bodies; registered on the typer app in :mod:`metasearch.cli`."""
