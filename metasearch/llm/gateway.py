@@ -181,6 +181,10 @@ class Gateway:
         if local is not None:
             local.close()
         if loop is not None and thread is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
+            except Exception:  # best effort: the loop stops below either way
+                pass
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=10)
             if not loop.is_running():
@@ -195,6 +199,17 @@ class Gateway:
         self.close()
 
     # -- the loop thread --------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        """Close the backend and cancel what is left on the loop (e.g. litellm's log workers)."""
+        aclose = getattr(self.backend, "aclose", None)
+        if callable(aclose):
+            await aclose()
+        me = asyncio.current_task()
+        rest = [t for t in asyncio.all_tasks() if t is not me]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:

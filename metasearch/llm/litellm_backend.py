@@ -86,6 +86,8 @@ class LiteLLMBackend:
     """Calls ``litellm.acompletion``; maps its exceptions to the gateway's."""
 
     def check(self, route: Route) -> None:
+        if route.local:
+            return  # the gateway assembles and serves local models itself
         litellm = _litellm()
         providers = {str(getattr(p, "value", p)) for p in litellm.provider_list}
         if route.provider not in providers:
@@ -147,10 +149,14 @@ class LiteLLMBackend:
         usage = getattr(resp, "usage", None)
         cost = None
         if not route.local:
-            try:
-                cost = float(litellm.completion_cost(completion_response=resp))
-            except Exception:
-                cost = None
+            # litellm prices every response already; pricing it again costs ~2 ms a call
+            hidden = getattr(resp, "_hidden_params", None) or {}
+            cost = hidden.get("response_cost")
+            if cost is None and "response_cost" not in hidden:
+                try:
+                    cost = float(litellm.completion_cost(completion_response=resp))
+                except Exception:
+                    cost = None
         return RawCompletion(
             text=choice.message.content or "",
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
