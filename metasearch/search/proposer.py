@@ -303,7 +303,7 @@ class Proposer:
     def _check(self, code: str) -> _Check:
         norm = normalize_proposal(code)
         findings: list[FindingLike] = list(norm.findings)
-        if not norm.findings:
+        if not any(f.code == "syntax-error" for f in norm.findings):
             seen = {(f.line, f.code) for f in findings}
             for f in self._validate(norm.code):
                 if getattr(f, "severity", "error") == "warning" or (f.line, f.code) in seen:
