@@ -175,9 +175,15 @@ def ui_cmd(
 
 
 def _register() -> None:
+    from metasearch.commands.archive_import import import_cmd
+    from metasearch.commands.compare import compare_cmd
     from metasearch.commands.evaluate import eval_cmd
+    from metasearch.commands.export import export_cmd
 
     app.command("eval")(friendly_errors(eval_cmd))
+    app.command("export")(friendly_errors(export_cmd))
+    archive_app.command("import")(friendly_errors(import_cmd))
+    app.command("compare")(friendly_errors(compare_cmd))
 
 
 _register()
