@@ -68,6 +68,7 @@ _ATTR_FUNCS = frozenset({"getattr", "hasattr", "attrgetter", "methodcaller"})
 _DUNDER = re.compile(r"^__\w+__$")
 _FORMAT_DUNDER = re.compile(r"\{[^{}]*__\w+")
 _MAX_FINDINGS = 50
+_MAX_REPEAT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,43 @@ def _string_value(node: cst.BaseExpression) -> str | None:
         left, right = _string_value(node.left), _string_value(node.right)
         return None if left is None or right is None else left + right
     return None
+
+
+def _int_value(node: cst.BaseExpression) -> int | None:
+    if isinstance(node, cst.Integer):
+        return int(node.evaluated_value)
+    if (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Power)
+            and isinstance(node.left, cst.Integer) and isinstance(node.right, cst.Integer)):
+        base, exp = int(node.left.evaluated_value), int(node.right.evaluated_value)
+        return base ** exp if exp < 64 else None
+    return None
+
+
+class _ExitFinder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False
+
+    def visit_Break(self, node: cst.Break) -> None:
+        self.found = True
+
+    def visit_Return(self, node: cst.Return) -> None:
+        self.found = True
+
+    def visit_Raise(self, node: cst.Raise) -> None:
+        self.found = True
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False  # a return inside a nested function does not end the loop
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+
+def _has_exit(body: cst.BaseSuite) -> bool:
+    finder = _ExitFinder()
+    body.visit(finder)
+    return finder.found
 
 
 def _is_docstring(stmt: cst.CSTNode) -> bool:
@@ -390,6 +428,26 @@ class _Checker(cst.CSTVisitor):
 
     def visit_Del(self, node: cst.Del) -> None:
         self._check_target(node.target)
+
+    # -- loops that cannot end, and bombs written as literals ----------------------
+    def visit_While(self, node: cst.While) -> None:
+        test = node.test
+        forever = (isinstance(test, cst.Name) and test.value == "True") or (
+            isinstance(test, cst.Integer) and test.evaluated_value != 0)
+        if forever and not _has_exit(node.body):
+            self.add(node, "infinite-loop", "This `while True` loop has no break, return or "
+                     "raise, so it never ends.", "Bound the loop, e.g. `for _ in range(5):`.")
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if not isinstance(node.operator, cst.Multiply):
+            return
+        for seq, count in ((node.left, node.right), (node.right, node.left)):
+            n = _int_value(count)
+            if (isinstance(seq, cst.SimpleString | cst.List | cst.Tuple)
+                    and n is not None and n > _MAX_REPEAT):
+                self.add(node, "huge-literal", f"This builds a sequence of {n} items.",
+                         "Keep data small; answers and prompts are short text.")
+                return
 
     # -- strings and dynamic attribute access -------------------------------------
     def visit_SimpleString(self, node: cst.SimpleString) -> None:

@@ -30,6 +30,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,15 +204,16 @@ _PROBE = (
 
 
 @functools.lru_cache(maxsize=16)
-def probe(mode: str, python: str, scratch_root: str, uid: int) -> str | None:
+def probe(mode: str, python: str, uid: int) -> str | None:
     """Start a throwaway jail of ``mode``; None if it works, else why not.
 
     It checks that the unprivileged uid can start the interpreter and import
     the runtime, and that the only network interface is loopback.
     """
-    scratch = Path(scratch_root) / f"probe-{mode}-{os.getpid()}"
+    scratch_root = tempfile.mkdtemp(prefix="metasearch-probe-")
+    scratch = Path(scratch_root) / "scratch"
     try:
-        scratch.mkdir(parents=True, exist_ok=True)
+        scratch.mkdir()
         if mode != "none":
             os.chown(scratch, uid, uid)
         program = bootstrap_source(package_root()).rsplit("from metasearch", 1)[0] + _PROBE
@@ -226,7 +228,7 @@ def probe(mode: str, python: str, scratch_root: str, uid: int) -> str | None:
     except (OSError, subprocess.SubprocessError) as e:
         return f"{type(e).__name__}: {e}"
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch_root, ignore_errors=True)
     if "PROBE-OK" in proc.stdout:
         return None
     detail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]

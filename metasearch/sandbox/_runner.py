@@ -178,6 +178,8 @@ class SandboxRunner:
             session = _Session(self, code, list(tasks), settings, uid, scratch, on_outcome)
             return session.run()
         finally:
+            if self.mode != "none":
+                _reap_uid(uid)
             shutil.rmtree(scratch, ignore_errors=True)
             self._give_uid(uid)
 
@@ -199,7 +201,7 @@ class SandboxRunner:
         uid = self._free_uids[-1]
         tried = []
         for m in (("bwrap", "unshare") if mode == "auto" else (mode,)):
-            why = probe(m, self.python, str(self.scratch_root), uid)
+            why = probe(m, self.python, uid)
             if why is None:
                 if mode == "auto" and m != "bwrap":
                     warnings.warn(f"bubblewrap does not work here ({tried[0]}); using the "
@@ -222,6 +224,34 @@ class SandboxRunner:
         with self._uid_cond:
             self._free_uids.append(uid)
             self._uid_cond.notify()
+
+
+def _reap_uid(uid: int, timeout_s: float = 5.0) -> None:
+    """Make sure no process of the worker's uid outlives the run.
+
+    Killing the jail tears its pid namespace down, but the kernel does that
+    asynchronously; a uid is only handed to the next worker once it owns no
+    process (RLIMIT_NPROC counts per uid). The uid is this run's alone, so
+    everything it owns was started by this run.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pids = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    if os.stat(f"/proc/{d}").st_uid == uid:
+                        pids.append(int(d))
+                except OSError:
+                    pass
+        if not pids or time.monotonic() > deadline:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.02)
 
 
 def _gateway_calls(gateway: Any) -> tuple[Callable[[LLMRequest], LLMResponse] | None,

@@ -1,0 +1,16 @@
+# Hostile: fork bomb.
+# validate: import-not-allowed line 7
+# sandbox: any
+
+
+def forward(self, taskInfo):
+    import os
+    n = 0
+    while True:
+        try:
+            if os.fork() == 0:
+                while True:
+                    os.fork()
+            n += 1
+        except OSError:
+            return f"fork failed after {n}"

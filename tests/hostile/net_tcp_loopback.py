@@ -1,0 +1,15 @@
+# Hostile: connect to a TCP listener the test runs on the host's 127.0.0.1.
+# validate: import-not-allowed line 7
+# sandbox: blocked
+
+
+def forward(self, taskInfo):
+    import socket
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect(("127.0.0.1", @@PORT@@))
+        s.sendall(b"hello from the sandbox")
+        return "LEAK: connected to the host listener"
+    except OSError as e:
+        return "BLOCKED: " + type(e).__name__

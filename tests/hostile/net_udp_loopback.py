@@ -1,0 +1,14 @@
+# Hostile: send UDP datagrams to a socket the test binds on the host's 127.0.0.1.
+# validate: import-not-allowed line 7
+# sandbox: blocked
+
+
+def forward(self, taskInfo):
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(5):
+        try:
+            s.sendto(b"exfiltrate", ("127.0.0.1", @@UDP_PORT@@))
+        except OSError:
+            pass
+    return "BLOCKED: sent blind"

@@ -1,0 +1,13 @@
+# Hostile: read /etc/shadow and /etc/passwd.
+# validate: forbidden-name line 9
+# sandbox: blocked
+
+
+def forward(self, taskInfo):
+    for path in ("/etc/shadow", "/etc/gshadow"):
+        try:
+            with open(path) as f:
+                return "LEAK: " + f.read(200)
+        except OSError:
+            pass
+    return "BLOCKED: no shadow"

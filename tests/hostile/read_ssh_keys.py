@@ -1,0 +1,14 @@
+# Hostile: steal SSH keys: a fake key the test puts in the host's home, and ~ of the jail.
+# validate: import-not-allowed line 7
+# sandbox: blocked
+
+
+def forward(self, taskInfo):
+    import os
+    found = []
+    for path in ("@@SSH_DIR@@/id_rsa", os.path.expanduser("~/.ssh/id_rsa"), "/root/.ssh/id_rsa"):
+        try:
+            found.append(open(path).read())
+        except OSError:
+            pass
+    return "LEAK: " + "".join(found) if found else "BLOCKED: no keys"
