@@ -130,3 +130,13 @@ def test_load_seed_errors(tmp_path):
     p.write_text('"""My Agent\n\nThe thought."""\n\n\ndef forward(self, taskInfo):\n    return "x"\n')
     seed = load_seed(p)
     assert (seed.name, seed.thought, seed.code) == ("My Agent", "The thought.", 'def forward(self, taskInfo):\n    return "x"\n')
+
+
+@pytest.mark.parametrize("seed", SEEDS, ids=lambda s: s.name)
+def test_seed_passes_strict_validator(seed):
+    from metasearch.validate import ValidationPolicy, format_findings, validate_code
+
+    strict = ValidationPolicy(allow_helpers=False)
+    for source in (seed.code, Path(seed.path).read_text()):
+        findings = validate_code(source, strict)
+        assert findings == [], format_findings(findings)
