@@ -269,6 +269,7 @@ class LocalServers:
         params.cpuparams_batch.n_threads = ms.threads
         params.hostnames = ["127.0.0.1"]
         params.port = port
+        params.verbosity = -1  # llama.cpp's per-request log lines would flood the CLI
         try:
             server = xllamacpp.Server(params)
         except Exception as e:  # the binding raises plain exceptions
@@ -282,6 +283,7 @@ class LocalServers:
             return {m: r.api_base for m, r in self._running.items()}
 
     def close(self) -> None:
+        atexit.unregister(self.close)
         with self._lock:
             self._closed = True
             running, self._running = self._running, {}
