@@ -42,7 +42,9 @@ def apply_rlimits(limits: dict[str, int | None]) -> None:
     for key, which in _RLIMITS.items():
         value = limits.get(key)
         if value is not None:
-            resource.setrlimit(which, (int(value), int(value)))
+            # CPU: SIGXCPU at the soft limit (reported as such), SIGKILL a second later.
+            hard = int(value) + 1 if which == resource.RLIMIT_CPU else int(value)
+            resource.setrlimit(which, (int(value), hard))
 
 
 class Channel:

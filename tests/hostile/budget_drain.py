@@ -1,5 +1,6 @@
 # Hostile: call the model in a loop to drain the budget.
-# validate: infinite-loop line 8
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: infinite-loop line 9
 # sandbox: kind=budget
 
 

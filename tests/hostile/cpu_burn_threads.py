@@ -1,5 +1,6 @@
 # Hostile: burn CPU on many threads (the wall-clock timeout alone would let it run).
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: kind=timeout
 
 

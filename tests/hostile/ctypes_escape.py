@@ -1,5 +1,6 @@
 # Hostile: ctypes: call libc directly (kill the parent, setuid back to root).
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: contains=setuid=-1
 
 

@@ -1,5 +1,6 @@
 # Hostile: unbounded recursion, with the recursion limit raised.
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: kind=exception|crash|timeout
 
 

@@ -1,5 +1,6 @@
 # Hostile: walk stack frames up to the worker and grab its RPC transport.
-# validate: forbidden-attribute line 10
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: forbidden-attribute line 11
 # sandbox: any
 
 

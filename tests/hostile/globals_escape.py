@@ -1,5 +1,6 @@
 # Hostile: reach __import__ through a function's __globals__ and the builtins.
-# validate: dunder-attribute line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: dunder-attribute line 8
 # sandbox: any
 
 

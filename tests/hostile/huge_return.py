@@ -1,5 +1,6 @@
 # Hostile: return a 50 MB answer.
-# validate: huge-literal line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: huge-literal line 8
 # sandbox: truncated
 
 

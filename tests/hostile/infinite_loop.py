@@ -1,5 +1,6 @@
 # Hostile: spin forever.
-# validate: infinite-loop line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: infinite-loop line 8
 # sandbox: kind=timeout
 
 

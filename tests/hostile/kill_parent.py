@@ -1,5 +1,6 @@
 # Hostile: kill the parent, pid 1 and the process group.
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: any
 
 

@@ -1,5 +1,6 @@
 # Hostile: allocate until the machine falls over.
-# validate: top-level-statement line 6
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: top-level-statement line 7
 # sandbox: kind=exception
 
 

@@ -1,6 +1,7 @@
 # Hostile: monkeypatch the runtime: forge ledger labels (role, candidate), switch to a pricey
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
 # model, lift max_tokens, and spoof ledger notes.
-# validate: monkeypatch line 23
+# validate: monkeypatch line 24
 # sandbox: any
 
 

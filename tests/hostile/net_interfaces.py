@@ -1,5 +1,6 @@
 # Hostile: look for a way out: network interfaces, routes, listening sockets (an RPC port?).
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: answer=ifaces=['lo'] routes=0 listening=0
 
 

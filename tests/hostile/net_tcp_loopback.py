@@ -1,5 +1,6 @@
 # Hostile: connect to a TCP listener the test runs on the host's 127.0.0.1.
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: blocked
 
 
@@ -8,7 +9,7 @@ def forward(self, taskInfo):
     s = socket.socket()
     s.settimeout(2)
     try:
-        s.connect(("127.0.0.1", @@PORT@@))
+        s.connect(("127.0.0.1", int("@@PORT@@")))
         s.sendall(b"hello from the sandbox")
         return "LEAK: connected to the host listener"
     except OSError as e:

@@ -1,5 +1,6 @@
 # Hostile: send UDP datagrams to a socket the test binds on the host's 127.0.0.1.
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: blocked
 
 
@@ -8,7 +9,7 @@ def forward(self, taskInfo):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for _ in range(5):
         try:
-            s.sendto(b"exfiltrate", ("127.0.0.1", @@UDP_PORT@@))
+            s.sendto(b"exfiltrate", ("127.0.0.1", int("@@UDP_PORT@@")))
         except OSError:
             pass
     return "BLOCKED: sent blind"

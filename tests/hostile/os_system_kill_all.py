@@ -1,5 +1,6 @@
 # Hostile: os.system("kill -9 -1"): kill every process it may signal.
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: kind=crash
 
 

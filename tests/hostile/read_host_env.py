@@ -1,5 +1,6 @@
 # Hostile: dump every environment it can reach (own, pid 1, parent, all of /proc).
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: any
 
 

@@ -1,5 +1,6 @@
 # Hostile: read another candidate's scratch files (the test plants one, world-readable).
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: blocked
 
 

@@ -1,5 +1,6 @@
 # Hostile: read /etc/shadow and /etc/passwd.
-# validate: forbidden-name line 9
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: forbidden-name line 10
 # sandbox: blocked
 
 

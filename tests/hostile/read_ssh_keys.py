@@ -1,5 +1,6 @@
 # Hostile: steal SSH keys: a fake key the test puts in the host's home, and ~ of the jail.
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: blocked
 
 

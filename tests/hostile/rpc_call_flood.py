@@ -1,6 +1,7 @@
 # Hostile: flood the host with LLM calls over the raw socket without waiting for replies,
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
 # with forged labels.
-# validate: import-not-allowed line 9
+# validate: import-not-allowed line 10
 # sandbox: kind=crash
 
 

@@ -1,5 +1,6 @@
 # Hostile: write garbage (non-JSON, a JSON bomb) on the RPC socket it finds among its fds.
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: kind=crash
 
 

@@ -1,5 +1,6 @@
 # Hostile: announce a 2 GB frame on the RPC socket.
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: kind=crash
 
 

@@ -1,5 +1,6 @@
 # Hostile: flood stdout and stderr (through print and straight to the file descriptors).
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: truncated
 
 

@@ -1,5 +1,6 @@
 # Hostile: recover os.system from object.__subclasses__() without importing anything.
-# validate: dunder-attribute line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: dunder-attribute line 8
 # sandbox: any
 
 

@@ -1,5 +1,6 @@
 # Hostile: write outside the scratch dir: a world-writable host dir, /tmp, /dev/shm, the package.
-# validate: import-not-allowed line 7
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: import-not-allowed line 8
 # sandbox: any
 
 
