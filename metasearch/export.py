@@ -23,7 +23,8 @@ from __future__ import annotations
 import ast
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,7 +49,9 @@ __all__ = [
 TEMPLATE = Path(__file__).with_name("export_template.py")
 PYFUNC_MODEL = Path(__file__).with_name("export_pyfunc.py")
 _BLOCK = re.compile(r"^# <export>\n.*?^# </export>\n", re.MULTILINE | re.DOTALL)
-_TEMPLATE_NOTE = re.compile(r"\n\(In the metasearch package this file is the template.*?\)\n", re.DOTALL)
+_TEMPLATE_NOTE = re.compile(
+    r"\n\(In the metasearch package this file is the template.*?\)\n", re.DOTALL
+)
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
 
 
@@ -168,14 +171,13 @@ def select_record(archive: Archive, *, agent_id: str | None, best: bool) -> Cand
 
 
 def python_literal(text: str) -> str:
-    """A readable Python literal for ``text``: a triple-quoted raw string when exact, else repr."""
-    for quote in ('"""', "'''"):
-        if quote in text or text.endswith(quote[0]):
-            continue
-        literal = f"r{quote}\n{text}{quote}"
+    """A readable Python literal for ``text``: triple-quoted where that is exact, else repr."""
+    options = [f'"""\\\n{text}"""'] if "\\" not in text else []  # the \-newline is dropped
+    options += [f'r"""{text}"""', f"r'''{text}'''"]
+    for literal in options:
         try:
-            if ast.literal_eval(literal) == "\n" + text:
-                return literal + "[1:]"
+            if ast.literal_eval(literal) == text:
+                return literal
         except (SyntaxError, ValueError):
             continue
     return repr(text)
@@ -361,9 +363,53 @@ def export_mlflow(
     if parent:
         tags["mlflow.parentRunId"] = parent
 
-    old_uri, old_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    with _mlflow_uris(uri):
+        run_id, logged = _log_model(exp_id, rec, model_name, text, config, tags, info.name, uri)
+    version = str(logged.registered_model_version or "")
+    return MlflowExport(
+        model_name=model_name,
+        version=version,
+        model_uri=f"models:/{model_name}/{version}",
+        run_id=run_id,
+        tracking_uri=uri,
+        record=rec,
+    )
+
+
+@contextmanager
+def _mlflow_uris(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at ``uri`` and put back exactly what was set before.
+
+    (``get_tracking_uri()`` returns a computed default when none is set;
+    restoring that would pin it, so the module globals are saved instead.)
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    old_tracking = getattr(tracking_utils, "_tracking_uri", None)
+    old_registry = getattr(registry_utils, "_registry_uri", None)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri = old_tracking
+        registry_utils._registry_uri = old_registry
+
+
+def _log_model(
+    exp_id: str,
+    rec: CandidateRecord,
+    model_name: str,
+    text: str,
+    config: Mapping[str, Any],
+    tags: Mapping[str, str],
+    campaign: str,
+    uri: str,
+) -> tuple[str, Any]:
+    import mlflow
+
     try:
         with tempfile.TemporaryDirectory(prefix="metasearch-export-") as tmp:
             agent_py = Path(tmp) / "agent.py"
@@ -378,27 +424,15 @@ def export_mlflow(
                     model_config=config,
                     pip_requirements=_requirements(),
                     registered_model_name=model_name,
-                    metadata={"metasearch_candidate": rec.id, "campaign": info.name},
+                    metadata={"metasearch_candidate": rec.id, "campaign": campaign},
                 )
-                run_id = run.info.run_id
+                return run.info.run_id, logged
     except MetasearchError:
         raise
     except Exception as e:
         if type(e).__name__ == "MlflowException":
             raise DataError(f"MLflow refused the export to {uri}: {e}") from None
         raise
-    finally:
-        mlflow.set_tracking_uri(old_uri)
-        mlflow.set_registry_uri(old_registry)
-    version = str(logged.registered_model_version or "")
-    return MlflowExport(
-        model_name=model_name,
-        version=version,
-        model_uri=f"models:/{model_name}/{version}",
-        run_id=run_id,
-        tracking_uri=uri,
-        record=rec,
-    )
 
 
 def _requirements() -> list[str]:

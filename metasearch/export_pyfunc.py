@@ -62,9 +62,8 @@ class AgentModel(mlflow.pyfunc.PythonModel):
         self.agent = module
         self.config = dict(getattr(context, "model_config", None) or {})
 
-    def predict(
-        self, context: Any, model_input: Any, params: dict[str, Any] | None = None
-    ) -> list[str]:
+    # No type hints on predict: MLflow would turn them into a schema and reshape inputs.
+    def predict(self, context, model_input, params=None):
         config = dict(self.config)
         kwargs = dict(config.get("litellm_kwargs") or {})
         model = config.get("model") or self.agent.DEFAULT_MODEL
