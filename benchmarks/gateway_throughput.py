@@ -138,11 +138,11 @@ def main() -> None:
         api_base=f"http://127.0.0.1:{port}/v1", max_concurrency=args.concurrency, max_retries=0
     )
     try:
+        raw = asyncio.run(raw_litellm(ms.api_base or "", args.calls, args.concurrency))
         settings = GatewaySettings(models={MODEL: ms}, cache_enabled=False)
         with Gateway(settings=settings) as gw:
             rate = asyncio.run(throughput(gw, args.calls))
             assert gw.snapshot().total.errors == 0
-        raw = asyncio.run(raw_litellm(ms.api_base or "", args.calls, args.concurrency))
         ideal = args.concurrency / (args.latency_ms / 1000)
         print(f"calls={args.calls} concurrency={args.concurrency} latency={args.latency_ms:g}ms")
         print(f"achieved={rate:.1f} calls/s ideal={ideal:.1f} calls/s")
