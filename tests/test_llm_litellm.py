@@ -105,3 +105,17 @@ def test_user_prices_apply(server, monkeypatch) -> None:
     settings = GatewaySettings(cache_enabled=False, models={MODEL: ms})
     with Gateway(settings=settings) as gw:
         assert gw.complete(req()).cost_usd == pytest.approx((11 * 1 + 7 * 2) / 1e6)
+
+
+def test_context_overflow_in_words_maps_to_context_window_error() -> None:
+    import litellm
+
+    from metasearch.llm import ContextWindowError
+    from metasearch.llm.backend import Route
+    from metasearch.llm.litellm_backend import _map_exception
+
+    e = litellm.BadRequestError(
+        "the request exceeds the available context size", model="x", llm_provider="openai"
+    )
+    mapped = _map_exception(e, Route("openai/x", "openai/x", "openai", "openai"))
+    assert isinstance(mapped, ContextWindowError) and "shorter contexts" in str(mapped)

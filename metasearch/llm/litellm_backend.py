@@ -170,7 +170,11 @@ def _map_exception(e: Exception, route: Route) -> Exception:
     import litellm.exceptions as ex
 
     msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-    if isinstance(e, ex.ContextWindowExceededError):
+    low = str(e).lower()
+    overflow = "context" in low and any(w in low for w in ("exceed", "too long", "maximum"))
+    if isinstance(e, ex.ContextWindowExceededError) or (
+        isinstance(e, ex.BadRequestError) and overflow  # llama.cpp and vLLM say it in words
+    ):
         return ContextWindowError(
             f"The prompt for '{route.model}' is longer than its context window ({msg}). "
             "Design shorter contexts: fewer or shorter examples, summarised history, "
