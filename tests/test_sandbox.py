@@ -262,3 +262,17 @@ def _uid(pid: str) -> int:
         return os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return -1
+
+
+def test_prewarm_keeps_a_spare_worker_and_cleans_up(gateway) -> None:
+    import time
+
+    with runner(gateway=gateway, prewarm=True) as r:
+        first = r.run_detailed(COT, tasks(2), settings())
+        r.warm_up()
+        assert r._spare is not None and r._spare.hello
+        second = r.run_detailed(COT, tasks(2), settings())
+        assert [o.answer for o in first.outcomes + second.outcomes] == ["42"] * 4
+        assert second.start_s < first.start_s
+    time.sleep(0.2)
+    assert [d for d in os.listdir("/proc") if d.isdigit() and _uid(d) in UIDS] == []

@@ -16,6 +16,7 @@ the worker and fails the candidate's remaining tasks.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select
@@ -41,7 +42,7 @@ from metasearch.llm.types import BudgetExceeded, LLMError, LLMRequest, LLMRespon
 from metasearch.outcomes import TaskError, TaskOutcome
 from metasearch.runtime.settings import AgentSettings
 from metasearch.sandbox._launch import MODES, JailSpec, probe
-from metasearch.sandbox._protocol import FrameBuffer, ProtocolError, encode
+from metasearch.sandbox._protocol import FrameBuffer, ProtocolError, encode, recv_frame
 from metasearch.suites.task import Task
 
 NOTE_EVENTS = frozenset({"parse_failure", "repair", "missing_field", "truncated"})
@@ -102,7 +103,11 @@ class SandboxLimits:
 
 @dataclass
 class SandboxResult:
-    """Everything one run produced: outcomes in task order, plus diagnostics."""
+    """Everything one run produced: outcomes in task order, plus diagnostics.
+
+    ``start_s`` is the time from the call to the agent being loaded in the
+    worker (jail set-up, interpreter start, runtime import, agent exec).
+    """
 
     outcomes: list[TaskOutcome]
     mode: str
@@ -138,6 +143,7 @@ class SandboxRunner:
         call_threads: int = 16,
         allowed_models: Collection[str] | None = None,
         python: str | None = None,
+        prewarm: bool = False,
     ) -> None:
         if mode not in (*MODES, "auto"):
             raise SandboxUnavailable(f"Unknown sandbox mode {mode!r}; use one of "
@@ -151,7 +157,15 @@ class SandboxRunner:
         self.scratch_root.mkdir(parents=True, exist_ok=True)
         self._free_uids = list(uids)[::-1]
         self._uid_cond = threading.Condition()
+        self._uid_locks: dict[int, int] = {}
         self._pool = ThreadPoolExecutor(max_workers=call_threads, thread_name_prefix="sbx-llm")
+        self.prewarm = prewarm
+        self._spare: _Worker | None = None
+        self._spare_lock = threading.Lock()
+        self._refilling = False
+        self._closed = False
+        self._want_spare = threading.Event()
+        self._spawner: threading.Thread | None = None
         self.mode = self._choose_mode(mode)
         if self.mode == "none":
             msg = ("SANDBOX DISABLED (mode='none'): candidate code runs with only rlimits, as "
@@ -169,21 +183,33 @@ class SandboxRunner:
     def run_detailed(self, code: str, tasks: Sequence[Task], settings: AgentSettings, *,
                      on_outcome: Callable[[TaskOutcome], None] | None = None) -> SandboxResult:
         """Like :meth:`run`, with timings, captured output and the failure reason."""
-        uid = self._take_uid()
-        scratch = self.scratch_root / f"cand-{uuid.uuid4().hex[:12]}"
+        t0 = time.monotonic()
+        worker = self._take_spare() or self._spawn()
         try:
-            scratch.mkdir(mode=0o700)
-            if self.mode != "none":
-                os.chown(scratch, uid, uid)
-            session = _Session(self, code, list(tasks), settings, uid, scratch, on_outcome)
-            return session.run()
+            return _Session(self, worker, code, list(tasks), settings, on_outcome, t0).run()
         finally:
-            if self.mode != "none":
-                _reap_uid(uid)
-            shutil.rmtree(scratch, ignore_errors=True)
-            self._give_uid(uid)
+            self._retire(worker)
+            if self.prewarm:  # after the run, so the spare does not compete with it for CPU
+                self._request_spare()
+
+    def warm_up(self) -> None:
+        """Start the spare worker now; returns when it is ready (or could not start)."""
+        deadline = time.monotonic() + self.limits.start_timeout_s
+        self._request_spare()
+        while (self._spare is None and not self._closed and time.monotonic() < deadline
+               and (self._refilling or self._want_spare.is_set())):
+            time.sleep(0.005)
 
     def close(self) -> None:
+        with self._spare_lock:
+            spare, self._spare, self._closed = self._spare, None, True
+        self._want_spare.set()
+        if self._spawner is not None:
+            self._spawner.join(timeout=self.limits.start_timeout_s)
+        with self._spare_lock:
+            spare, self._spare = spare or self._spare, None
+        if spare is not None:
+            self._retire(spare)
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._own_root:
             shutil.rmtree(self.scratch_root, ignore_errors=True)
@@ -194,11 +220,112 @@ class SandboxRunner:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- workers ----------------------------------------------------------------
+    def _spawn(self) -> _Worker:
+        uid = self._take_uid()
+        scratch = self.scratch_root / f"cand-{uuid.uuid4().hex[:12]}"
+        host_sock, child_sock = socket.socketpair()
+        try:
+            scratch.mkdir(mode=0o700)
+            if self.mode != "none":
+                os.chown(scratch, uid, uid)
+            spec = JailSpec(mode=self.mode, python=self.python, scratch=scratch,
+                            scratch_root=self.scratch_root, uid=uid, fd=child_sock.fileno(),
+                            limits_json=json.dumps(self.limits.rlimits()))
+            proc = subprocess.Popen(
+                spec.argv(), env=spec.env(), cwd=spec.cwd(), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(child_sock.fileno(),),
+                start_new_session=True)
+        except OSError as e:
+            host_sock.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+            self._give_uid(uid)
+            raise SandboxError(f"Cannot start the sandbox worker ({self.mode}): {e}.") from e
+        finally:
+            child_sock.close()
+        host_sock.settimeout(10.0)
+        worker = _Worker(proc=proc, sock=host_sock, uid=uid, scratch=scratch)
+        for name, stream in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            t = threading.Thread(target=worker.drain, args=(name, stream, self.limits.max_log_bytes),
+                                 daemon=True)
+            t.start()
+            worker.drains.append(t)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.kill()
+        if self.mode != "none":
+            _reap_uid(worker.uid)
+        worker.sock.close()
+        for d in worker.drains:
+            d.join(timeout=2)
+        shutil.rmtree(worker.scratch, ignore_errors=True)
+        self._give_uid(worker.uid)
+
+    def _take_spare(self) -> _Worker | None:
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and spare.proc.poll() is not None:
+            self._retire(spare)
+            return None
+        return spare
+
+    def _request_spare(self) -> None:
+        # Spares are started by one long-lived thread: bwrap's --die-with-parent follows the
+        # *thread* that started it, so a spare started by a short-lived thread would die.
+        with self._spare_lock:
+            if self._spawner is None:
+                self._spawner = threading.Thread(target=self._spawn_loop, name="sbx-spawner",
+                                                 daemon=True)
+                self._spawner.start()
+        self._want_spare.set()
+
+    def _spawn_loop(self) -> None:
+        while not self._closed:
+            self._want_spare.wait()
+            if self._closed:
+                return
+            self._refilling = True
+            self._want_spare.clear()
+            self._refill()
+
+    def _refill(self) -> None:
+        with self._spare_lock:
+            if self._spare is not None or self._closed:
+                self._refilling = False
+                return
+        try:
+            worker = self._spawn()
+            try:
+                hello = recv_frame(worker.sock, self.limits.max_message_bytes)
+            except (OSError, ProtocolError):
+                hello = None
+            if hello is None or hello.get("op") != "hello":
+                self._retire(worker)
+                return
+            worker.hello = True
+        except SandboxError:
+            return
+        finally:
+            with self._spare_lock:
+                self._refilling = False
+        with self._spare_lock:
+            if self._spare is None and not self._closed:
+                self._spare, worker = worker, None
+        if worker is not None:
+            self._retire(worker)
+
     # -- internals --------------------------------------------------------------
     def _choose_mode(self, mode: str) -> str:
         if mode == "none":
             return mode
-        uid = self._free_uids[-1]
+        uid = self._take_uid()
+        try:
+            return self._probe_modes(mode, uid)
+        finally:
+            self._give_uid(uid)
+
+    def _probe_modes(self, mode: str, uid: int) -> str:
         tried = []
         for m in (("bwrap", "unshare") if mode == "auto" else (mode,)):
             why = probe(m, self.python, uid)
@@ -206,7 +333,7 @@ class SandboxRunner:
                 if mode == "auto" and m != "bwrap":
                     warnings.warn(f"bubblewrap does not work here ({tried[0]}); using the "
                                   "'unshare' sandbox, whose file-system isolation is weaker.",
-                                  SandboxWarning, stacklevel=3)
+                                  SandboxWarning, stacklevel=4)
                 return m
             tried.append(f"{m}: {why}")
         raise SandboxUnavailable(
@@ -215,13 +342,28 @@ class SandboxRunner:
             "set sandbox mode 'none' explicitly to run candidate code without isolation.")
 
     def _take_uid(self) -> int:
+        """A uid no other worker uses, in this process or any other (an flock per uid)."""
+        lock_dir = Path(tempfile.gettempdir()) / "metasearch-sandbox-uids"
+        lock_dir.mkdir(mode=0o700, exist_ok=True)
         with self._uid_cond:
-            while not self._free_uids:
-                self._uid_cond.wait()
-            return self._free_uids.pop()
+            while True:
+                for uid in reversed(self._free_uids):
+                    fd = os.open(lock_dir / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except OSError:
+                        os.close(fd)
+                        continue
+                    self._free_uids.remove(uid)
+                    self._uid_locks[uid] = fd
+                    return uid
+                self._uid_cond.wait(timeout=0.1)
 
     def _give_uid(self, uid: int) -> None:
         with self._uid_cond:
+            fd = self._uid_locks.pop(uid, None)
+            if fd is not None:
+                os.close(fd)  # releases the flock
             self._free_uids.append(uid)
             self._uid_cond.notify()
 
@@ -266,6 +408,44 @@ def _gateway_calls(gateway: Any) -> tuple[Callable[[LLMRequest], LLMResponse] | 
     return complete, getattr(gateway, "note", None)
 
 
+@dataclass
+class _Worker:
+    """A started jail: the process, the host's end of the socket, its uid and scratch dir."""
+
+    proc: subprocess.Popen[bytes]
+    sock: socket.socket
+    uid: int
+    scratch: Path
+    drains: list[threading.Thread] = field(default_factory=list)
+    hello: bool = False  # the worker already said hello (a prewarmed spare)
+    logs: dict[str, bytearray] = field(
+        default_factory=lambda: {"stdout": bytearray(), "stderr": bytearray()})
+
+    def drain(self, name: str, stream: Any, cap: int) -> None:
+        buf = self.logs[name]
+        try:
+            while chunk := stream.read1(1 << 16):
+                if len(buf) < cap:
+                    buf += chunk[:cap - len(buf)]
+        except (OSError, ValueError):
+            pass
+
+    def log(self, name: str) -> str:
+        return self.logs[name].decode("utf-8", "replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 class _Violation(Exception):
     """The worker broke the protocol."""
 
@@ -273,11 +453,12 @@ class _Violation(Exception):
 class _Session:
     """One worker, one candidate. Runs entirely on the caller's thread, except LLM calls."""
 
-    def __init__(self, runner: SandboxRunner, code: str, tasks: list[Task],
-                 settings: AgentSettings, uid: int, scratch: Path,
-                 on_outcome: Callable[[TaskOutcome], None] | None) -> None:
+    def __init__(self, runner: SandboxRunner, worker: _Worker, code: str, tasks: list[Task],
+                 settings: AgentSettings, on_outcome: Callable[[TaskOutcome], None] | None,
+                 t0: float) -> None:
         self.r, self.lim, self.code, self.tasks = runner, runner.limits, code, tasks
-        self.settings, self.uid, self.scratch, self.on_outcome = settings, uid, scratch, on_outcome
+        self.settings, self.on_outcome, self.t0 = settings, on_outcome, t0
+        self.w, self.proc, self.sock = worker, worker.proc, worker.sock
         self.task_timeout = self.lim.task_timeout_s or settings.task_timeout_s
         self.results: dict[int, TaskOutcome] = {}
         self.outputs: dict[str, str] = {}
@@ -289,53 +470,31 @@ class _Session:
         self.llm_calls = 0
         self.notes = 0
         self.eof = False
-        self.logs: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        self.loaded_s = 0.0
 
     # -- lifecycle ---------------------------------------------------------------
     def run(self) -> SandboxResult:
-        t0 = time.monotonic()
-        host_sock, child_sock = socket.socketpair()
-        spec = JailSpec(mode=self.r.mode, python=self.r.python, scratch=self.scratch,
-                        scratch_root=self.r.scratch_root, uid=self.uid, fd=child_sock.fileno(),
-                        limits_json=json.dumps(self.lim.rlimits()))
-        try:
-            self.proc = subprocess.Popen(
-                spec.argv(), env=spec.env(), cwd=spec.cwd(), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(child_sock.fileno(),),
-                start_new_session=True)
-        except OSError as e:
-            raise SandboxError(f"Cannot start the sandbox worker ({self.r.mode}): {e}.") from e
-        finally:
-            child_sock.close()
-        self.sock = host_sock
-        self.sock.settimeout(10.0)
-        drains = [threading.Thread(target=self._drain, args=(name, stream), daemon=True)
-                  for name, stream in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr))]
-        for d in drains:
-            d.start()
+        t0 = self.t0
         self.frames = FrameBuffer(self.lim.max_message_bytes)
         self.pending: list[dict[str, Any]] = []
-        start_s = 0.0
         failure: str | None = None
         try:
             self._handshake()
-            start_s = time.monotonic() - t0
             failure = self._serve(t0 + self.lim.candidate_timeout_s)
         finally:
             self._kill()
             wait_futures(list(self.inflight), timeout=60)
-            self.sock.close()
-            for d in drains:
+            for d in self.w.drains:
                 d.join(timeout=2)
         return SandboxResult(
             outcomes=[self.results[i] for i in range(len(self.tasks))], mode=self.r.mode,
-            start_s=start_s, wall_s=time.monotonic() - t0, llm_calls=self.llm_calls,
+            start_s=self.loaded_s, wall_s=time.monotonic() - t0, llm_calls=self.llm_calls,
             outputs=self.outputs, stdout=self._log("stdout"), stderr=self._log("stderr"),
             failure=failure)
 
     def _handshake(self) -> None:
         deadline = time.monotonic() + self.lim.start_timeout_s
-        msg = self._next_frame(deadline)
+        msg = {"op": "hello"} if self.w.hello else self._next_frame(deadline)
         if msg is None or msg.get("op") != "hello":
             self._kill()
             raise SandboxError(
@@ -378,6 +537,7 @@ class _Session:
                 op = msg["op"]
                 if op == "loaded" and not loaded:
                     loaded = True
+                    self.loaded_s = time.monotonic() - self.t0
                 elif op == "load_error" and not loaded:
                     message = _text(msg.get("message"), self.lim.max_error_chars)
                     return self._fail_rest("exception", _text(msg.get("type"), 100) or "Error",
@@ -583,30 +743,10 @@ class _Session:
                                + (f"; its last output: {tail}" if tail else ""))
 
     def _kill(self) -> None:
-        proc = getattr(self, "proc", None)
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-
-    # -- logs ----------------------------------------------------------------------
-    def _drain(self, name: str, stream: Any) -> None:
-        buf, cap = self.logs[name], self.lim.max_log_bytes
-        try:
-            while chunk := stream.read1(1 << 16):
-                if len(buf) < cap:
-                    buf += chunk[:cap - len(buf)]
-        except (OSError, ValueError):
-            pass
+        self.w.kill()
 
     def _log(self, name: str) -> str:
-        return self.logs[name].decode("utf-8", "replace")
+        return self.w.log(name)
 
 
 def _text(value: Any, cap: int) -> str:
