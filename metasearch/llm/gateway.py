@@ -178,8 +178,8 @@ class Gateway:
                 return
             self._closed = True
             loop, thread, local = self._loop, self._thread, self._local
-        if local is not None:
-            local.close()
+        # Cancel in-flight calls first: a local server's destructor waits for
+        # its busy slots, and a request nobody awaits any more keeps one busy.
         if loop is not None and thread is not None:
             try:
                 asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
@@ -189,6 +189,8 @@ class Gateway:
             thread.join(timeout=10)
             if not loop.is_running():
                 loop.close()
+        if local is not None:
+            local.close()
         if self.cache is not None:
             self.cache.close()
 

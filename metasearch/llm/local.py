@@ -292,3 +292,26 @@ class LocalServers:
             if callable(stop):
                 stop()
             run.server = None  # the binding stops the server when it is freed
+
+
+def divert_native_stdout(log_path: Path) -> None:
+    """Send native writes to file descriptor 1 (llama.cpp's logs) to ``log_path``.
+
+    llama.cpp logs every request to the process's stdout, which would corrupt
+    ``--json`` output and flood the terminal. Python's ``sys.stdout`` keeps
+    writing to the original stdout through a duplicate of the descriptor.
+    Meant for the CLI process, once, before any server starts.
+    """
+    import sys
+
+    if getattr(sys.stdout, "_metasearch_diverted", False):
+        return
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.close(fd)
+    stream = os.fdopen(saved, "w", buffering=1, encoding=sys.stdout.encoding or "utf-8")
+    stream._metasearch_diverted = True  # type: ignore[attr-defined]
+    sys.stdout = stream
