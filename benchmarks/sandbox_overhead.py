@@ -72,8 +72,11 @@ def main() -> None:
             with SandboxRunner(mode=mode, gateway=gw, limits=SandboxLimits(),
                                prewarm=prewarm) as runner:
                 runner.run(NO_LLM, tasks[:2], settings)  # warm the page cache
-                runs = [runner.run_detailed(NO_LLM, tasks, settings)
-                        for _ in range(args.repeats)]
+                runs = []
+                for _ in range(args.repeats):
+                    if prewarm:  # between candidates, the spare comes up while the meta agent thinks
+                        runner.warm_up()
+                    runs.append(runner.run_detailed(NO_LLM, tasks, settings))
                 assert all(o.ok for r in runs for o in r.outcomes)
                 start = statistics.median(r.start_s for r in runs)
                 wall = statistics.median(r.wall_s for r in runs)

@@ -263,6 +263,11 @@ class SandboxRunner:
         self._give_uid(worker.uid)
 
     def _take_spare(self) -> _Worker | None:
+        if self.prewarm:  # a spare on its way is sooner than a fresh start
+            deadline = time.monotonic() + self.limits.start_timeout_s
+            while (self._spare is None and time.monotonic() < deadline
+                   and (self._refilling or self._want_spare.is_set())):
+                time.sleep(0.002)
         with self._spare_lock:
             spare, self._spare = self._spare, None
         if spare is not None and spare.proc.poll() is not None:
