@@ -58,10 +58,157 @@ def build_sandbox(
     allowed_models: Collection[str] | None = None,
     candidate_timeout_s: float = 3600.0,
     scratch_root: Path | None = None,
+    prewarm: bool = False,
 ) -> Any:
-    """A sandbox runner whose LLM calls go to ``gateway``; ``mode`` as in config."""
+    """A sandbox runner whose LLM calls go to ``gateway``; ``mode`` as in config.
+
+    ``prewarm`` keeps one jailed worker ready between runs (campaigns run
+    many candidates; a one-off ``eval`` does not need it).
+    """
     from metasearch.sandbox import SandboxLimits, SandboxRunner
 
     limits = SandboxLimits(candidate_timeout_s=candidate_timeout_s)
     return SandboxRunner(mode=mode, limits=limits, gateway=gateway,
-                         allowed_models=allowed_models, scratch_root=scratch_root)
+                         allowed_models=allowed_models, scratch_root=scratch_root,
+                         prewarm=prewarm)
+
+
+def model_settings(mc: Any, local: Any) -> ModelSettings:
+    """Gateway settings of one ``[models.*]`` section (plus ``[local]`` for local models)."""
+    return ModelSettings(
+        api_base=mc.api_base,
+        api_key_env=mc.api_key_env,
+        protocol=mc.protocol,
+        price_input_per_mtok=mc.input_usd_per_mtok,
+        price_output_per_mtok=mc.output_usd_per_mtok,
+        n_parallel=local.n_parallel,
+        n_threads=local.n_threads,
+    )
+
+
+def seeds_dir() -> Path:
+    """Where the hand-written seed agents live: ``./archive`` or the one beside the package."""
+    here = Path.cwd() / "archive"
+    if here.is_dir() and any(here.glob("*.py")):
+        return here
+    return Path(__file__).resolve().parent.parent / "archive"
+
+
+def build_campaign(
+    config: Any,
+    *,
+    resume: bool = False,
+    tracking_uri: str | None = None,
+    reporter: Any = None,
+    config_text: str | None = None,
+) -> Any:
+    """Wire a :class:`~metasearch.campaign.Campaign` from a validated ``CampaignConfig``.
+
+    The caller closes ``campaign.gateway``, ``campaign.runner`` and
+    ``campaign.archive`` (``close_campaign`` does all three).
+    """
+    from metasearch.archive import Archive
+    from metasearch.campaign import Campaign, NullReporter
+    from metasearch.errors import ConfigError
+    from metasearch.runtime.seeds import load_seed
+    from metasearch.runtime.settings import AgentSettings
+    from metasearch.search.adas import AdasStrategy, seed_paths
+    from metasearch.search.prompts import TaskBrief
+    from metasearch.search.proposer import Proposer
+    from metasearch.suites import get_suite, split_tasks
+    from metasearch.tracking import Tracker
+    from metasearch.validate import validate_code
+
+    out = config.run.out_dir
+    existing = (out / "archive.jsonl").exists() and (out / "archive.jsonl").stat().st_size > 0
+    if existing and not resume:
+        raise ConfigError(
+            f"The campaign directory {out} already holds a campaign (archive.jsonl). Pass "
+            "--resume to continue it, or set run.out (or --out) to a new directory."
+        )
+    if resume and not existing:
+        raise ConfigError(
+            f"--resume was given but {out} holds no campaign yet (no archive.jsonl). Drop "
+            "--resume to start a new one."
+        )
+    # Read everything that can fail before anything is written or started.
+    opts = {"difficulty": config.suite.difficulty} if config.suite.difficulty is not None else {}
+    suite = get_suite(config.suite.name, **opts)
+    splits = split_tasks(suite.load(config.suite.data_path), seed=config.suite.seed,
+                         n_val=config.suite.n_val, n_test=config.suite.n_test)
+    paths = seed_paths(seeds_dir(), config.search.seeds)
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise ConfigError(
+            f"search.seeds names seed agents that do not exist: {', '.join(p.stem for p in missing)}"
+            f". Available in {seeds_dir()}: "
+            f"{', '.join(sorted(p.stem for p in seeds_dir().glob('*.py')))}."
+        )
+    seeds = [load_seed(p) for p in paths]
+
+    out.mkdir(parents=True, exist_ok=True)
+    if config_text is not None and not (out / "config.toml").exists():
+        (out / "config.toml").write_text(config_text, encoding="utf-8")
+    meta_m, task_m = config.models.meta, config.models.task
+    models = {task_m.model: model_settings(task_m, config.local)}
+    models.setdefault(meta_m.model, model_settings(meta_m, config.local))
+    budget = BudgetSettings(max_usd=config.budget.max_usd, max_calls=config.budget.max_calls,
+                            max_tokens=config.budget.max_tokens)
+    gateway = build_gateway(models=models, cache_dir=out / "cache",
+                            concurrency=config.run.concurrency, budget=budget)
+    archive = Archive.open(out)
+    prior = [r for r in archive.records()]
+    gateway.budget.add_prior(
+        usd=sum(r.cost_usd for r in prior),
+        calls=sum(r.calls - int(r.meta.get("cached_calls", 0)) for r in prior),
+        tokens=sum(r.tokens for r in prior),
+    )
+    for model in dict.fromkeys([task_m.model, meta_m.model]):
+        gateway.preflight(model)
+    meta_protocol = gateway.resolve_protocol(meta_m.model)
+    proposer = Proposer(
+        complete=gateway.complete, model=meta_m.model, temperature=meta_m.temperature,
+        max_tokens=meta_m.max_tokens, output_format=meta_protocol,
+        reflexion_rounds=config.search.reflexion_rounds,
+        repair_rounds=config.search.repair_rounds,
+        validate=validate_code,
+        is_duplicate=lambda code: bool(archive.by_fingerprint(_fp(code))),
+    )
+    strategy = AdasStrategy(
+        proposer=proposer,
+        task=TaskBrief.from_suite(suite, [s for s in splits.validation[:0]]),
+        archive_context=config.search.archive_context,
+    )
+    settings = AgentSettings(
+        model=task_m.model, answer_hint=suite.answer_hint,
+        protocol=gateway.resolve_protocol(task_m.model), max_tokens=task_m.max_tokens,
+        task_timeout_s=config.run.task_timeout_s, threads=config.run.concurrency,
+    )
+    runner = build_sandbox(config.run.sandbox, gateway, allowed_models=[task_m.model],
+                           candidate_timeout_s=config.run.candidate_timeout_s, prewarm=True)
+    tracker = Tracker.for_campaign(out, tracking_uri=tracking_uri or config.run.tracking_uri)
+    tracker.start(config.to_flat_params(),
+                  models={"meta_model": meta_m.model, "task_model": task_m.model})
+    return Campaign(
+        directory=out, archive=archive, strategy=strategy, runner=runner, gateway=gateway,
+        suite=suite, val_tasks=list(splits.validation), test_tasks=list(splits.test),
+        seeds=seeds, settings=settings, generations=config.search.generations,
+        debug_rounds=config.search.debug_rounds, pruning=config.pruning.enabled,
+        minibatch=config.pruning.minibatch, confidence=config.pruning.confidence,
+        tracker=tracker, reporter=reporter or NullReporter(), title=f"Campaign {out.name}",
+    )
+
+
+def close_campaign(campaign: Any) -> None:
+    """Release what :func:`build_campaign` started, in reverse order."""
+    for part in (campaign.runner, campaign.gateway, campaign.archive):
+        try:
+            part.close()
+        except Exception:  # closing is best effort; the archive is already durable
+            pass
+
+
+def _fp(code: str) -> str:
+    from metasearch.validate import fingerprint
+
+    return fingerprint(code)

@@ -43,27 +43,55 @@ class Budget:
 
     def check(self) -> None:
         """Raise :class:`BudgetExceeded` if any cap is already reached."""
-        s = self.settings
         with self._lock:
-            caps = (
-                ("max_usd", s.max_usd, self._usd, "USD"),
-                ("max_calls", s.max_calls, self._calls, "calls"),
-                ("max_tokens", s.max_tokens, self._tokens, "tokens"),
-            )
-            for name, limit, used, unit in caps:
-                if limit is not None and used >= limit:
-                    raise BudgetExceeded(
-                        f"The budget cap budget.{name} = {limit:g} {unit} is reached "
-                        f"({used:g} {unit} used), so no further model calls are made. "
-                        "Results computed so far are kept; raise the cap in the config "
-                        "to continue (cached replies stay free).",
-                        cap=name,
-                        limit=float(limit),
-                        used=float(used),
-                    )
+            self._check_locked()
 
-    def charge(self, *, usd: float, tokens: int) -> None:
+    def reserve(self) -> None:
+        """Check the caps and count one call before it is made.
+
+        Reserving first makes the call cap exact under concurrency; USD and
+        token caps can still be overshot by the calls already in flight, since
+        their price is only known afterwards.
+        """
+        with self._lock:
+            self._check_locked()
+            self._calls += 1
+
+    def release(self) -> None:
+        """Give back a reservation whose call failed (nothing was spent)."""
+        with self._lock:
+            self._calls -= 1
+
+    def _check_locked(self) -> None:
+        s = self.settings
+        caps = (
+            ("max_usd", s.max_usd, self._usd, "USD"),
+            ("max_calls", s.max_calls, self._calls, "calls"),
+            ("max_tokens", s.max_tokens, self._tokens, "tokens"),
+        )
+        for name, limit, used, unit in caps:
+            if limit is not None and used >= limit:
+                raise BudgetExceeded(
+                    f"The budget cap budget.{name} = {limit:g} {unit} is reached "
+                    f"({used:g} {unit} used), so no further model calls are made. "
+                    "Results computed so far are kept; raise the cap in the config "
+                    "to continue (cached replies stay free).",
+                    cap=name,
+                    limit=float(limit),
+                    used=float(used),
+                )
+
+    def add_prior(self, *, usd: float = 0.0, calls: int = 0, tokens: int = 0) -> None:
+        """Count spending from before this process (a resumed campaign's records)."""
         with self._lock:
             self._usd += usd
-            self._calls += 1
+            self._calls += calls
             self._tokens += tokens
+
+    def charge(self, *, usd: float, tokens: int, reserved: bool = True) -> None:
+        """Add what a finished call cost; ``reserved`` calls were counted by :meth:`reserve`."""
+        with self._lock:
+            self._usd += usd
+            self._tokens += tokens
+            if not reserved:
+                self._calls += 1

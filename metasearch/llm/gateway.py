@@ -252,14 +252,21 @@ class Gateway:
                     latency_s=latency, cached=True, finish_reason=hit["finish_reason"],
                     meta=dict(hit.get("meta") or {}),
                 )  # fmt: skip
+        route = None
         try:
             route = await self._aroute(req.model)
-            self.budget.check()
-            raw, meta = await self._call_with_retries(req, route)
+            self.budget.reserve()
         except BudgetExceeded:
             raise
         except Exception:
             self.ledger.record_error(role=req.role, candidate=req.candidate)
+            raise
+        try:
+            raw, meta = await self._call_with_retries(req, route)
+        except BaseException as exc:
+            self.budget.release()
+            if not isinstance(exc, BudgetExceeded | asyncio.CancelledError):
+                self.ledger.record_error(role=req.role, candidate=req.candidate)
             raise
         ms = self.settings.for_model(req.model)
         cost = _cost(route, ms, raw)

@@ -1,0 +1,359 @@
+"""A search campaign: seeds, generations of proposals, a final test, a report.
+
+The runner owns the order of things and nothing else: the strategy proposes,
+the sandbox runs, the evaluator scores, the archive stores, the tracker
+mirrors. Everything it needs is injected (see :func:`build_campaign`).
+
+Durability: candidate ids are fixed before anything is spent and every
+finished candidate is one appended line, so ``--resume`` skips what is done
+and replays an interrupted candidate from the response cache (no re-billing).
+Selection uses validation only; the test split is evaluated once, at the end,
+for the best validation candidate and the seeds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from metasearch.archive import (
+    Archive,
+    CampaignState,
+    CandidateRecord,
+    SplitScore,
+    candidate_id,
+    seed_id,
+)
+from metasearch.evaluation import AgentRunner, Evaluation, evaluate_agent
+from metasearch.llm.ledger import Counts
+from metasearch.llm.types import BudgetExceeded
+from metasearch.racing import race
+from metasearch.runtime.settings import AgentSettings
+from metasearch.search.base import SearchStrategy, Slot
+from metasearch.search.prompts import debug_feedback_from_outcomes
+from metasearch.search.proposer import ProposalOutcome
+from metasearch.suites.registry import Suite
+from metasearch.suites.task import Task
+from metasearch.validate import fingerprint
+
+
+class Reporter(Protocol):
+    """Live progress; the CLI renders it with rich, tests pass :class:`NullReporter`."""
+
+    def phase(self, text: str) -> None: ...
+    def tasks(self, label: str, total: int) -> None: ...
+    def task_done(self) -> None: ...
+    def candidate(self, record: CandidateRecord, best: CandidateRecord | None) -> None: ...
+
+
+class NullReporter:
+    def phase(self, text: str) -> None:
+        pass
+
+    def tasks(self, label: str, total: int) -> None:
+        pass
+
+    def task_done(self) -> None:
+        pass
+
+    def candidate(self, record: CandidateRecord, best: CandidateRecord | None) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    directory: Path
+    records: tuple[CandidateRecord, ...]
+    best: CandidateRecord | None
+    best_seed: CandidateRecord | None
+    paired: Any | None  # stats.PairedDiff of best vs best seed on test
+    yield_counts: dict[str, int]
+    stopped: str = ""  # why the campaign stopped early ("" = it finished)
+    report: Path | None = None
+
+
+@dataclass
+class Campaign:
+    """The wired-up parts of one campaign. Build it with :func:`build_campaign`."""
+
+    directory: Path
+    archive: Archive
+    strategy: SearchStrategy
+    runner: AgentRunner
+    gateway: Any
+    suite: Suite
+    val_tasks: list[Task]
+    test_tasks: list[Task]
+    seeds: list[Any]  # runtime.seeds.SeedAgent
+    settings: AgentSettings
+    generations: int
+    debug_rounds: int = 1
+    pruning: bool = True
+    minibatch: int = 8
+    confidence: float = 0.95
+    tracker: Any | None = None
+    reporter: Reporter = field(default_factory=NullReporter)
+    title: str = ""
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> CampaignResult:
+        stopped = ""
+        try:
+            if self.tracker is not None:
+                self.tracker.sync(self.archive)
+            self._seeds()
+            for g in range(1, self.generations + 1):
+                self._generation(g)
+                self.archive.checkpoint(CampaignState(generation=g, step="generation_done"))
+            self._final_test()
+        except BudgetExceeded as exc:
+            stopped = str(exc)
+            self.reporter.phase(f"stopped: {exc}")
+        return self._finish(stopped)
+
+    # ---------------------------------------------------------------- seeds
+
+    def _seeds(self) -> None:
+        for seed in self.seeds:
+            cid = seed_id(seed.name)
+            if self.archive.has(cid):
+                continue
+            self.reporter.phase(f"seed {seed.name}")
+            start = time.monotonic()
+            evaluation = self._evaluate(seed.code, self.val_tasks, cid, f"{seed.name} (seed)")
+            record = _scored_record(
+                cid, seed.name, "initial", seed.thought, seed.code, evaluation,
+                wall_s=time.monotonic() - start, strategy="seed", parents=(),
+            )
+            self._store(record, seed.code, evaluation=evaluation)
+
+    # ---------------------------------------------------------- generations
+
+    def _generation(self, g: int) -> None:
+        slot = Slot(candidate_id(g, 0), g, 0)
+        if self.archive.has(slot.candidate_id):
+            return
+        self.reporter.phase(f"generation {g}: the meta agent proposes {slot.candidate_id}")
+        before = self._spent(slot.candidate_id)
+        start = time.monotonic()
+        outcome = self.strategy.ask(slot, self.archive)
+        transcript = [outcome.transcript_markdown()]
+        stages = list(outcome.stages)
+        if not outcome.ok or outcome.proposal is None:
+            self._store_invalid(slot, outcome, transcript, stages, before, start)
+            return
+        proposal = outcome.proposal
+        incumbent = self.archive.best()
+        inc_score = incumbent.val if incumbent is not None else None
+        label = f"{slot.candidate_id} {proposal.name}"
+        result = race(
+            self.val_tasks,
+            evaluate=lambda ts: self._evaluate(proposal.code, ts, slot.candidate_id, label),
+            incumbent=inc_score, minibatch=self.minibatch, confidence=self.confidence,
+            enabled=self.pruning,
+        )
+        evaluation = result.evaluation
+        for round_no in range(1, self.debug_rounds + 1):
+            scores = [r.score for r in evaluation.result.results]
+            outcomes = [_outcome_of(r) for r in evaluation.result.results]
+            feedback = debug_feedback_from_outcomes(outcomes, self.val_tasks, scores)
+            if feedback is None or result.pruned:
+                break
+            self.reporter.phase(f"{slot.candidate_id}: debug round {round_no} ({feedback.kind})")
+            fixed = self.strategy.fix(slot, proposal, feedback, round_no)
+            transcript.append(fixed.transcript_markdown())
+            stages.append(f"debug-{round_no}:" + ",".join(fixed.stages))
+            if not fixed.ok or fixed.proposal is None:
+                break
+            proposal = fixed.proposal
+            result = race(
+                self.val_tasks,
+                evaluate=lambda ts, p=proposal: self._evaluate(p.code, ts, slot.candidate_id, label),
+                incumbent=inc_score, minibatch=self.minibatch, confidence=self.confidence,
+                enabled=self.pruning,
+            )
+            evaluation = result.evaluation
+        spent = self._spent(slot.candidate_id).minus(before)
+        record = _scored_record(
+            slot.candidate_id, proposal.name, g, proposal.thought, proposal.code, evaluation,
+            wall_s=time.monotonic() - start, strategy=self.strategy.name,
+            parents=_parents(self.archive), spent=spent,
+        )
+        meta = dict(record.meta) | {
+            "stages": stages + ["ran"] + (["scored"] if evaluation.result.fitness.mean > 0 else []),
+            "changes": list(outcome.changes),
+            "calls_saved_by_pruning": result.calls_saved,
+        }
+        status, reason = record.status, record.reason
+        if result.pruned:
+            status, reason = "pruned", result.reason
+        record = _replace(record, status=status, reason=reason, meta=meta)
+        self._store(record, proposal.code, evaluation=evaluation, transcript="\n\n".join(transcript))
+
+    def _store_invalid(
+        self, slot: Slot, outcome: ProposalOutcome, transcript: list[str], stages: list[str],
+        before: Counts, start: float,
+    ) -> None:
+        spent = self._spent(slot.candidate_id).minus(before)
+        proposal = outcome.proposal
+        record = CandidateRecord(
+            id=slot.candidate_id, name=proposal.name if proposal else "(unparsed)",
+            generation=slot.generation, status="invalid",
+            thought=proposal.thought if proposal else "", reason=outcome.reason,
+            parent_ids=_parents(self.archive), calls=spent.calls, tokens=spent.tokens,
+            cost_usd=spent.cost_usd, wall_s=time.monotonic() - start,
+            fingerprint=fingerprint(proposal.code) if proposal and proposal.code else "",
+            strategy=self.strategy.name,
+            meta={"stages": stages, "failure": outcome.failure, "cached_calls": spent.cached_calls,
+                  "changes": list(outcome.changes)},
+        )
+        code = proposal.code if proposal and proposal.code else None
+        self._store(record, code, transcript="\n\n".join(transcript))
+
+    # ------------------------------------------------------------ final test
+
+    def _final_test(self) -> None:
+        best = self.archive.best()
+        if best is None or not self.test_tasks:
+            return
+        chosen = [best] + [r for r in self.archive.records() if r.is_seed and r.status == "ok"]
+        for rec in dict.fromkeys(chosen):
+            if rec.test is not None:
+                continue
+            self.reporter.phase(f"test split: {rec.id} ({rec.name})")
+            code = self.archive.read_agent(rec.id)
+            evaluation = self._evaluate(code, self.test_tasks, f"{rec.id}:test", f"{rec.name} on test")
+            score = _split_score(evaluation)
+            self.archive.write_results(rec.id, evaluation.result.to_json(), split="test")
+            updated = self.archive.add_test_result(rec.id, score)
+            if self.tracker is not None:
+                self.tracker.log_test(updated)
+
+    # ---------------------------------------------------------------- finish
+
+    def _finish(self, stopped: str) -> CampaignResult:
+        from metasearch.report import PairedSummary, write_report
+        from metasearch.stats import paired_bootstrap
+
+        records = self.archive.records()
+        best = self.archive.best()
+        seeds = [r for r in records if r.is_seed and r.status == "ok" and r.val is not None]
+        best_seed = max(seeds, key=lambda r: r.val.mean, default=None)  # type: ignore[union-attr]
+        paired = None
+        summary = None
+        if best is not None and best_seed is not None and best.test and best_seed.test:
+            shared = sorted(set(best.test.scores) & set(best_seed.test.scores))
+            if shared:
+                paired = paired_bootstrap(
+                    [best.test.scores[t] for t in shared], [best_seed.test.scores[t] for t in shared]
+                )
+                summary = PairedSummary.of(paired, best_id=best.id, baseline_id=best_seed.id)
+        counts = yield_counts(records)
+        notes = [f"Stopped early: {stopped}"] if stopped else []
+        saved = sum(int(r.meta.get("calls_saved_by_pruning", 0)) for r in records)
+        if saved:
+            notes.append(f"Pruning saved an estimated {saved} LLM calls.")
+        report = write_report(self.directory, records, title=self.title or None,
+                              yield_counts=counts, paired=summary, notes=notes)
+        if self.tracker is not None:
+            self.tracker.log_report(self.directory)
+            self.tracker.finish("KILLED" if stopped else "FINISHED")
+        return CampaignResult(self.directory, records, best, best_seed, paired, counts,
+                              stopped, report)
+
+    # -------------------------------------------------------------- helpers
+
+    def _evaluate(self, code: str, tasks: Sequence[Task], key: str, label: str) -> Evaluation:
+        self.reporter.tasks(label, len(tasks))
+        settings = AgentSettings(**(self.settings.to_json() | {"candidate": key}))
+        evaluation = evaluate_agent(
+            code, tasks, scorer=self.suite.scorer, runner=self.runner, settings=settings,
+            gateway=self.gateway, on_outcome=lambda _o: self.reporter.task_done(),
+        )
+        if any(r.error is not None and r.error.kind == "budget" for r in evaluation.result.results):
+            raise BudgetExceeded(
+                f"The budget ran out while evaluating {key}; that candidate is not recorded "
+                "and will be re-run (from the cache) on --resume.", cap="", limit=0, used=0,
+            )
+        return evaluation
+
+    def _spent(self, key: str) -> Counts:
+        return self.gateway.snapshot().by_candidate.get(key, Counts())
+
+    def _store(self, record: CandidateRecord, code: str | None, *,
+               evaluation: Evaluation | None = None, transcript: str | None = None) -> None:
+        if evaluation is not None:
+            self.archive.write_results(record.id, evaluation.result.to_json())
+        if transcript:
+            self.archive.write_transcript(record.id, transcript)
+        stored = self.archive.add(record, code=code)
+        if self.tracker is not None:
+            self.tracker.sync(self.archive)
+        self.reporter.candidate(stored, self.archive.best())
+
+
+# ------------------------------------------------------------------ records
+
+
+def _split_score(evaluation: Evaluation) -> SplitScore:
+    scores = {r.task_id: r.score for r in evaluation.result.results}
+    return SplitScore.of(evaluation.result.fitness, scores=scores)
+
+
+def _scored_record(
+    cid: str, name: str, generation: int | str, thought: str, code: str,
+    evaluation: Evaluation, *, wall_s: float, strategy: str, parents: tuple[str, ...],
+    spent: Counts | None = None,
+) -> CandidateRecord:
+    res = evaluation.result
+    cost = spent if spent is not None else evaluation.cost
+    kinds = {r.error.kind for r in res.results if r.error is not None}
+    status, reason = "ok", ""
+    if res.n and res.n_errors == res.n:
+        status = "timeout" if kinds == {"timeout"} else "failed"
+        first = res.errors[0].error
+        reason = f"every task failed; first error: {first.brief()}" if first else "every task failed"
+    return CandidateRecord(
+        id=cid, name=name, generation=generation, status=status,  # type: ignore[arg-type]
+        thought=thought, reason=reason, parent_ids=parents, val=_split_score(evaluation),
+        calls=cost.calls, tokens=cost.tokens, cost_usd=cost.cost_usd, wall_s=wall_s,
+        errors=res.n_errors, fingerprint=fingerprint(code), strategy=strategy,
+        meta={"cached_calls": cost.cached_calls, "events": dict(cost.events)},
+    )
+
+
+def _replace(record: CandidateRecord, **changes: Any) -> CandidateRecord:
+    from dataclasses import replace
+
+    return replace(record, **changes)
+
+
+def _parents(archive: Archive) -> tuple[str, ...]:
+    """ADAS conditions each proposal on the whole archive: the parents are what it was shown."""
+    return tuple(r.id for r in archive.records() if r.status == "ok")
+
+
+def _outcome_of(result: Any) -> Any:
+    from metasearch.outcomes import TaskOutcome
+
+    return TaskOutcome(task_id=result.task_id, answer=result.answer, error=result.error)
+
+
+def yield_counts(records: Sequence[CandidateRecord]) -> dict[str, int]:
+    """How many proposals survived each stage: the meta agent's yield."""
+    proposals = [r for r in records if isinstance(r.generation, int)]
+    def reached(stage: str) -> int:
+        return sum(1 for r in proposals if stage in r.meta.get("stages", ()))
+    return {
+        "proposed": len(proposals),
+        "parsed": reached("parsed"),
+        "normalised": reached("normalised"),
+        "valid": reached("valid"),
+        "ran": reached("ran"),
+        "scored > 0": reached("scored"),
+    }
+

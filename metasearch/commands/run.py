@@ -1,0 +1,124 @@
+"""``metasearch run``: a search campaign from a TOML config, with live progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def run_cmd(
+    config: Annotated[Path, typer.Argument(help="Campaign config (TOML), e.g. experiments/quickstart.toml.")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the campaign in run.out.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Campaign directory (overrides run.out).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking server (default: sqlite in the campaign dir).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set search.generations=5 (repeatable).")] = None,
+) -> None:
+    """Run Meta Agent Search: seeds, generations of proposals, a final test, a report."""
+    from metasearch.campaign import CampaignResult
+    from metasearch.config import load_config, parse_override
+    from metasearch.factory import build_campaign, close_campaign
+
+    overrides = dict(parse_override(s) for s in (set_ or []))
+    if out is not None:
+        overrides["run.out"] = str(out)
+    cfg = load_config(config, overrides or None)
+    reporter = RichReporter()
+    with reporter:
+        campaign = build_campaign(cfg, resume=resume, tracking_uri=tracking_uri,
+                                  reporter=reporter, config_text=config.read_text(encoding="utf-8"))
+        try:
+            result: CampaignResult = campaign.run()
+        finally:
+            close_campaign(campaign)
+    print_summary(result)
+    if result.stopped:
+        raise typer.Exit(3)
+
+
+class RichReporter:
+    """Live progress: phase, task bar, best-so-far and spend."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.progress = Progress("[progress.description]{task.description}", BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=self.console)
+        self._bar: Any = None
+        self._calls = 0
+        self._cost = 0.0
+
+    def __enter__(self) -> RichReporter:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def phase(self, text: str) -> None:
+        self.progress.console.print(f"[bold]»[/] {text}", highlight=False)
+
+    def tasks(self, label: str, total: int) -> None:
+        if self._bar is not None:
+            self.progress.remove_task(self._bar)
+        self._bar = self.progress.add_task(label, total=total)
+
+    def task_done(self) -> None:
+        if self._bar is not None:
+            self.progress.advance(self._bar)
+
+    def candidate(self, record: Any, best: Any) -> None:
+        self._calls += record.calls
+        self._cost += record.cost_usd
+        score = f"{record.val.mean:.1%}" if record.val is not None else "-"
+        best_txt = f"{best.name} {best.val.mean:.1%}" if best is not None and best.val else "-"
+        reason = f" ({record.reason[:100]})" if record.reason else ""
+        self.progress.console.print(
+            f"  {record.id} [cyan]{record.name}[/]: {record.status} {score}{reason} | best: "
+            f"{best_txt} | spent: {self._calls} calls, ${self._cost:.4f}", highlight=False)
+
+
+def print_summary(result: Any) -> None:
+    from rich.console import Console
+
+    console = Console()
+    console.print(archive_table(result.records, title=f"Archive of {result.directory}"))
+    if result.yield_counts.get("proposed"):
+        y = result.yield_counts
+        console.print("meta-agent yield: " + ", ".join(f"{k} {v}" for k, v in y.items()))
+    if result.best is not None:
+        b = result.best
+        line = f"best on validation: {b.id} {b.name} {_ci(b.val)}"
+        if b.test is not None:
+            line += f"; test {_ci(b.test)}"
+        console.print(line, highlight=False)
+    if result.paired is not None and result.best_seed is not None:
+        p = result.paired
+        console.print(
+            f"best vs best seed ({result.best_seed.name}) on test: {p.mean_diff:+.1%} "
+            f"[95% CI {p.ci_low:+.1%}, {p.ci_high:+.1%}], n={p.n}", highlight=False)
+    if result.stopped:
+        console.print(f"[yellow]stopped early:[/] {result.stopped} Resume with --resume.")
+    if result.report is not None:
+        console.print(f"report: {result.report}")
+
+
+def _ci(s: Any) -> str:
+    if s is None:
+        return "-"
+    return f"{s.mean:.1%} [{s.ci_low:.1%}, {s.ci_high:.1%}] (n={s.n})"
+
+
+def archive_table(records: Any, *, title: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("id", "name", "gen", "status", "val (95% CI)", "test (95% CI)", "calls", "cost", "reason"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        table.add_row(r.id, r.name, str(r.generation), r.status, _ci(r.val), _ci(r.test),
+                      str(r.calls), f"${r.cost_usd:.4f}", (r.reason or "")[:80])
+    return table
