@@ -176,14 +176,19 @@ def ui_cmd(
 
 def _register() -> None:
     from metasearch.commands.archive_import import import_cmd
+    from metasearch.commands.archive_view import list_cmd, show_cmd
     from metasearch.commands.compare import compare_cmd
     from metasearch.commands.evaluate import eval_cmd
     from metasearch.commands.export import export_cmd
+    from metasearch.commands.run import run_cmd
 
+    app.command("run")(friendly_errors(run_cmd))
     app.command("eval")(friendly_errors(eval_cmd))
     app.command("export")(friendly_errors(export_cmd))
-    archive_app.command("import")(friendly_errors(import_cmd))
     app.command("compare")(friendly_errors(compare_cmd))
+    archive_app.command("list")(friendly_errors(list_cmd))
+    archive_app.command("show")(friendly_errors(show_cmd))
+    archive_app.command("import")(friendly_errors(import_cmd))
 
 
 _register()
