@@ -233,6 +233,18 @@ def _check_entry(
     return name.strip(), code, problems, warnings
 
 
+def _known_fingerprints(archive: Archive) -> dict[str, str]:
+    """Fingerprint → oldest candidate id, for every candidate with code (computed if unset)."""
+    known: dict[str, str] = {}
+    for r in archive.records():
+        fp = r.fingerprint
+        if not fp and r.code_path and (archive.root / r.code_path).is_file():
+            fp = fingerprint(archive.read_agent(r.id))
+        if fp:
+            known.setdefault(fp, r.id)
+    return known
+
+
 def _next_import_index(archive: Archive) -> int:
     n = -1
     for r in archive.records():
@@ -261,7 +273,7 @@ def import_adas(
     its validation score and spend, or status ``failed`` with the reason.
     """
     out: list[ImportedEntry] = []
-    seen: dict[str, str] = {}
+    seen = _known_fingerprints(archive)
     next_index = _next_import_index(archive)
     for i, entry in enumerate(entries):
         name, code, problems, warnings = _check_entry(i, entry, policy)
@@ -273,7 +285,7 @@ def import_adas(
             )
             continue
         fp = fingerprint(code)
-        dup = seen.get(fp) or next((r.id for r in archive.by_fingerprint(fp)), None)
+        dup = seen.get(fp)
         if dup is not None:
             out.append(
                 ImportedEntry(

@@ -5,13 +5,12 @@ with the standalone agent module (``metasearch export --format py``) as the
 artifact ``agent``. At load time MLflow runs this file, which imports nothing
 from metasearch, so a served model needs only ``mlflow`` and ``litellm``.
 
-``predict`` takes a list of questions, a DataFrame with a ``question`` column
-(or a single column), a dict ``{"question": [...]}``, or one string, and
-returns a list of answers. The model config (set at export) holds ``model``
+``predict`` takes a list of questions or a DataFrame with a ``question``
+column (MLflow checks the ``list[str]`` type hint and converts a DataFrame),
+and returns a list of answers. The model config (set at export) holds ``model``
 (a litellm model string), ``litellm_kwargs`` (e.g. ``api_base``) and
 ``api_key_env`` (the NAME of the environment variable holding the key; the
-key itself is never stored). ``params`` passed to ``predict`` may override
-``model`` and ``api_base`` for one call.
+key itself is never stored).
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ from typing import Any
 
 import mlflow.models
 import mlflow.pyfunc
-
-_PARAM_KEYS = ("model", "api_base")
 
 
 def questions_of(model_input: Any) -> list[str]:
@@ -62,16 +59,10 @@ class AgentModel(mlflow.pyfunc.PythonModel):
         self.agent = module
         self.config = dict(getattr(context, "model_config", None) or {})
 
-    # No type hints on predict: MLflow would turn them into a schema and reshape inputs.
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: list[str], params=None) -> list[str]:
         config = dict(self.config)
         kwargs = dict(config.get("litellm_kwargs") or {})
         model = config.get("model") or self.agent.DEFAULT_MODEL
-        for key, value in (params or {}).items():
-            if key == "model" and value:
-                model = value
-            elif key in _PARAM_KEYS and value:
-                kwargs[key] = value
         key_env = config.get("api_key_env")
         if key_env and os.environ.get(key_env) and "api_key" not in kwargs:
             kwargs["api_key"] = os.environ[key_env]
