@@ -51,33 +51,27 @@ def _print(result: Any, plotted: Path | None) -> None:
 
     console = Console()
     table = Table(title="Campaigns (scores in %, 95% bootstrap CIs; best chosen on validation)")
-    for col in (
-        "campaign",
-        "suite",
-        "best agent",
-        "validation",
-        "test",
-        "calls",
-        "tokens",
-        "cost ($)",
-        "wall (min)",
-        "candidates",
-    ):
-        table.add_column(col, justify="right" if col in ("calls", "tokens", "cost ($)") else "left")
+    table.add_column("")
     for c in result.campaigns:
-        statuses = ", ".join(f"{k} {v}" for k, v in c.by_status.items())
-        table.add_row(
-            c.name,
-            c.suite or "?",
-            f"{c.best_id} {c.best_name}" if c.best_id else "–",
-            _ci(c.val),
-            _ci(c.test),
-            f"{c.calls:,}",
-            f"{c.tokens:,}",
-            f"{c.cost_usd:.4f}",
-            f"{c.wall_s / 60:.1f}",
-            f"{c.n_candidates} ({statuses})",
-        )
+        table.add_column(c.name)
+    rows = {
+        "suite": [c.suite or "?" for c in result.campaigns],
+        "best agent": [
+            f"{c.best_id} {c.best_name}" if c.best_id else "–" for c in result.campaigns
+        ],
+        "validation": [_ci(c.val) for c in result.campaigns],
+        "test": [_ci(c.test) for c in result.campaigns],
+        "LLM calls": [f"{c.calls:,}" for c in result.campaigns],
+        "tokens": [f"{c.tokens:,}" for c in result.campaigns],
+        "cost": [f"${c.cost_usd:.4f}" for c in result.campaigns],
+        "wall time": [f"{c.wall_s / 60:.1f} min" for c in result.campaigns],
+        "candidates": [
+            f"{c.n_candidates}: " + ", ".join(f"{k} {v}" for k, v in c.by_status.items())
+            for c in result.campaigns
+        ],
+    }
+    for label, cells in rows.items():
+        table.add_row(label, *cells)
     console.print(table)
     if result.pairs:
         pairs = Table(title=f"Paired differences of the best agents on shared {result.split} tasks")
