@@ -716,6 +716,21 @@ def _find_problems(module: cst.Module) -> list[NormalizeFinding]:
                     "from taskInfo.content.",
                 )
             )
+    if forwards and not _is_placeholder(forwards[-1]) and not any(
+        "LLMAgentBase" in _names_in(s) for s in mod.body if isinstance(s, cst.FunctionDef)
+    ):
+        start = pos[forwards[-1]].start
+        findings.append(
+            NormalizeFinding(
+                "no-llm-call",
+                start.line,
+                start.column + 1,
+                "forward never uses LLMAgentBase, so it cannot solve new questions: it only "
+                "computes or hard-codes an answer.",
+                "Create agents with LLMAgentBase([...], 'name') and call them on [taskInfo]; "
+                "never hard-code numbers from the example question.",
+            )
+        )
     for fn in _all_functions(mod):
         if _is_placeholder(fn):
             start = pos[fn].start

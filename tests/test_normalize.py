@@ -196,11 +196,11 @@ def forward(self, taskInfo):
 
 
 def test_forward_signature_fixed_or_reported():
-    r = normalize_proposal("def forward(task):\n    return task.content\n")
+    r = normalize_proposal("def forward(task):\n    return LLMAgentBase(['answer'], 'A')([task], 'Solve.')[0]\n")
     assert r.ok
     assert r.code.startswith("def forward(self, taskInfo):")
-    assert "return taskInfo.content" in r.code
-    r = normalize_proposal("def forward(self, question, context):\n    return question\n")
+    assert "([taskInfo], 'Solve.')" in r.code
+    r = normalize_proposal("def forward(self, question, context):\n    return LLMAgentBase\n")
     assert codes(r) == ["forward-signature"]
     assert "(self, question, context)" in r.findings[0].message
 
@@ -211,7 +211,7 @@ def test_no_forward_at_all_is_a_finding():
 
 
 def test_single_function_taking_taskinfo_is_renamed_to_forward():
-    r = normalize_proposal("def my_agent(self, taskInfo):\n    return 'x'\n")
+    r = normalize_proposal("def my_agent(self, taskInfo):\n    return LLMAgentBase(['a'], 'A')\n")
     assert r.ok and r.code.startswith("def forward(self, taskInfo)")
 
 
@@ -223,14 +223,14 @@ def test_syntax_error_is_a_finding_not_an_exception():
 
 def test_info_with_missing_fields_is_completed():
     r = normalize_proposal("def forward(self, taskInfo):\n    return Info(content='7')\n")
-    assert r.ok
+    assert codes(r) == ["no-llm-call"]
     assert "Info(\"answer\", \"forward\", '7', -1)" in r.code
 
 
 def test_fences_and_common_indentation_removed():
-    code = "```python\n    def forward(self, taskInfo):\n        return 'a'\n```\n"
+    code = "```python\n    def forward(self, taskInfo):\n        return LLMAgentBase\n```\n"
     r = normalize_proposal(code)
-    assert r.ok and r.code == "def forward(self, taskInfo):\n    return 'a'\n"
+    assert r.ok and r.code == "def forward(self, taskInfo):\n    return LLMAgentBase\n"
 
 
 def test_clean_code_is_unchanged():
@@ -256,3 +256,10 @@ def test_seed_agents_normalise_to_themselves():
         r = normalize_proposal(code)
         assert r.findings == [], (path.name, r.findings)
         assert r.code == code, (path.name, r.changes)
+
+
+def test_forward_without_any_llm_call_is_a_finding():
+    # measured: the 1.5B model hard-coded the example question's numbers
+    code = "def forward(self, taskInfo):\n    current = 12\n    current -= 5\n    return str(current)\n"
+    r = normalize_proposal(code)
+    assert codes(r) == ["no-llm-call"] and "hard-code" in r.findings[0].hint

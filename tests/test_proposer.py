@@ -187,11 +187,11 @@ def test_repair_loop_invalid_then_fixed():
 
 
 def test_normalisation_fixes_without_a_repair_call_and_lists_changes():
-    wrapped = "class A:\n    def forward(self, taskInfo):\n        return 'x'\n\nprint(A().forward(None))\n"
+    wrapped = "class A:\n    def forward(self, taskInfo):\n        return LLMAgentBase\n\nprint(A().forward(None))\n"
     s = Script([sections(wrapped)])
     out = make(s).propose(CTX, generation=1)
     assert out.ok and out.calls == 1
-    assert out.proposal.code == "def forward(self, taskInfo):\n    return 'x'\n"
+    assert out.proposal.code == "def forward(self, taskInfo):\n    return LLMAgentBase\n"
     assert any("moved forward out of class A" in c for c in out.changes)
 
 
@@ -315,6 +315,7 @@ def test_yield_summary():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_real_local_meta_agent_propose_with_repair(tmp_path):
     """The 1.5B local model as meta agent: proposals through reflexion and repair.
 
@@ -326,23 +327,26 @@ def test_real_local_meta_agent_propose_with_repair(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     from metasearch.llm import Gateway, GatewaySettings, ModelSettings, ResponseCache
-    from metasearch.validate import validate_code
+    from metasearch.validate import fingerprint, validate_code
 
     model = "local/qwen2.5-coder-1.5b"
     n = int(os.environ.get("METASEARCH_PROBE_N", "1"))
+    cache_dir = os.environ.get("METASEARCH_PROBE_CACHE") or tmp_path / "responses"
+    seeds = _seed_entries()
+    archived = {fingerprint(e.code) for e in seeds}
     ctx = MetaContext(
         TaskBrief("short arithmetic word problems", "an integer",
                   (("Ann has 12 pens and gives away 5. How many are left?", "7"),)),
-        select_archive_context(_seed_entries(), max_entries=3, max_chars=2500),
+        select_archive_context(seeds, max_entries=3, max_chars=2500),
     )
     settings = GatewaySettings(
         models={model: ModelSettings(n_parallel=2, n_threads=2, n_ctx_per_slot=4096)}
     )
-    with Gateway(settings=settings, cache=ResponseCache(directory=tmp_path / "responses")) as gw:
+    with Gateway(settings=settings, cache=ResponseCache(directory=cache_dir)) as gw:
         proposer = Proposer(
             complete=gw.complete, model=model, temperature=0.8, max_tokens=700,
             output_format=gw.resolve_protocol(model), reflexion_rounds=0, repair_rounds=2,
-            validate=validate_code, is_duplicate=lambda code: False,
+            validate=validate_code, is_duplicate=lambda code: fingerprint(code) in archived,
         )
         with ThreadPoolExecutor(2) as pool:
             outs = list(pool.map(

@@ -297,7 +297,8 @@ RULES = """\
 4. Import standard-library modules inside forward (e.g. `from collections import Counter`). No other packages.
 5. Call agents with a list of Info: agent([taskInfo, ...], "instruction"). Never pass a plain string as the first argument.
 6. Unpack every agent call (thinking, answer = ...) and return one Info or a string, never the list.
-7. Use at most {max_calls} LLM calls per task."""
+7. Solve every question with LLMAgentBase calls on taskInfo. The example question is only an example: never compute or hard-code its numbers or answer.
+8. Use at most {max_calls} LLM calls per task."""
 
 WRONG_EXAMPLES = """\
 Wrong: returning the list an agent call returns.
@@ -428,7 +429,7 @@ def meta_messages(ctx: MetaContext, output_format: OutputFormat) -> list[Message
             "Learn from what worked and what did not, then try an idea that is not in the "
             "archive yet: for example a different way to check, decompose, vote, debate, "
             "reflect, or give agents different roles and inputs. Do not resubmit an archive "
-            "agent with small changes. Keep the code short and correct.",
+            "agent with small changes: a copy of archive code is rejected. Keep the code short and correct.",
             "# Output format\n" + format_spec(output_format),
         ]
     )
