@@ -227,6 +227,7 @@ def test_unparseable_replies_are_repaired_or_invalid_with_reason():
     s = Script(["no idea", sections(GOOD)])
     out = make(s).propose(CTX, generation=1)
     assert out.ok and "could not read" in s.requests[1].messages[-1]["content"]
+    assert out.first_try_stages == () and out.stages == ("parsed", "normalised", "valid")
 
     s = Script(["no idea", "still none", "nothing"])
     out = make(s).propose(CTX, generation=1)

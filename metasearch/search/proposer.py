@@ -175,6 +175,8 @@ class Proposer:
         reply = self._ask(run, "propose", base, log=False)
         repairs_left = self.repair_rounds
         proposal, error = self._parse(reply, "proposal")
+        if proposal is None:
+            run.first_try = ()
         while proposal is None and repairs_left > 0:
             repairs_left -= 1
             nr = self.repair_rounds - repairs_left
@@ -232,6 +234,8 @@ class Proposer:
             reply, "debug", fallback_name=proposal.name, fallback_thought=proposal.thought
         )
         repairs_left = self.repair_rounds
+        if fixed is None:
+            run.first_try = ()
         while fixed is None and repairs_left > 0:
             repairs_left -= 1
             nr = self.repair_rounds - repairs_left
