@@ -63,8 +63,9 @@ class CampaignInfo:
     """What an export needs to know about the campaign that found the agent.
 
     Read from the campaign's parent run params in the tracking store (the
-    flattened config: ``suite.name``, ``models.task.model`` ...); fields the
-    store lacks are empty. ``protocol`` is the resolved reply protocol.
+    flattened config: ``suite.name``, ``models.task.model`` ...), else from
+    the ``config.toml`` copy in the campaign directory; missing fields are
+    empty. ``protocol`` is the resolved reply protocol.
     """
 
     name: str
@@ -120,6 +121,10 @@ def campaign_info(
     """The campaign's suite, models and reply protocol (``params`` skips the store)."""
     root = Path(campaign_dir)
     p = dict(params) if params is not None else _tracking_params(root, tracking_uri)
+    if params is None and not p and (root / "config.toml").is_file():
+        from metasearch.config import load_config
+
+        p = load_config(root / "config.toml").to_flat_params()  # the copy `run` keeps
     suite = p.get("suite.name", "")
     hint = ""
     if suite:

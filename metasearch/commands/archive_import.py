@@ -124,36 +124,43 @@ def _build_evaluator(
     """``evaluate_code(code) -> (SplitScore, calls, tokens, cost, errors)`` on the campaign's
     validation split, in the sandbox, through a gateway caching in ``<campaign>/cache``."""
     from metasearch.archive import SplitScore
+    from metasearch.config import load_config
     from metasearch.evaluation import evaluate_agent
-    from metasearch.factory import build_gateway, build_sandbox
+    from metasearch.factory import build_gateway, build_sandbox, model_settings
     from metasearch.runtime.settings import AgentSettings
-    from metasearch.suites import get_suite, load_split
+    from metasearch.suites import get_suite, split_tasks
 
     if not suite:
         raise ConfigError(
-            f"--evaluate needs the suite: {campaign} has no tracking store naming one, so pass "
-            "--suite NAME (see `metasearch suites`)."
+            f"--evaluate needs the suite: {campaign} has no tracking store or config.toml "
+            "naming one, so pass --suite NAME (see `metasearch suites`)."
         )
     task_model = model or params.get("models.task.model") or ""
     if not task_model:
         raise ConfigError("--evaluate needs the task model: pass --model (a litellm string).")
+    models = {}
+    if (campaign / "config.toml").is_file() and not model and not api_base:
+        cfg = load_config(campaign / "config.toml")  # the campaign's own model settings
+        models[task_model] = model_settings(cfg.models.task, cfg.local)
     options: dict[str, Any] = {}
     if params.get("suite.difficulty"):
         options["difficulty"] = int(params["suite.difficulty"])
     the_suite = get_suite(suite, **options)
-    tasks = load_split(
-        the_suite,
-        "validation",
-        data_path=params.get("suite.data") or None,
+    data = params.get("suite.data") or None
+    n_test = params.get("suite.n_test")
+    tasks = split_tasks(
+        the_suite.load(Path(data).expanduser() if data else None),
         seed=int(params.get("suite.seed") or 0),
         n_val=int(params.get("suite.n_val") or 30),
-    )
+        n_test=int(n_test) if n_test else None,
+    ).validation  # the same split as the campaign's (factory.build_campaign)
     base = api_base or params.get("models.task.api_base") or None
     gateway = stack.enter_context(
         build_gateway(
             task_model=task_model,
             api_base=base,
             protocol=params.get("models.task.protocol") or "auto",
+            models=models or None,
             cache_dir=campaign / "cache",
             concurrency=int(params.get("run.concurrency") or 4),
         )
