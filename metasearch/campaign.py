@@ -69,10 +69,11 @@ class CampaignResult:
     records: tuple[CandidateRecord, ...]
     best: CandidateRecord | None
     best_seed: CandidateRecord | None
-    paired: Any | None  # stats.PairedDiff of best vs best seed on test
+    paired: Any | None  # stats.PairedDiff on test: best generated − best seed (same tasks)
     yield_counts: dict[str, int]
     stopped: str = ""  # why the campaign stopped early ("" = it finished)
     report: Path | None = None
+    best_generated: CandidateRecord | None = None  # best non-seed on validation (paired vs seed)
 
 
 @dataclass
@@ -108,7 +109,9 @@ class Campaign:
             self._seeds()
             for g in range(1, self.generations + 1):
                 self._generation(g)
-                self.archive.checkpoint(CampaignState(generation=g, step="generation_done"))
+                state = self.archive.state()
+                if state is None or state.generation < g:
+                    self.archive.checkpoint(CampaignState(generation=g, step="generation_done"))
             self._final_test()
         except BudgetExceeded as exc:
             stopped = str(exc)
@@ -119,8 +122,8 @@ class Campaign:
 
     def _seeds(self) -> None:
         for seed in self.seeds:
-            cid = seed_id(seed.name)
-            if self.archive.has(cid):
+            cid = seed_id(Path(seed.path).stem if seed.path else seed.name)
+            if self.archive.has(cid) or self.archive.has(seed_id(seed.name)):  # older ids: name
                 continue
             self.reporter.phase(f"seed {seed.name}")
             start = time.monotonic()
@@ -158,10 +161,12 @@ class Campaign:
         )
         evaluation = result.evaluation
         for round_no in range(1, self.debug_rounds + 1):
+            # Errors and all-zero scores are debugged even when the minibatch
+            # was pruned: a crashing agent is the one that most needs feedback.
             scores = [r.score for r in evaluation.result.results]
             outcomes = [_outcome_of(r) for r in evaluation.result.results]
             feedback = debug_feedback_from_outcomes(outcomes, self.val_tasks, scores)
-            if feedback is None or result.pruned:
+            if feedback is None:
                 break
             self.reporter.phase(f"{slot.candidate_id}: debug round {round_no} ({feedback.kind})")
             fixed = self.strategy.fix(slot, proposal, feedback, round_no)
@@ -189,7 +194,7 @@ class Campaign:
             "calls_saved_by_pruning": result.calls_saved,
         }
         status, reason = record.status, record.reason
-        if result.pruned:
+        if result.pruned and status == "ok":  # failed / timeout say more than pruned
             status, reason = "pruned", result.reason
         record = _replace(record, status=status, reason=reason, meta=meta)
         self._store(record, proposal.code, evaluation=evaluation, transcript="\n\n".join(transcript))
@@ -220,8 +225,11 @@ class Campaign:
         best = self.archive.best()
         if best is None or not self.test_tasks:
             return
-        chosen = [best] + [r for r in self.archive.records() if r.is_seed and r.status == "ok"]
-        for rec in dict.fromkeys(chosen):
+        records = self.archive.records()
+        chosen = [best, best_generated(records)] + [
+            r for r in records if r.is_seed and r.status == "ok"
+        ]
+        for rec in {r.id: r for r in chosen if r is not None}.values():
             if rec.test is not None:
                 continue
             self.reporter.phase(f"test split: {rec.id} ({rec.name})")
@@ -241,17 +249,18 @@ class Campaign:
 
         records = self.archive.records()
         best = self.archive.best()
-        seeds = [r for r in records if r.is_seed and r.status == "ok" and r.val is not None]
-        best_seed = max(seeds, key=lambda r: r.val.mean, default=None)  # type: ignore[union-attr]
+        best_gen = best_generated(records)
+        best_seed = _best_of([r for r in records if r.is_seed])
         paired = None
         summary = None
-        if best is not None and best_seed is not None and best.test and best_seed.test:
-            shared = sorted(set(best.test.scores) & set(best_seed.test.scores))
+        if best_gen is not None and best_seed is not None and best_gen.test and best_seed.test:
+            shared = sorted(set(best_gen.test.scores) & set(best_seed.test.scores))
             if shared:
                 paired = paired_bootstrap(
-                    [best.test.scores[t] for t in shared], [best_seed.test.scores[t] for t in shared]
+                    [best_gen.test.scores[t] for t in shared],
+                    [best_seed.test.scores[t] for t in shared],
                 )
-                summary = PairedSummary.of(paired, best_id=best.id, baseline_id=best_seed.id)
+                summary = PairedSummary.of(paired, best_id=best_gen.id, baseline_id=best_seed.id)
         counts = yield_counts(records)
         notes = [f"Stopped early: {stopped}"] if stopped else []
         saved = sum(int(r.meta.get("calls_saved_by_pruning", 0)) for r in records)
@@ -263,7 +272,7 @@ class Campaign:
             self.tracker.log_report(self.directory)
             self.tracker.finish("KILLED" if stopped else "FINISHED")
         return CampaignResult(self.directory, records, best, best_seed, paired, counts,
-                              stopped, report)
+                              stopped, report, best_generated=best_gen)
 
     # -------------------------------------------------------------- helpers
 
@@ -343,6 +352,19 @@ def _outcome_of(result: Any) -> Any:
     return TaskOutcome(task_id=result.task_id, answer=result.answer, error=result.error)
 
 
+def _best_of(records: Sequence[CandidateRecord]) -> CandidateRecord | None:
+    """The ``ok`` record with the best validation score (ties as :meth:`Archive.best`)."""
+    scored = [(i, r) for i, r in enumerate(records) if r.status == "ok" and r.val is not None]
+    if not scored:
+        return None
+    return max(scored, key=lambda p: (p[1].val.mean, p[1].val.ci_low, -p[0]))[1]  # type: ignore[union-attr]
+
+
+def best_generated(records: Sequence[CandidateRecord]) -> CandidateRecord | None:
+    """The best candidate the search wrote (not a seed), chosen on validation only."""
+    return _best_of([r for r in records if not r.is_seed])
+
+
 def yield_counts(records: Sequence[CandidateRecord]) -> dict[str, int]:
     """How many proposals survived each stage: the meta agent's yield."""
     proposals = [r for r in records if isinstance(r.generation, int)]
@@ -354,6 +376,6 @@ def yield_counts(records: Sequence[CandidateRecord]) -> dict[str, int]:
         "normalised": reached("normalised"),
         "valid": reached("valid"),
         "ran": reached("ran"),
-        "scored > 0": reached("scored"),
+        "scored>0": reached("scored"),
     }
 
