@@ -189,7 +189,7 @@ class Campaign:
             parents=_parents(self.archive), spent=spent,
         )
         meta = dict(record.meta) | {
-            "stages": stages + ["ran"] + (["scored"] if evaluation.result.fitness.mean > 0 else []),
+            "stages": stages + _run_stages(evaluation),
             "changes": list(outcome.changes),
             "calls_saved_by_pruning": result.calls_saved,
         }
@@ -346,6 +346,13 @@ def _parents(archive: Archive) -> tuple[str, ...]:
     return tuple(r.id for r in archive.records() if r.status == "ok")
 
 
+def _run_stages(evaluation: Evaluation) -> list[str]:
+    """``ran``: some task finished without an error; ``scored``: the score is above zero."""
+    res = evaluation.result
+    ran = res.n > res.n_errors
+    return (["ran"] if ran else []) + (["scored"] if ran and res.fitness.mean > 0 else [])
+
+
 def _outcome_of(result: Any) -> Any:
     from metasearch.outcomes import TaskOutcome
 
@@ -363,6 +370,18 @@ def _best_of(records: Sequence[CandidateRecord]) -> CandidateRecord | None:
 def best_generated(records: Sequence[CandidateRecord]) -> CandidateRecord | None:
     """The best candidate the search wrote (not a seed), chosen on validation only."""
     return _best_of([r for r in records if not r.is_seed])
+
+
+def prior_spend(records: Sequence[CandidateRecord]) -> dict[str, Any]:
+    """What a resumed campaign's archived candidates cost (for ``Budget.add_prior``).
+
+    Cached calls were free, so they don't count against the call cap.
+    """
+    return {
+        "usd": sum(r.cost_usd for r in records),
+        "calls": sum(r.calls - int(r.meta.get("cached_calls", 0)) for r in records),
+        "tokens": sum(r.tokens for r in records),
+    }
 
 
 def yield_counts(records: Sequence[CandidateRecord]) -> dict[str, int]:

@@ -108,7 +108,7 @@ def build_campaign(
     ``campaign.archive`` (``close_campaign`` does all three).
     """
     from metasearch.archive import Archive
-    from metasearch.campaign import Campaign, NullReporter
+    from metasearch.campaign import Campaign, NullReporter, prior_spend
     from metasearch.errors import ConfigError
     from metasearch.runtime.seeds import load_seed
     from metasearch.runtime.settings import AgentSettings
@@ -157,12 +157,7 @@ def build_campaign(
     gateway = build_gateway(models=models, cache_dir=out / "cache",
                             concurrency=config.run.concurrency, budget=budget)
     archive = Archive.open(out)
-    prior = [r for r in archive.records()]
-    gateway.budget.add_prior(
-        usd=sum(r.cost_usd for r in prior),
-        calls=sum(r.calls - int(r.meta.get("cached_calls", 0)) for r in prior),
-        tokens=sum(r.tokens for r in prior),
-    )
+    gateway.budget.add_prior(**prior_spend(archive.records()))
     for model in dict.fromkeys([task_m.model, meta_m.model]):
         gateway.preflight(model)
     meta_protocol = gateway.resolve_protocol(meta_m.model)

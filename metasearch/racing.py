@@ -43,17 +43,25 @@ def race(
     first = evaluate(tasks[:minibatch])
     scores = [r.score for r in first.result.results]
     ci = bootstrap_ci(scores, confidence=confidence)
-    if ci.ci_high < incumbent.ci_low:
+    floor = _lower_bound(incumbent, confidence)
+    if ci.ci_high < floor:
         per_task = first.cost.calls / max(1, len(scores))
         saved = round(per_task * (len(tasks) - minibatch))
         reason = (
             f"pruned after {minibatch} of {len(tasks)} tasks: minibatch score {ci.mean:.1%} "
             f"(upper {confidence:.0%} bound {ci.ci_high:.1%}) is below the best's lower "
-            f"bound {incumbent.ci_low:.1%}"
+            f"bound {floor:.1%}"
         )
         return RaceResult(first, pruned=True, reason=reason, calls_saved=saved)
     rest = evaluate(tasks[minibatch:])
     return RaceResult(merge(first, rest), pruned=False)
+
+
+def _lower_bound(incumbent: SplitScore, confidence: float) -> float:
+    """The incumbent's lower bound at ``confidence`` (the stored one is at 95%)."""
+    if incumbent.scores and len(incumbent.scores) == incumbent.n:
+        return bootstrap_ci(list(incumbent.scores.values()), confidence=confidence).ci_low
+    return incumbent.ci_low
 
 
 def merge(a: Evaluation, b: Evaluation) -> Evaluation:
