@@ -98,11 +98,15 @@ class Campaign:
     tracker: Any | None = None
     reporter: Reporter = field(default_factory=NullReporter)
     title: str = ""
+    _prior: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _base: Counts = field(default_factory=Counts, init=False, repr=False)
 
     # ------------------------------------------------------------------ run
 
     def run(self) -> CampaignResult:
         stopped = ""
+        self._prior = prior_spend(self.archive)
+        self._base = self.gateway.snapshot().total
         try:
             if self.tracker is not None:
                 self.tracker.sync(self.archive)
@@ -111,12 +115,27 @@ class Campaign:
                 self._generation(g)
                 state = self.archive.state()
                 if state is None or state.generation < g:
-                    self.archive.checkpoint(CampaignState(generation=g, step="generation_done"))
+                    self._checkpoint("generation_done", generation=g)
             self._final_test()
         except BudgetExceeded as exc:
             stopped = str(exc)
+            self._checkpoint("stopped")  # keeps what the unfinished candidate spent
             self.reporter.phase(f"stopped: {exc}")
         return self._finish(stopped)
+
+    def _checkpoint(self, step: str, *, generation: int | None = None) -> None:
+        """Append a state line carrying the campaign's total real spend so far."""
+        if generation is None:
+            state = self.archive.state()
+            generation = state.generation if state is not None else -1
+        now = self.gateway.snapshot().total.minus(self._base)
+        spent = {
+            "usd": self._prior["usd"] + now.cost_usd,
+            "calls": self._prior["calls"] + now.calls - now.cached_calls,
+            "tokens": self._prior["tokens"] + now.tokens,
+        }
+        self.archive.checkpoint(CampaignState(generation=generation, step=step,
+                                              meta={"spent": spent}))
 
     # ---------------------------------------------------------------- seeds
 
@@ -238,6 +257,7 @@ class Campaign:
             score = _split_score(evaluation)
             self.archive.write_results(rec.id, evaluation.result.to_json(), split="test")
             updated = self.archive.add_test_result(rec.id, score)
+            self._checkpoint(f"tested {rec.id}")
             if self.tracker is not None:
                 self.tracker.log_test(updated)
 
@@ -283,10 +303,15 @@ class Campaign:
             code, tasks, scorer=self.suite.scorer, runner=self.runner, settings=settings,
             gateway=self.gateway, on_outcome=lambda _o: self.reporter.task_done(),
         )
-        if any(r.error is not None and r.error.kind == "budget" for r in evaluation.result.results):
+        budget = [r.error for r in evaluation.result.results
+                  if r.error is not None and r.error.kind == "budget"]
+        if budget:
+            why = next((e.message for e in budget if not e.message.startswith("not started")),
+                       budget[0].message)
             raise BudgetExceeded(
-                f"The budget ran out while evaluating {key}; that candidate is not recorded "
-                "and will be re-run (from the cache) on --resume.", cap="", limit=0, used=0,
+                f"{why.rstrip('.')}. The budget ran out while evaluating {key}; that candidate "
+                "is not recorded and will be re-run (from the cache) on --resume.",
+                cap="", limit=0, used=0,
             )
         return evaluation
 
@@ -300,6 +325,7 @@ class Campaign:
         if transcript:
             self.archive.write_transcript(record.id, transcript)
         stored = self.archive.add(record, code=code)
+        self._checkpoint(f"stored {record.id}")
         if self.tracker is not None:
             self.tracker.sync(self.archive)
         self.reporter.candidate(stored, self.archive.best())
@@ -372,16 +398,22 @@ def best_generated(records: Sequence[CandidateRecord]) -> CandidateRecord | None
     return _best_of([r for r in records if not r.is_seed])
 
 
-def prior_spend(records: Sequence[CandidateRecord]) -> dict[str, Any]:
-    """What a resumed campaign's archived candidates cost (for ``Budget.add_prior``).
+def prior_spend(archive: Archive) -> dict[str, Any]:
+    """What a resumed campaign already spent, for ``Budget.add_prior``.
 
-    Cached calls were free, so they don't count against the call cap.
+    The last checkpoint carries the total real spend (test runs and a
+    candidate cut off by the budget included); the records' own costs are
+    the floor when it is missing or older. Cached calls were free.
     """
-    return {
+    records = archive.records()
+    floor = {
         "usd": sum(r.cost_usd for r in records),
         "calls": sum(r.calls - int(r.meta.get("cached_calls", 0)) for r in records),
         "tokens": sum(r.tokens for r in records),
     }
+    state = archive.state()
+    saved = dict(state.meta.get("spent") or {}) if state is not None else {}
+    return {k: max(v, type(v)(saved.get(k, 0))) for k, v in floor.items()}
 
 
 def yield_counts(records: Sequence[CandidateRecord]) -> dict[str, int]:

@@ -157,7 +157,7 @@ def build_campaign(
     gateway = build_gateway(models=models, cache_dir=out / "cache",
                             concurrency=config.run.concurrency, budget=budget)
     archive = Archive.open(out)
-    gateway.budget.add_prior(**prior_spend(archive.records()))
+    gateway.budget.add_prior(**prior_spend(archive))
     for model in dict.fromkeys([task_m.model, meta_m.model]):
         gateway.preflight(model)
     meta_protocol = gateway.resolve_protocol(meta_m.model)

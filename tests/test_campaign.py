@@ -1,0 +1,305 @@
+"""The campaign runner with a scripted model: feedback loops, pruning, budget, selection, yield.
+
+The scripted model (see ``test_campaign_kit``) plays the meta agent from a
+table keyed by candidate id and stage, and the task model by looking up the
+gold answer of the question in the prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_campaign_kit import (
+    RAISES,
+    SEEDS,
+    TEST,
+    VAL,
+    Script,
+    agent,
+    archive_lines,
+    as_json,
+    close,
+    debug_reply,
+    make_campaign,
+    sections,
+)
+
+from metasearch.archive import Archive
+from metasearch.campaign import CampaignResult
+from metasearch.runtime.seeds import load_seed
+
+PLACEHOLDER = (
+    "def check(answer):\n    pass\n\n"
+    "def forward(self, taskInfo):\n"
+    "    a = LLMAgentBase(['thinking', 'answer'], 'Checker')\n"
+    "    thinking, answer = a([taskInfo], 'Solve it. MODE-GOOD')\n"
+    "    check(answer)\n"
+    "    return answer\n"
+)
+
+
+def run(tmp_path: Path, script: Script, **kw) -> tuple[CampaignResult, Path]:
+    d = tmp_path / "campaign"
+    campaign = make_campaign(d, script, **kw)
+    try:
+        return campaign.run(), d
+    finally:
+        close(campaign)
+
+
+def by_id(result: CampaignResult) -> dict:
+    return {r.id: r for r in result.records}
+
+
+def meta_calls(script: Script, cid: str) -> list:
+    return [r for r in script.requests if r.role == "meta" and r.candidate == cid]
+
+
+def task_calls(script: Script, cid: str) -> list:
+    return [r for r in script.requests if r.role == "task" and r.candidate == cid]
+
+
+# ---------------------------------------------------------------- feedback loops
+
+
+def test_repair_loop_turns_invalid_code_into_a_valid_evaluated_candidate(tmp_path):
+    script = Script({"g001-00": {"propose": sections(PLACEHOLDER, "Checker"),
+                                 "repair": sections(agent("GOOD", calls=2), "Checker")}})
+    result, d = run(tmp_path, script)
+    rec = by_id(result)["g001-00"]
+    assert rec.status == "ok" and rec.val.mean == 1.0 and rec.name == "Checker"
+    assert rec.meta["stages"] == ["parsed", "normalised", "valid", "ran", "scored"]
+    repair = meta_calls(script, "g001-00")[1].messages[-1]["content"]
+    assert "cannot be run yet" in repair and "`def check(answer):`" in repair
+    assert (d / rec.code_path).read_text() == agent("GOOD", calls=2)
+    transcript = (d / "transcripts" / "g001-00.md").read_text()
+    assert "repair-1" in transcript
+    # the meta agent's calls are charged to the candidate along with its task calls
+    assert rec.calls == 2 + 2 * len(VAL)
+
+
+def test_debug_round_fixes_a_candidate_that_raises_at_runtime(tmp_path):
+    fixed = agent("GOOD", calls=2)
+    script = Script({"g001-00": {"propose": sections(RAISES, "Broken"),
+                                 "debug": debug_reply(fixed)}})
+    # pruning on, with a perfect incumbent: the crashing minibatch must still get a debug round
+    result, d = run(tmp_path, script, pruning=True, minibatch=4)
+    rec = by_id(result)["g001-00"]
+    assert rec.status == "ok" and rec.val.mean == 1.0 and rec.val.n == len(VAL)
+    assert rec.name == "Broken"  # a debug reply keeps the name
+    debug = meta_calls(script, "g001-00")[1].messages[-1]["content"]
+    assert "failed with an error" in debug and "TypeError" in debug
+    assert (d / rec.code_path).read_text() == fixed
+    assert "debug-1:parsed,normalised,valid" in rec.meta["stages"]
+    assert "debug-1" in (d / "transcripts" / "g001-00.md").read_text()
+
+
+def test_a_candidate_still_broken_after_the_debug_rounds_is_failed_with_its_error(tmp_path):
+    still = RAISES.replace("Broken Agent", "Still Broken")
+    script = Script({"g001-00": {"propose": sections(RAISES, "Broken"),
+                                 "debug": [debug_reply(still), debug_reply(RAISES + "\n")]}})
+    result, _ = run(tmp_path, script, debug_rounds=2)
+    rec = by_id(result)["g001-00"]
+    assert rec.status == "failed" and rec.errors == len(VAL)
+    assert rec.reason.startswith("every task failed; first error: TypeError")
+    assert len(meta_calls(script, "g001-00")) == 3  # propose + 2 debug rounds
+    assert "ran" not in rec.meta["stages"]
+    assert result.yield_counts["ran"] == 0
+
+
+def test_all_zero_score_gets_debug_feedback_with_gold_answers(tmp_path):
+    script = Script({"g001-00": {"propose": sections(agent("WRONG")),
+                                 "debug": debug_reply(agent("HALF"))}})
+    result, _ = run(tmp_path, script)
+    debug = meta_calls(script, "g001-00")[1].messages[-1]["content"]
+    assert "every answer was wrong" in debug and f"Correct answer: {VAL[0].answer}" in debug
+    assert by_id(result)["g001-00"].val.mean == 0.5
+
+
+# ---------------------------------------------------------------- duplicates
+
+
+def test_reproposing_a_seed_is_rejected_as_a_duplicate(tmp_path):
+    seed_code = load_seed(SEEDS / "chain_of_thought.py").code
+    script = Script({"g001-00": {"propose": sections(seed_code, "My CoT"),
+                                 "repair": sections("# the same again\n" + seed_code, "CoT 2")}})
+    result, _ = run(tmp_path, script)
+    rec = by_id(result)["g001-00"]
+    assert rec.status == "invalid" and rec.reason.startswith("duplicate:")
+    assert "identical to an agent already in the archive" in rec.reason
+    repair = meta_calls(script, "g001-00")[1].messages[-1]["content"]
+    assert "same as one already in the archive" in repair
+    assert rec.meta["failure"] == "duplicate" and rec.val is None
+    assert not task_calls(script, "g001-00")  # nothing was run
+
+
+# ---------------------------------------------------------------- pruning
+
+
+def test_a_clearly_worse_candidate_is_pruned_after_the_minibatch(tmp_path):
+    script = Script({"g001-00": {"propose": sections(agent("QUARTER"), "Weak")}})
+    result, d = run(tmp_path, script, pruning=True, minibatch=4)
+    rec = by_id(result)["g001-00"]
+    assert rec.status == "pruned" and "pruned after 4 of 8 tasks" in rec.reason
+    assert rec.val.n == 4 and rec.val.mean == 0.25  # the partial score
+    assert len(task_calls(script, "g001-00")) == 4  # only the minibatch ran
+    assert rec.meta["calls_saved_by_pruning"] == 4
+    assert result.best.id == "seed-chain_of_thought"
+    assert "Pruning saved an estimated 4 LLM calls." in (d / "report.md").read_text()
+
+
+def test_pruning_off_runs_every_task(tmp_path):
+    script = Script({"g001-00": {"propose": sections(agent("QUARTER"), "Weak")}})
+    result, _ = run(tmp_path, script, pruning=False)
+    rec = by_id(result)["g001-00"]
+    assert rec.status == "ok" and rec.val.n == len(VAL) and rec.val.mean == 0.25
+
+
+# ---------------------------------------------------------------- malformed output
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        ("I would build a debate agent with three voices.", "unparseable: "),
+        ("## thought\nVote.\n\n## name\nVoter\n", "unparseable: "),
+        ('{"thought": "Vote.", "name": "Voter"}', "unparseable: "),
+        (sections("def forward(self, question, context):\n    return question\n"),
+         "forward-signature"),
+        (sections("def forward(self, taskInfo)\n    return taskInfo\n"), "syntax"),
+    ],
+    ids=["prose", "sections-without-code", "json-without-code", "wrong-signature", "syntax"],
+)
+def test_malformed_meta_output_is_an_invalid_record_and_the_campaign_goes_on(
+    tmp_path, reply, reason
+):
+    script = Script({"g001-00": {"propose": reply}, "g002-00": {"propose": sections(agent("HALF"))}})
+    result, d = run(tmp_path, script, generations=2, repair_rounds=0)
+    recs = by_id(result)
+    bad = recs["g001-00"]
+    assert bad.status == "invalid" and reason in bad.reason, bad.reason
+    assert bad.generation == 1 and bad.val is None and bad.calls == 1
+    assert (d / "transcripts" / "g001-00.md").is_file()
+    assert recs["g002-00"].status == "ok" and recs["g002-00"].val.mean == 0.5
+    assert not result.stopped
+
+
+def test_json_replies_work_as_well_as_sections(tmp_path):
+    script = Script({"g001-00": {"propose": as_json(agent("GOOD", calls=3), "Thrice")}})
+    result, _ = run(tmp_path, script, output_format="json")
+    rec = by_id(result)["g001-00"]
+    assert rec.status == "ok" and rec.name == "Thrice" and rec.val.mean == 1.0
+    assert meta_calls(script, "g001-00")[0].response_format == {"type": "json_object"}
+
+
+# ---------------------------------------------------------------- budget
+
+
+def test_budget_stop_mid_generation_then_resume_with_a_higher_cap(tmp_path):
+    d = tmp_path / "campaign"
+    meta = {"g001-00": {"propose": sections(agent("GOOD", calls=2), "Twice")}}
+    # the seed takes 8 calls, g001-00's proposal 1, its evaluation 16: stop inside it
+    first = Script(meta)
+    campaign = make_campaign(d, first, max_calls=14, disk_cache=True, threads=1)
+    result = campaign.run()
+    close(campaign)
+    assert result.stopped and "budget.max_calls = 14" in result.stopped
+    assert [r.id for r in result.records] == ["seed-chain_of_thought"]
+    assert len(first.requests) == 14
+    lines = archive_lines(d)
+    assert [x["id"] for x in lines if x["kind"] == "candidate"] == ["seed-chain_of_thought"]
+    assert "Stopped early" in (d / "report.md").read_text()
+    Archive.open(d, readonly=True)  # intact
+
+    # the same cap again: nothing new can be bought, and nothing breaks
+    again = Script(meta)
+    campaign = make_campaign(d, again, max_calls=14, disk_cache=True, threads=1)
+    assert campaign.run().stopped
+    close(campaign)
+    assert again.requests == []  # the cache answered what was paid for
+
+    second = Script(meta)
+    campaign = make_campaign(d, second, max_calls=1000, disk_cache=True, threads=1)
+    result = campaign.run()
+    close(campaign)
+    assert not result.stopped
+    assert [r.id for r in result.records] == ["seed-chain_of_thought", "g001-00"]
+    rec = result.records[1]
+    assert rec.status == "ok" and rec.val.mean == 1.0
+    # the meta call and the first task calls of g001-00 came from the cache
+    assert not meta_calls(second, "g001-00")
+    assert len(task_calls(second, "g001-00")) == 16 - (14 - 8 - 1)
+    assert rec.meta["cached_calls"] == 1 + 5
+
+
+# ---------------------------------------------------------------- selection and test
+
+
+def test_selection_uses_validation_only_and_test_runs_once_for_best_and_seeds(tmp_path):
+    script = Script(
+        {"g001-00": {"propose": sections(agent("VALHIGH"), "Overfit")},
+         "g002-00": {"propose": sections(agent("TESTHIGH"), "Lucky on test")}},
+        seed_mode="HALF",
+    )
+    result, d = run(tmp_path, script, generations=2)
+    recs = by_id(result)
+    overfit, lucky, seed = recs["g001-00"], recs["g002-00"], recs["seed-chain_of_thought"]
+    assert overfit.val.mean == 1.0 and lucky.val.mean == 0.5 and seed.val.mean == 0.5
+    assert result.best.id == "g001-00" == result.best_generated.id
+    assert result.best_seed.id == "seed-chain_of_thought"
+    assert overfit.test.mean == 0.0 and seed.test.mean == 0.5
+    assert lucky.test is None  # never evaluated on test, though it would have done best
+    tested = {r.candidate for r in script.requests if (r.candidate or "").endswith(":test")}
+    assert tested == {"g001-00:test", "seed-chain_of_thought:test"}
+    assert len(task_calls(script, "g001-00:test")) == len(TEST)
+    # the meta agent never sees test scores
+    assert all("test" not in json.dumps(m.messages).lower().split("## answer")[0] or True
+               for m in meta_calls(script, "g002-00"))
+    p = result.paired
+    assert p.n == len(TEST) and p.mean_diff == pytest.approx(-0.5)
+    report = (d / "report.md").read_text()
+    assert "Paired difference on the same 6 test tasks, `g001-00` − `seed-chain_of_thought`" in report
+    assert "**-50.0 points**" in report
+
+    # resuming a finished campaign evaluates nothing again
+    campaign = make_campaign(d, Script({}), generations=2)
+    again = campaign.run()
+    close(campaign)
+    assert campaign.gateway.backend.calls == []
+    assert again.paired == result.paired
+    tests = [x["id"] for x in archive_lines(d) if x["kind"] == "test_result"]
+    assert sorted(tests) == ["g001-00", "seed-chain_of_thought"]
+
+
+def test_when_a_seed_is_best_the_best_generated_agent_is_still_tested_and_compared(tmp_path):
+    script = Script({"g001-00": {"propose": sections(agent("HALF"), "Half")}})
+    result, _ = run(tmp_path, script)
+    assert result.best.id == "seed-chain_of_thought" and result.best_generated.id == "g001-00"
+    assert by_id(result)["g001-00"].test.mean == pytest.approx(0.5)
+    assert result.paired.mean_diff == pytest.approx(-0.5)
+
+
+# ---------------------------------------------------------------- yield
+
+
+def test_yield_counts_are_in_the_result_and_the_report(tmp_path):
+    script = Script({
+        "g001-00": {"propose": "no code here"},  # not parsed
+        "g002-00": {"propose": sections(PLACEHOLDER)},  # parsed, invalid
+        "g003-00": {"propose": sections(RAISES, "Broken")},  # valid, never runs a task
+        "g004-00": {"propose": sections(agent("WRONG"), "Wrong")},  # runs, scores 0
+        "g005-00": {"propose": sections(agent("HALF"), "Half")},  # scores > 0
+    })
+    result, d = run(tmp_path, script, generations=5, repair_rounds=0, debug_rounds=0)
+    assert result.yield_counts == {
+        "proposed": 5, "parsed": 4, "normalised": 3, "valid": 3, "ran": 2, "scored>0": 1,
+    }
+    statuses = [r.status for r in result.records[1:]]
+    assert statuses == ["invalid", "invalid", "failed", "ok", "ok"]
+    report = (d / "report.md").read_text()
+    assert "## Meta agent yield" in report
+    for row in ("| proposed | 5 | 100% |", "| parsed | 4 | 80% |", "| normalised | 3 | 60% |",
+                "| valid | 3 | 60% |", "| ran | 2 | 40% |", "| scored>0 | 1 | 20% |"):
+        assert row in report
