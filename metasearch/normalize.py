@@ -327,7 +327,14 @@ class _Normalizer:
         lifted_done = has_top_forward
         out: list[cst.BaseStatement] = []
         # Prefer lifting from a class whose forward has a real body.
-        classes = [s for s in body if isinstance(s, cst.ClassDef) and self._class_forward(s)]
+        # A forward inside a fake Info / LLMAgentBase is the fake's method, never the agent.
+        classes = [
+            s
+            for s in body
+            if isinstance(s, cst.ClassDef)
+            and s.name.value not in RUNTIME_NAMES - {"AgentSystem"}
+            and self._class_forward(s)
+        ]
         real = [c for c in classes if not _is_placeholder(self._class_forward(c))]
         preferred = (real or classes or [None])[0]
         for stmt in body:

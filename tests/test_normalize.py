@@ -263,3 +263,19 @@ def test_forward_without_any_llm_call_is_a_finding():
     code = "def forward(self, taskInfo):\n    current = 12\n    current -= 5\n    return str(current)\n"
     r = normalize_proposal(code)
     assert codes(r) == ["no-llm-call"] and "hard-code" in r.findings[0].hint
+
+
+def test_forward_of_a_fake_llmagentbase_is_not_taken_for_the_agent():
+    # measured: the 1.5B model wrote `class LLMAgentBase` with a `forward(self, taskInfo, instruction)`
+    code = """
+class LLMAgentBase:
+    def __init__(self, output_fields, agent_name):
+        self.output_fields = output_fields
+
+    def forward(self, taskInfo, instruction):
+        return [Info('answer', 'forward', '7', -1)]
+"""
+    r = normalize_proposal(code)
+    assert codes(r) == ["no-forward"]
+    assert "class" not in r.code
+    assert any("removed class LLMAgentBase" in c for c in r.changes)

@@ -374,3 +374,15 @@ def _seed_entries() -> list[ArchiveEntry]:
         seed = load_seed(root / f"{name}.py")
         out.append(ArchiveEntry(seed.name, seed.thought, seed.code, "not evaluated", None))
     return out
+
+
+def test_validator_finding_repeating_a_normalisation_finding_is_shown_once():
+    class F:
+        code, line, column, message, hint = "bad-signature", 1, 1, "VALIDATOR SAYS SIGNATURE", ""
+
+    bad = "def forward(self, question, context):\n    return LLMAgentBase\n"
+    s = Script([sections(bad), sections(GOOD)])
+    out = make(s, validate=lambda code: [F()] if "question" in code else []).propose(CTX, generation=1)
+    assert out.ok
+    repair = s.requests[1].messages[-1]["content"]
+    assert "forward has the signature" in repair and "VALIDATOR SAYS" not in repair

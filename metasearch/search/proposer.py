@@ -48,6 +48,9 @@ Status = Literal["valid", "invalid"]
 Failure = Literal["unparseable", "invalid", "duplicate"]
 STAGES = ("parsed", "normalised", "valid")
 
+#: Validator finding codes that repeat a normalisation finding on the same line.
+_SAME_AS = {"bad-signature": "forward-signature"}
+
 #: ``sample_index`` of a request = generation * GENERATION_STRIDE + slot.
 GENERATION_STRIDE = 1000
 
@@ -308,9 +311,10 @@ class Proposer:
         norm = normalize_proposal(code)
         findings: list[FindingLike] = list(norm.findings)
         if not any(f.code == "syntax-error" for f in norm.findings):
-            seen = {(f.line, f.code) for f in findings}
+            seen = {(f.line, _SAME_AS.get(f.code, f.code)) for f in findings}
             for f in self._validate(norm.code):
-                if getattr(f, "severity", "error") == "warning" or (f.line, f.code) in seen:
+                key = (f.line, _SAME_AS.get(f.code, f.code))
+                if getattr(f, "severity", "error") == "warning" or key in seen:
                     continue
                 findings.append(f)
         duplicate = not findings and self._is_duplicate(norm.code)
