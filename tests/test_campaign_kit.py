@@ -17,11 +17,14 @@ each) and can SIGKILL itself at a chosen point.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import signal
 import sys
+import tempfile
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -142,16 +145,20 @@ class Script:
         log: Path | None = None,
         kill: Any = None,
         seed_mode: str = "GOOD",
+        delay_s: float = 0.0,
     ) -> None:
         self.meta = {k: dict(v) for k, v in (meta or {}).items()}
         self.log = log
         self.kill = kill  # callable(req, n_real_calls) -> bool: SIGKILL before answering
+        self.delay_s = delay_s
         self.seed_mode = seed_mode  # how the task model answers agents without a MODE marker
         self.seen: Counter[tuple[str, str]] = Counter()
         self.requests: list[LLMRequest] = []
 
     def __call__(self, req: LLMRequest) -> str:
         self.requests.append(req)
+        if self.delay_s:
+            time.sleep(self.delay_s)  # an external kill then lands between calls or inside one
         if self.kill is not None and self.kill(req, len(self.requests)):
             os.kill(os.getpid(), signal.SIGKILL)
         if self.log is not None:
@@ -255,9 +262,12 @@ KILL_POINTS = {
     # the 3rd task call of generation 1's candidate: its meta calls are done
     "mid_generation": lambda req, n: req.candidate == "g001-00" and req.role == "task"
     and _count(req, "g001-00") == 3,
-    # the second test-split call
+    # the 8th test-split call: the first agent (6 tasks, 1 call each) has its test result
+    # the 10th task call of g001-00: inside the evaluation of its debug-round fix
+    "mid_debug": lambda req, n: req.candidate == "g001-00" and req.role == "task"
+    and _count(req, "g001-00") == 10,
     "during_test": lambda req, n: (req.candidate or "").endswith(":test")
-    and _count(req, ":test") == 2,
+    and _count(req, ":test") == 8,
 }
 _counts: Counter[str] = Counter()
 
@@ -267,12 +277,12 @@ def _count(req: LLMRequest, what: str) -> int:
     return _counts[what]
 
 
-def child(directory: Path, kill_point: str, tracking_uri: str | None) -> None:
+def child(directory: Path, kill_point: str, tracking_uri: str | None, delay_s: float = 0.0) -> None:
     """One campaign run (2 seeds, 2 generations, test) that may SIGKILL itself."""
     from metasearch.tracking import Tracker
 
     kill = KILL_POINTS.get(kill_point)
-    script = Script(CHILD_META, log=directory / "calls.log", kill=kill)
+    script = Script(CHILD_META, log=directory / "calls.log", kill=kill, delay_s=delay_s)
     tracker = None
     if tracking_uri:
         tracker = Tracker(tracking_uri=tracking_uri, experiment_name=directory.name,
@@ -303,5 +313,26 @@ CHILD_META: dict[str, dict[str, Any]] = {
 }
 
 
+@functools.cache
+def mlflow_store() -> str:
+    """One sqlite MLflow store per test process: creating its tables takes seconds."""
+    from mlflow import MlflowClient
+
+    root = Path(tempfile.mkdtemp(prefix="metasearch-campaign-mlflow-"))
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri).search_experiments()
+    return uri
+
+
+def candidate_runs(uri: str, experiment: str) -> list[Any]:
+    """Every candidate run of an experiment, duplicates included."""
+    from mlflow import MlflowClient
+
+    c = MlflowClient(tracking_uri=uri)
+    exp = c.get_experiment_by_name(experiment)
+    return list(c.search_runs([exp.experiment_id], "tags.`metasearch.role` = 'candidate'",
+                              max_results=1000))
+
+
 if __name__ == "__main__":
-    child(Path(sys.argv[1]), sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
+    child(Path(sys.argv[1]), sys.argv[2], sys.argv[3] or None, float(sys.argv[4]))

@@ -1,0 +1,140 @@
+"""Resume after ``kill -9``: nothing complete is recomputed or re-billed, no duplicate records.
+
+Each test runs the campaign of ``test_campaign_kit.child`` in a subprocess
+(2 seeds, 2 generations with a debug round and pruning, the final test),
+kills it with SIGKILL at one point, resumes it, and compares the result with
+an uninterrupted run. The scripted backend logs the cache key of every real
+call to ``calls.log``; the response cache is on disk in the campaign
+directory, so a key that appears again after the resume was billed twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_campaign_kit import archive_lines, candidate_runs, mlflow_store
+
+from metasearch.archive import Archive
+
+KIT = Path(__file__).with_name("test_campaign_kit.py")
+EXPECTED = ["seed-chain_of_thought", "seed-self_consistency", "g001-00", "g002-00"]
+
+
+def child(d: Path, kill: str, *, tracked: bool = False, delay_s: float = 0.0,
+          wait: bool = True) -> subprocess.Popen:
+    env = os.environ | {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    args = [sys.executable, str(KIT), str(d), kill, mlflow_store() if tracked else "", str(delay_s)]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    if wait:
+        proc.wait(timeout=300)
+    return proc
+
+
+def keys(d: Path) -> list[str]:
+    log = d / "calls.log"
+    return [json.loads(x)["key"] for x in log.read_text().splitlines()] if log.is_file() else []
+
+
+def summary(d: Path) -> list[tuple]:
+    with Archive.open(d, readonly=True) as arc:
+        return [
+            (r.id, r.name, r.status, r.calls, r.val and (r.val.mean, r.val.n),
+             r.test and r.test.mean, r.reason)
+            for r in arc.records()
+        ]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> list[tuple]:
+    d = tmp_path_factory.mktemp("reference")
+    proc = child(d, "none")
+    assert proc.returncode == 0, proc.stderr.read()
+    out = summary(d)
+    assert [r[0] for r in out] == EXPECTED
+    statuses = {r[0]: r[2] for r in out}
+    assert statuses == {"seed-chain_of_thought": "ok", "seed-self_consistency": "ok",
+                        "g001-00": "ok", "g002-00": "ok"}
+    assert len(set(keys(d))) == len(keys(d))  # the cache answers repeats within a run
+    return out
+
+
+def check_resumed(d: Path, reference: list[tuple], before: list[str], *, killed_in_call: bool,
+                  tracked: bool) -> None:
+    after = keys(d)[len(before):]
+    # answered before the kill -> in the cache -> never sent again. Only a call cut off
+    # inside the backend (by an external kill) may be repeated.
+    rebilled = set(after) & set(before[:-1] if killed_in_call else before)
+    assert not rebilled, f"{len(rebilled)} calls were billed twice"
+    lines = archive_lines(d)
+    ids = [x["id"] for x in lines if x["kind"] == "candidate"]
+    assert ids == EXPECTED  # every candidate once, in order
+    tests = [x["id"] for x in lines if x["kind"] == "test_result"]
+    assert len(tests) == len(set(tests)) == 3
+    assert summary(d) == reference
+    assert sorted(p.name for p in (d / "agents").iterdir()) == sorted(f"{i}.py" for i in EXPECTED)
+    if tracked:
+        runs = candidate_runs(mlflow_store(), d.name)
+        by_id = {}
+        for run in runs:
+            if run.info.lifecycle_stage == "active":
+                by_id.setdefault(run.data.tags["metasearch.candidate_id"], []).append(run)
+        assert sorted(by_id) == sorted(EXPECTED)
+        assert all(len(v) == 1 for v in by_id.values())
+        status = {r[0]: r[2] for r in reference}
+        for cid, (run,) in by_id.items():
+            assert run.data.tags["status"] == status[cid]
+        tested = {r[0] for r in reference if r[5] is not None}
+        assert {c for c, (run,) in by_id.items() if "test_score" in run.data.metrics} == tested
+
+
+@pytest.mark.parametrize(
+    ("kill", "tracked", "done_before"),
+    [
+        ("after_first_seed", False, 1),
+        ("mid_generation", True, 2),
+        ("mid_debug", False, 2),
+        ("after_append", True, 3),
+        ("during_test", True, 4),
+    ],
+)
+def test_resume_after_sigkill(tmp_path, reference, kill, tracked, done_before):
+    d = tmp_path / f"campaign-{kill}"
+    d.mkdir()
+    proc = child(d, kill, tracked=tracked)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    before = keys(d)
+    with Archive.open(d, readonly=True) as arc:
+        assert len(arc) == done_before
+    if kill == "during_test":
+        assert len([x for x in archive_lines(d) if x["kind"] == "test_result"]) >= 1
+    proc = child(d, "none", tracked=tracked)
+    assert proc.returncode == 0, proc.stderr.read()
+    check_resumed(d, reference, before, killed_in_call=False, tracked=tracked)
+    assert (d / "report.md").is_file()
+
+
+@pytest.mark.parametrize("at_call", [23, 71])
+def test_resume_after_an_external_kill_9_at_any_moment(tmp_path, reference, at_call):
+    """kill -9 from outside, while calls are being made (it may land inside one)."""
+    d = tmp_path / f"campaign-ext-{at_call}"
+    d.mkdir()
+    proc = child(d, "none", delay_s=0.01, wait=False)
+    deadline = time.monotonic() + 120
+    while len(keys(d)) < at_call and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    before = keys(d)
+    assert len(before) >= at_call
+    proc = child(d, "none")
+    assert proc.returncode == 0, proc.stderr.read()
+    check_resumed(d, reference, before, killed_in_call=True, tracked=False)
