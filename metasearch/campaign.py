@@ -13,6 +13,7 @@ for the best validation candidate and the seeds.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -121,6 +122,12 @@ class Campaign:
             stopped = str(exc)
             self._checkpoint("stopped")  # keeps what the unfinished candidate spent
             self.reporter.phase(f"stopped: {exc}")
+        except BaseException as exc:  # Ctrl-C or a bug: the parent run must not stay RUNNING
+            if self.tracker is not None:
+                status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+                with contextlib.suppress(Exception):
+                    self.tracker.finish(status)
+            raise
         return self._finish(stopped)
 
     def _checkpoint(self, step: str, *, generation: int | None = None) -> None:

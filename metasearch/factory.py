@@ -108,16 +108,11 @@ def build_campaign(
     ``campaign.archive`` (``close_campaign`` does all three).
     """
     from metasearch.archive import Archive
-    from metasearch.campaign import Campaign, NullReporter, prior_spend
+    from metasearch.campaign import NullReporter
     from metasearch.errors import ConfigError
     from metasearch.runtime.seeds import load_seed
-    from metasearch.runtime.settings import AgentSettings
-    from metasearch.search.adas import AdasStrategy, seed_paths
-    from metasearch.search.prompts import TaskBrief
-    from metasearch.search.proposer import Proposer
+    from metasearch.search.adas import seed_paths
     from metasearch.suites import get_suite, split_tasks
-    from metasearch.tracking import Tracker
-    from metasearch.validate import validate_code
 
     out = config.run.out_dir
     existing = (out / "archive.jsonl").exists() and (out / "archive.jsonl").stat().st_size > 0
@@ -154,9 +149,36 @@ def build_campaign(
     models.setdefault(meta_m.model, model_settings(meta_m, config.local))
     budget = BudgetSettings(max_usd=config.budget.max_usd, max_calls=config.budget.max_calls,
                             max_tokens=config.budget.max_tokens)
-    gateway = build_gateway(models=models, cache_dir=out / "cache",
-                            concurrency=config.run.concurrency, budget=budget)
-    archive = Archive.open(out)
+    archive = Archive.open(out)  # takes the campaign's lock first
+    started: list[Any] = [archive]
+    try:
+        gateway = build_gateway(models=models, cache_dir=out / "cache",
+                                concurrency=config.run.concurrency, budget=budget)
+        started.append(gateway)
+        return _wire(config, out, archive, gateway, suite, splits, seeds, started,
+                     tracking_uri=tracking_uri, reporter=reporter or NullReporter())
+    except BaseException:
+        for part in reversed(started):  # a failed build leaves nothing running or locked
+            try:
+                part.close()
+            except Exception:
+                pass
+        raise
+
+
+def _wire(config: Any, out: Path, archive: Any, gateway: Gateway, suite: Any, splits: Any,
+          seeds: list[Any], started: list[Any], *, tracking_uri: str | None,
+          reporter: Any) -> Any:
+    """The part of :func:`build_campaign` that starts things (after all checks passed)."""
+    from metasearch.campaign import Campaign, prior_spend
+    from metasearch.runtime.settings import AgentSettings
+    from metasearch.search.adas import AdasStrategy
+    from metasearch.search.prompts import TaskBrief
+    from metasearch.search.proposer import Proposer
+    from metasearch.tracking import Tracker
+    from metasearch.validate import validate_code
+
+    meta_m, task_m = config.models.meta, config.models.task
     gateway.budget.add_prior(**prior_spend(archive))
     for model in dict.fromkeys([task_m.model, meta_m.model]):
         gateway.preflight(model)
@@ -171,7 +193,9 @@ def build_campaign(
     )
     strategy = AdasStrategy(
         proposer=proposer,
-        task=TaskBrief.from_suite(suite, [s for s in splits.validation[:0]]),
+        # no examples from the splits: the meta agent must not see validation or test
+        # gold answers; the suite's description carries its own example
+        task=TaskBrief.from_suite(suite),
         archive_context=config.search.archive_context,
     )
     settings = AgentSettings(
@@ -181,6 +205,7 @@ def build_campaign(
     )
     runner = build_sandbox(config.run.sandbox, gateway, allowed_models=[task_m.model],
                            candidate_timeout_s=config.run.candidate_timeout_s, prewarm=True)
+    started.append(runner)
     tracker = Tracker.for_campaign(out, tracking_uri=tracking_uri or config.run.tracking_uri)
     tracker.start(config.to_flat_params(),
                   models={"meta_model": meta_m.model, "task_model": task_m.model})
@@ -190,7 +215,7 @@ def build_campaign(
         seeds=seeds, settings=settings, generations=config.search.generations,
         debug_rounds=config.search.debug_rounds, pruning=config.pruning.enabled,
         minibatch=config.pruning.minibatch, confidence=config.pruning.confidence,
-        tracker=tracker, reporter=reporter or NullReporter(), title=f"Campaign {out.name}",
+        tracker=tracker, reporter=reporter, title=f"Campaign {out.name}",
     )
 
 

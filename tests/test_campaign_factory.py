@@ -1,0 +1,82 @@
+"""``build_campaign``: clear one-paragraph errors before anything starts; a failed build cleans up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from metasearch.archive import Archive
+from metasearch.config import load_config
+from metasearch.errors import ConfigError, MetasearchError
+from metasearch.factory import build_campaign
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+TINY = """
+[suite]
+name = "arith"
+n_val = 2
+n_test = 2
+[search]
+generations = 1
+seeds = ["chain_of_thought"]
+[run]
+sandbox = "none"
+"""
+
+
+def config(tmp_path: Path, **overrides):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return load_config(path, {"run.out": str(tmp_path / "out"), **overrides})
+
+
+def one_paragraph(err: BaseException) -> str:
+    text = str(err)
+    assert "\n" not in text and len(text) < 600
+    return text
+
+
+def test_an_existing_campaign_needs_resume(tmp_path):
+    cfg = config(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "archive.jsonl").write_text('{"v": 1, "kind": "state"}\n')
+    with pytest.raises(ConfigError) as e:
+        build_campaign(cfg)
+    assert "already holds a campaign" in one_paragraph(e.value) and "--resume" in str(e.value)
+
+
+def test_resume_without_a_campaign_is_an_error_and_writes_nothing(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        build_campaign(config(tmp_path), resume=True)
+    assert "holds no campaign yet" in one_paragraph(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_seed_names_the_available_ones(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        build_campaign(config(tmp_path, **{"search.seeds": ["chain_of_thought", "nope"]}))
+    text = one_paragraph(e.value)
+    assert "nope" in text and "self_consistency" in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_suite_names_the_known_ones(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        build_campaign(config(tmp_path, **{"suite.name": "nosuch"}))
+    assert "nosuch" in one_paragraph(e.value) and "arith" in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failed_build_releases_the_campaign_lock(tmp_path, monkeypatch):
+    monkeypatch.delenv("METASEARCH_TEST_NO_SUCH_KEY", raising=False)
+    cfg = config(tmp_path, **{
+        "models.task.model": "openai/gpt-4o-mini",
+        "models.task.api_key_env": "METASEARCH_TEST_NO_SUCH_KEY",
+    })
+    with pytest.raises(MetasearchError) as e:
+        build_campaign(cfg)
+    assert "METASEARCH_TEST_NO_SUCH_KEY" in str(e.value)
+    Archive.open(tmp_path / "out").close()  # not locked by the failed build
