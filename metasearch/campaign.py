@@ -335,6 +335,7 @@ class Campaign:
         self._checkpoint(f"stored {record.id}")
         if self.tracker is not None:
             self.tracker.sync(self.archive)
+        self.strategy.tell(stored)
         self.reporter.candidate(stored, self.archive.best())
 
 

@@ -385,3 +385,57 @@ def test_mlflow_mirrors_the_archive(tmp_path):
     campaign.run()
     close(campaign)
     assert len(candidate_runs(uri, name)) == len(records)
+
+
+def test_the_strategy_is_told_every_stored_record(tmp_path):
+    d = tmp_path / "campaign"
+    campaign = make_campaign(d, Script({"g002-00": {"propose": "no code"}}), generations=2)
+    told = []
+    campaign.strategy.tell = told.append  # type: ignore[method-assign]
+    result = campaign.run()
+    close(campaign)
+    assert [r.id for r in told] == [r.id for r in result.records]
+    assert told[-1].status == "invalid" and told[0].code_path == "agents/seed-chain_of_thought.py"
+
+
+# ---------------------------------------------------------------- through the sandbox
+
+
+def bwrap_or_skip() -> None:
+    import sys
+
+    from metasearch.sandbox._launch import probe
+
+    if probe("bwrap", sys.executable, 60000) is not None:
+        pytest.skip("bwrap sandbox unavailable (needs root and bubblewrap)")
+
+
+def test_debug_and_pruning_through_the_bwrap_sandbox(tmp_path):
+    bwrap_or_skip()
+    script = Script({"g001-00": {"propose": sections(RAISES, "Broken"),
+                                 "debug": debug_reply(agent("GOOD", calls=2))},
+                     "g002-00": {"propose": sections(agent("QUARTER"), "Weak")}})
+    result, _ = run(tmp_path, script, generations=2, pruning=True, sandbox="bwrap")
+    recs = by_id(result)
+    assert recs["seed-chain_of_thought"].val.mean == 1.0
+    assert recs["g001-00"].status == "ok" and recs["g001-00"].val.mean == 1.0
+    debug = meta_calls(script, "g001-00")[1].messages[-1]["content"]
+    assert "TypeError" in debug and 'File "<agent>"' in debug  # the traceback crossed the jail
+    assert recs["g002-00"].status == "pruned" and recs["g002-00"].val.n == 4
+
+
+def test_budget_stop_inside_the_bwrap_sandbox_then_resume(tmp_path):
+    bwrap_or_skip()
+    d = tmp_path / "campaign"
+    meta = {"g001-00": {"propose": sections(agent("GOOD", calls=2), "Twice")}}
+    campaign = make_campaign(d, Script(meta), max_calls=14, disk_cache=True, sandbox="bwrap")
+    result = campaign.run()
+    close(campaign)
+    assert "budget.max_calls = 14" in result.stopped
+    assert [r.id for r in result.records] == ["seed-chain_of_thought"]
+    second = Script(meta)
+    campaign = make_campaign(d, second, max_calls=1000, disk_cache=True, sandbox="bwrap")
+    result = campaign.run()
+    close(campaign)
+    assert not result.stopped and result.records[1].val.mean == 1.0
+    assert not meta_calls(second, "g001-00")

@@ -218,6 +218,7 @@ def make_campaign(
     val: Sequence[Task] = VAL,
     test: Sequence[Task] = TEST,
     threads: int = 4,
+    sandbox: str | None = None,
 ) -> Campaign:
     """A campaign over the toy suite, wired like ``build_campaign`` but with test doubles."""
     archive = Archive.open(directory)
@@ -236,7 +237,7 @@ def make_campaign(
                              protocol="sections", max_tokens=64, threads=threads)
     return Campaign(
         directory=directory, archive=archive, strategy=strategy,
-        runner=InProcessRunner(gateway=gateway), gateway=gateway, suite=SUITE,
+        runner=runner(sandbox, gateway), gateway=gateway, suite=SUITE,
         val_tasks=list(val), test_tasks=list(test),
         seeds=[load_seed(SEEDS / f"{s}.py") for s in seeds], settings=settings,
         generations=generations, debug_rounds=debug_rounds, pruning=pruning,
@@ -244,7 +245,17 @@ def make_campaign(
     )
 
 
+def runner(sandbox: str | None, gateway: Any) -> Any:
+    """In-process (trusted test agents) or a real sandbox mode such as ``"bwrap"``."""
+    if sandbox is None:
+        return InProcessRunner(gateway=gateway)
+    from metasearch.sandbox import SandboxRunner
+
+    return SandboxRunner(mode=sandbox, gateway=gateway, allowed_models=[TASK_MODEL])
+
+
 def close(campaign: Campaign) -> None:
+    getattr(campaign.runner, "close", lambda: None)()
     campaign.gateway.close()
     campaign.archive.close()
 
