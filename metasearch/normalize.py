@@ -764,3 +764,25 @@ def _all_functions(node: cst.CSTNode) -> Iterable[cst.FunctionDef]:
 
     node.visit(V())
     return found
+
+
+def structure_fingerprint(code: str) -> str:
+    """A fingerprint blind to string and number literals, comments and names of locals' values.
+
+    Two agents that differ only in instruction text, agent names or constants
+    (e.g. 3 samples instead of 5) get the same value, so a strategy can treat
+    them as near-duplicates. Code that does not parse fingerprints as itself.
+    """
+    import ast
+    import hashlib
+
+    class _Blank(ast.NodeTransformer):
+        def visit_Constant(self, node: ast.Constant) -> ast.AST:
+            return ast.copy_location(ast.Constant(type(node.value).__name__), node)
+
+    try:
+        tree = _Blank().visit(ast.parse(code))
+        text = ast.dump(tree, annotate_fields=False)
+    except (SyntaxError, ValueError):
+        text = code
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

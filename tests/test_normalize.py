@@ -279,3 +279,13 @@ class LLMAgentBase:
     assert codes(r) == ["no-forward"]
     assert "class" not in r.code
     assert any("removed class LLMAgentBase" in c for c in r.changes)
+
+
+def test_structure_fingerprint_ignores_literals_but_not_structure():
+    from metasearch.normalize import structure_fingerprint
+
+    a = "def forward(self, taskInfo):\n    a = LLMAgentBase(['x'], 'A', temperature=0.8)\n    return a([taskInfo], 'Solve.')[0]\n"
+    b = a.replace("'A'", "'Modified A'").replace("0.8", "0.5").replace("Solve.", "Think.") + "# note\n"
+    c = a.replace("[0]", "[-1]").replace("return", "x = 1\n    return")
+    assert structure_fingerprint(a) == structure_fingerprint(b)
+    assert structure_fingerprint(a) != structure_fingerprint(c)
