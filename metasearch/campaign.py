@@ -316,8 +316,8 @@ class Campaign:
             why = next((e.message for e in budget if not e.message.startswith("not started")),
                        budget[0].message)
             raise BudgetExceeded(
-                f"{why.rstrip('.')}. The budget ran out while evaluating {key}; that candidate "
-                "is not recorded and will be re-run (from the cache) on --resume.",
+                f"{why.rstrip('.')}. The budget ran out while evaluating {key}; that "
+                "evaluation is not recorded and will be re-run (from the cache) on --resume.",
                 cap="", limit=0, used=0,
             )
         return evaluation

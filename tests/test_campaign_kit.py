@@ -163,8 +163,9 @@ class Script:
             os.kill(os.getpid(), signal.SIGKILL)
         if self.log is not None:
             with open(self.log, "a", encoding="utf-8") as f:
+                stage = meta_stage(req) if req.role == "meta" else "task"
                 f.write(json.dumps({"key": cache_key(req), "role": req.role,
-                                    "candidate": req.candidate}) + "\n")
+                                    "candidate": req.candidate, "stage": stage}) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
         if req.role == "meta":

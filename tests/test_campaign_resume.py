@@ -38,9 +38,13 @@ def child(d: Path, kill: str, *, tracked: bool = False, delay_s: float = 0.0,
     return proc
 
 
-def keys(d: Path) -> list[str]:
+def calls(d: Path) -> list[dict]:
     log = d / "calls.log"
-    return [json.loads(x)["key"] for x in log.read_text().splitlines()] if log.is_file() else []
+    return [json.loads(x) for x in log.read_text().splitlines()] if log.is_file() else []
+
+
+def keys(d: Path) -> list[str]:
+    return [x["key"] for x in calls(d)]
 
 
 def summary(d: Path) -> list[tuple]:
@@ -71,8 +75,15 @@ def check_resumed(d: Path, reference: list[tuple], before: list[str], *, killed_
     after = keys(d)[len(before):]
     # answered before the kill -> in the cache -> never sent again. Only a call cut off
     # inside the backend (by an external kill) may be repeated.
-    rebilled = set(after) & set(before[:-1] if killed_in_call else before)
+    answered = before[:-1] if killed_in_call else before
+    rebilled = set(after) & set(answered)
     assert not rebilled, f"{len(rebilled)} calls were billed twice"
+    # and the meta agent is not asked again what it already answered, even in other
+    # words (a prompt rebuilt differently on resume would get a new key, and a new agent)
+    log = calls(d)
+    asked = {(x["candidate"], x["stage"]) for x in log[:len(answered)] if x["role"] == "meta"}
+    again = {(x["candidate"], x["stage"]) for x in log[len(before):] if x["role"] == "meta"}
+    assert not asked & again, asked & again
     lines = archive_lines(d)
     ids = [x["id"] for x in lines if x["kind"] == "candidate"]
     assert ids == EXPECTED  # every candidate once, in order
@@ -121,9 +132,13 @@ def test_resume_after_sigkill(tmp_path, reference, kill, tracked, done_before):
     assert (d / "report.md").is_file()
 
 
-@pytest.mark.parametrize("at_call", [23, 71])
+@pytest.mark.parametrize("at_call", [23, 75])
 def test_resume_after_an_external_kill_9_at_any_moment(tmp_path, reference, at_call):
-    """kill -9 from outside, while calls are being made (it may land inside one)."""
+    """kill -9 from outside, while calls are being made (it may land inside one).
+
+    Call 75 is inside g002-00's evaluation: its meta prompt, built from records
+    held in memory, must be rebuilt byte for byte from the archive on disk.
+    """
     d = tmp_path / f"campaign-ext-{at_call}"
     d.mkdir()
     proc = child(d, "none", delay_s=0.01, wait=False)
@@ -135,6 +150,8 @@ def test_resume_after_an_external_kill_9_at_any_moment(tmp_path, reference, at_c
     assert proc.returncode == -signal.SIGKILL
     before = keys(d)
     assert len(before) >= at_call
+    if at_call == 75:
+        assert any(x["candidate"] == "g002-00" and x["role"] == "meta" for x in calls(d)[:-1])
     proc = child(d, "none")
     assert proc.returncode == 0, proc.stderr.read()
     check_resumed(d, reference, before, killed_in_call=True, tracked=False)
