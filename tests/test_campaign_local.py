@@ -8,6 +8,7 @@ accepted: valid and evaluated, or invalid with a reason.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import pytest
@@ -54,9 +55,21 @@ n_parallel = 2
 """
 
 
+@pytest.fixture()
+def keep_stdout():
+    """``build_gateway`` diverts fd 1 to llama.cpp's log file for the rest of the process
+    (meant for the CLI); give pytest its stdout back afterwards."""
+    saved_fd, saved_stream = os.dup(1), sys.stdout
+    yield
+    sys.stdout.flush()
+    os.dup2(saved_fd, 1)
+    os.close(saved_fd)
+    sys.stdout = saved_stream
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_real_local_campaign_one_generation(tmp_path):
+def test_real_local_campaign_one_generation(tmp_path, keep_stdout):
     pytest.importorskip("xllamacpp")
     from metasearch.config import load_config
     from metasearch.factory import build_campaign, close_campaign
