@@ -54,6 +54,18 @@ def friendly_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def quiet_native_logs(cache_dir: Path | None = None) -> None:
+    """Keep llama.cpp's per-request log lines (written to fd 1) off the terminal.
+
+    They go to ``<cache>/logs/llama-server.log``; Python's stdout is unchanged.
+    Only the CLI does this, once per process, before a local model can start.
+    """
+    from metasearch.llm.local import divert_native_stdout
+    from metasearch.llm.settings import default_cache_dir
+
+    divert_native_stdout((cache_dir or default_cache_dir()) / "logs" / "llama-server.log")
+
+
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 

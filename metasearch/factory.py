@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from metasearch.llm.gateway import Gateway
-from metasearch.llm.local import divert_native_stdout
 from metasearch.llm.settings import (
     BudgetSettings,
     GatewaySettings,
@@ -31,16 +30,11 @@ def build_gateway(
     concurrency: int = 16,
     budget: BudgetSettings | None = None,
 ) -> Gateway:
-    """A gateway whose response cache lives in ``cache_dir`` (default: the user cache).
-
-    For the CLI: it also diverts llama.cpp's native log lines from stdout to
-    ``<cache_dir>/logs/llama-server.log`` so they can't corrupt ``--json``.
-    """
+    """A gateway whose response cache lives in ``cache_dir`` (default: the user cache)."""
     table = dict(models or {})
     if task_model is not None and task_model not in table:
         table[task_model] = ModelSettings(api_base=api_base, protocol=protocol)  # type: ignore[arg-type]
     cache_dir = cache_dir or default_cache_dir()
-    divert_native_stdout(cache_dir / "logs" / "llama-server.log")
     settings = GatewaySettings(
         models=table,
         default_concurrency=concurrency,

@@ -124,11 +124,14 @@ def _build_evaluator(
     """``evaluate_code(code) -> (SplitScore, calls, tokens, cost, errors)`` on the campaign's
     validation split, in the sandbox, through a gateway caching in ``<campaign>/cache``."""
     from metasearch.archive import SplitScore
+    from metasearch.cli import quiet_native_logs
     from metasearch.config import load_config
     from metasearch.evaluation import evaluate_agent
     from metasearch.factory import build_gateway, build_sandbox, model_settings
     from metasearch.runtime.settings import AgentSettings
     from metasearch.suites import get_suite, split_tasks
+
+    quiet_native_logs(campaign / "cache")
 
     if not suite:
         raise ConfigError(

@@ -64,6 +64,9 @@ def eval_cmd(
     if not tasks:
         raise DataError(f"The {split} split of {suite!r} has no tasks; raise --limit or --n-val.")
 
+    from metasearch.cli import quiet_native_logs
+
+    quiet_native_logs(cache_dir)
     gateway = build_gateway(
         task_model=model, api_base=api_base, protocol=protocol,
         cache_dir=cache_dir, cache_enabled=not no_cache, concurrency=concurrency,
