@@ -46,11 +46,11 @@ def test_get_suite_case_insensitive_and_hints() -> None:
 
 def test_arith_suite_options() -> None:
     default = get_suite("arith")
-    assert default.options == {"difficulty": 2, "n": 1000, "seed": 0}
+    assert default.options == {"difficulty": 1, "n": 1000, "seed": 0}
     hard = get_suite("arith", difficulty=4, n=30)
     tasks = hard.load()
     assert len(tasks) == 30 and all(t.meta["difficulty"] == 4 for t in tasks)
-    assert default.options["difficulty"] == 2  # the registry's suite is unchanged
+    assert default.options["difficulty"] == 1  # the registry's suite is unchanged
     with pytest.raises(ConfigError, match="no option 'level'"):
         get_suite("arith", level=3)
     with pytest.raises(ConfigError, match="takes no data file"):

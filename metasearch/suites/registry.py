@@ -117,7 +117,7 @@ _SUITES: dict[str, Suite] = {
             answer_hint="an integer",
             scorer=numeric_match,
             source="generated offline from a seed (options: difficulty 1-5, n, seed); no data file",
-            options={"difficulty": 2, "n": 1000, "seed": 0},
+            options={"difficulty": 1, "n": 1000, "seed": 0},
             loader=_arith,
         ),
         Suite(
