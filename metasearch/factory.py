@@ -201,7 +201,8 @@ def _wire(config: Any, out: Path, archive: Any, gateway: Gateway, suite: Any, sp
                            candidate_timeout_s=config.run.candidate_timeout_s, prewarm=True)
     started.append(runner)
     tracker = Tracker.for_campaign(out, tracking_uri=tracking_uri or config.run.tracking_uri)
-    tracker.start(config.to_flat_params(),
+    tracker.start(config.to_flat_params() | {"runtime.protocol": settings.protocol,
+                                             "runtime.meta_protocol": meta_protocol},
                   models={"meta_model": meta_m.model, "task_model": task_m.model})
     return Campaign(
         directory=out, archive=archive, strategy=strategy, runner=runner, gateway=gateway,
