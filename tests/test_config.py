@@ -53,7 +53,7 @@ def test_quickstart_is_local_and_tiny() -> None:
     assert cfg.models.meta.model.startswith("local/")
     assert cfg.models.task.model.startswith("local/")
     assert 1 <= cfg.search.generations <= 2
-    assert cfg.search.reflexion_rounds == 1
+    assert cfg.search.reflexion_rounds <= 1
     assert isinstance(cfg.search.seeds, list) and len(cfg.search.seeds) <= 4
     assert cfg.suite.n_val <= 16 and cfg.suite.n_test <= 32
 
