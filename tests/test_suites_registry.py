@@ -184,4 +184,4 @@ def test_suite_pickles_and_registry_is_not_shared() -> None:
     back = pickle.loads(pickle.dumps(suite))
     assert back.options == suite.options and back.scorer("7", "7") == 1.0
     suite.options["difficulty"] = 5  # type: ignore[index]
-    assert get_suite("arith").options["difficulty"] == 2
+    assert get_suite("arith").options["difficulty"] == 1
