@@ -98,7 +98,8 @@ def models_cmd(
         "Hosted models use litellm names, e.g. openai/gpt-4o-mini (OPENAI_API_KEY), "
         "anthropic/claude-3-5-haiku-latest (ANTHROPIC_API_KEY), ollama/llama3, or "
         "openai/<name> with --api-base for a vLLM or llama.cpp server. "
-        "A campaign's endpoints are set in its [models.*] sections."
+        "A campaign's endpoints are set in its [models.*] sections.",
+        markup=False,
     )
 
 
