@@ -24,9 +24,9 @@ def run_cmd(
     if out is not None:
         overrides["run.out"] = str(out)
     cfg = load_config(config, overrides or None)
-    import logging
+    import os
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no table-creation chatter
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no table-creation chatter
     from metasearch.cli import quiet_native_logs
 
     quiet_native_logs(cfg.run.out_dir / "cache")
