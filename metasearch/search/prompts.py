@@ -514,7 +514,7 @@ def repair_prompt(
         parts.append(
             "We already fixed some things automatically:\n" + "\n".join(f"- {c}" for c in changes)
         )
-    if code and (findings or changes):
+    if code.strip() and (findings or changes):
         parts.append("The code as we checked it:\n```python\n" + code.rstrip() + "\n```")
     parts.append(
         "Fix every problem and give the complete agent again.\n\n" + format_spec(output_format)
