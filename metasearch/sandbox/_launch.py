@@ -125,7 +125,10 @@ class JailSpec:
         a += ["--perms", "0755", "--dir", "/etc"]
         for f in _ETC_FILES:
             a += ["--ro-bind-try", f, f]
-        made: set[Path] = {Path("/"), Path("/usr"), Path("/etc")}
+        # /tmp first: the interpreter, venv or package may live under /tmp (a CI
+        # checkout), and binds made before the tmpfs would be hidden by it.
+        a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        made: set[Path] = {Path("/"), Path("/usr"), Path("/etc"), Path("/tmp")}
         for p in self.readonly_paths:
             if _under(p, Path("/usr")):
                 continue
@@ -134,8 +137,7 @@ class JailSpec:
                     made.add(parent)
                     a += ["--perms", "0755", "--dir", str(parent)]
             a += ["--ro-bind", str(p), str(p)]
-        a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-              "--bind", str(self.scratch), SCRATCH_IN_JAIL, "--chdir", SCRATCH_IN_JAIL, "--"]
+        a += ["--bind", str(self.scratch), SCRATCH_IN_JAIL, "--chdir", SCRATCH_IN_JAIL, "--"]
         return a
 
     def _unshare_argv(self) -> list[str]:
