@@ -152,3 +152,16 @@ def test_trim_traceback_keeps_the_end():
     tb = "\n".join(f"line {i}" for i in range(100))
     out = trim_traceback(tb, max_lines=5)
     assert out.splitlines()[-1] == "line 99" and out.startswith("...")
+
+
+def test_repair_prompt_does_not_quote_cut_snippets_from_normalisation_notes():
+    from metasearch.search.prompts import repair_prompt
+
+    changes = [
+        "removed top-level code outside functions: `taskInfo = Info('task', 'User', \"Maya has $45 in a wallet. She spen...`",
+        "removed top-level code outside functions: `print(answer.content)`",
+    ]
+    text = repair_prompt(output_format="sections", code="def forward(self, taskInfo):\n    pass\n",
+                         changes=changes)
+    assert "She spen..." not in text and "print(answer.content)" not in text
+    assert text.count("- removed top-level code outside functions") == 1

@@ -487,6 +487,9 @@ def format_findings_for_llm(findings: Sequence[FindingLike], code: str, limit: i
     return "\n".join(out)
 
 
+_SNIPPET = re.compile(r":?\s*`[^`]*`")
+
+
 def repair_prompt(
     *,
     output_format: OutputFormat,
@@ -511,8 +514,11 @@ def repair_prompt(
             "normalising). Propose a genuinely different idea, not a renamed copy."
         )
     if changes:
+        # Without the quoted snippets: they are cut with "...", and small models copy
+        # them back verbatim (a measured cause of syntax errors in repairs).
+        notes = list(dict.fromkeys(_SNIPPET.sub("", c) for c in changes))
         parts.append(
-            "We already fixed some things automatically:\n" + "\n".join(f"- {c}" for c in changes)
+            "We already fixed some things automatically:\n" + "\n".join(f"- {c}" for c in notes)
         )
     if code.strip() and (findings or changes):
         parts.append("The code as we checked it:\n```python\n" + code.rstrip() + "\n```")
