@@ -93,6 +93,7 @@ class Campaign:
     settings: AgentSettings
     generations: int
     debug_rounds: int = 1
+    attempts: int = 1  # fresh proposals per generation until one is valid
     pruning: bool = True
     minibatch: int = 8
     confidence: float = 0.95
@@ -163,9 +164,21 @@ class Campaign:
     # ---------------------------------------------------------- generations
 
     def _generation(self, g: int) -> None:
-        slot = Slot(candidate_id(g, 0), g, 0)
-        if self.archive.has(slot.candidate_id):
-            return
+        """Up to ``attempts`` fresh proposals; the first that is valid is evaluated.
+
+        Each attempt is its own slot (``g001-00``, ``g001-01``, ...) with its
+        own sample index, so an invalid attempt stays in the archive with its
+        reason and a resumed campaign replays the same attempts.
+        """
+        for index in range(self.attempts):
+            slot = Slot(candidate_id(g, index), g, index)
+            if not self.archive.has(slot.candidate_id):
+                self._attempt(slot)
+            if self.archive.get(slot.candidate_id).status != "invalid":
+                return
+
+    def _attempt(self, slot: Slot) -> None:
+        g = slot.generation
         self.reporter.phase(f"generation {g}: the meta agent proposes {slot.candidate_id}")
         before = self._spent(slot.candidate_id)
         start = time.monotonic()

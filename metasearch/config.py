@@ -145,6 +145,12 @@ class SearchConfig(_Section):
     reflexion_rounds: int = Field(1, ge=0, le=2, description="an integer from 0 to 2")
     repair_rounds: int = Field(2, ge=0, le=10, description="an integer from 0 to 10")
     debug_rounds: int = Field(2, ge=0, le=10, description="an integer from 0 to 10")
+    attempts: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="fresh proposals a generation may make until one is valid, 1 to 10",
+    )
     seeds: list[str] | Literal["all"] = Field(
         "all",
         description='"all" or a list of seed names from archive/, e.g. ["chain_of_thought", "self_consistency"]',

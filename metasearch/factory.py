@@ -208,7 +208,8 @@ def _wire(config: Any, out: Path, archive: Any, gateway: Gateway, suite: Any, sp
         directory=out, archive=archive, strategy=strategy, runner=runner, gateway=gateway,
         suite=suite, val_tasks=list(splits.validation), test_tasks=list(splits.test),
         seeds=seeds, settings=settings, generations=config.search.generations,
-        debug_rounds=config.search.debug_rounds, pruning=config.pruning.enabled,
+        debug_rounds=config.search.debug_rounds, attempts=config.search.attempts,
+        pruning=config.pruning.enabled,
         minibatch=config.pruning.minibatch, confidence=config.pruning.confidence,
         tracker=tracker, reporter=reporter, title=f"Campaign {out.name}",
     )

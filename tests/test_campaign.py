@@ -189,6 +189,52 @@ def test_malformed_meta_output_is_an_invalid_record_and_the_campaign_goes_on(
     assert not result.stopped
 
 
+def test_an_invalid_attempt_is_kept_and_a_fresh_proposal_takes_the_generation(tmp_path):
+    script = Script({"g001-00": {"propose": "I would vote."},
+                     "g001-01": {"propose": sections(agent("HALF"), "Second Try")}})
+    result, d = run(tmp_path, script, generations=1, attempts=3, repair_rounds=0)
+    recs = by_id(result)
+    assert recs["g001-00"].status == "invalid" and recs["g001-00"].generation == 1
+    assert recs["g001-01"].status == "ok" and recs["g001-01"].name == "Second Try"
+    assert "g001-02" not in recs  # a valid attempt ends the generation
+    first, second = meta_calls(script, "g001-00")[0], meta_calls(script, "g001-01")[0]
+    assert first.messages == second.messages  # same prompt, sampled apart
+    assert first.sample_index != second.sample_index
+    assert result.yield_counts["proposed"] == 2 and result.yield_counts["valid"] == 1
+
+
+def test_attempts_stop_at_the_cap_when_every_proposal_is_invalid(tmp_path):
+    script = Script({f"g001-0{i}": {"propose": "no code"} for i in range(3)}
+                    | {"g002-00": {"propose": sections(agent("HALF"))}})
+    result, _ = run(tmp_path, script, generations=2, attempts=2, repair_rounds=0)
+    recs = by_id(result)
+    assert [recs[c].status for c in ("g001-00", "g001-01", "g002-00")] == [
+        "invalid", "invalid", "ok"]
+    assert "g001-02" not in recs and "g002-01" not in recs
+
+
+def test_resume_between_attempts_neither_reasks_nor_duplicates(tmp_path):
+    d = tmp_path / "campaign"
+    meta = {"g001-00": {"propose": "no code"},
+            "g001-01": {"propose": sections(agent("HALF"), "Second Try")}}
+    first = Script(meta)  # the seed takes 8 calls, attempt 1 one: stop before attempt 2
+    campaign = make_campaign(d, first, attempts=2, repair_rounds=0, max_calls=9,
+                             disk_cache=True, threads=1)
+    assert campaign.run().stopped
+    close(campaign)
+    assert [x["id"] for x in archive_lines(d) if x["kind"] == "candidate"] == [
+        "seed-chain_of_thought", "g001-00"]
+    second = Script(meta)
+    campaign = make_campaign(d, second, attempts=2, repair_rounds=0, max_calls=1000,
+                             disk_cache=True, threads=1)
+    result = campaign.run()
+    close(campaign)
+    assert not result.stopped and not meta_calls(second, "g001-00")
+    assert len(meta_calls(second, "g001-01")) == 1
+    assert [x["id"] for x in archive_lines(d) if x["kind"] == "candidate"] == [
+        "seed-chain_of_thought", "g001-00", "g001-01"]
+
+
 def test_json_replies_work_as_well_as_sections(tmp_path):
     script = Script({"g001-00": {"propose": as_json(agent("GOOD", calls=3), "Thrice")}})
     result, _ = run(tmp_path, script, output_format="json")

@@ -207,6 +207,7 @@ def make_campaign(
     *,
     seeds: Sequence[str] = ("chain_of_thought",),
     generations: int = 1,
+    attempts: int = 1,
     reflexion_rounds: int = 0,
     repair_rounds: int = 1,
     debug_rounds: int = 1,
@@ -241,7 +242,7 @@ def make_campaign(
         runner=runner(sandbox, gateway), gateway=gateway, suite=SUITE,
         val_tasks=list(val), test_tasks=list(test),
         seeds=[load_seed(SEEDS / f"{s}.py") for s in seeds], settings=settings,
-        generations=generations, debug_rounds=debug_rounds, pruning=pruning,
+        generations=generations, debug_rounds=debug_rounds, attempts=attempts, pruning=pruning,
         minibatch=minibatch, tracker=tracker,
     )
 

@@ -13,7 +13,7 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> None:
     """Every candidate of a campaign, including invalid, failed and pruned ones."""
-    from metasearch.commands.run import archive_table
+    from metasearch.commands.run import archive_table, table_console
     from metasearch.errors import DataError
 
     archive = _open(campaign, DataError)
@@ -23,9 +23,8 @@ def list_cmd(
 
         print_json([r.to_json() for r in records])
         return
-    from rich.console import Console
 
-    Console().print(archive_table(records, title=f"Archive of {campaign}"))
+    table_console().print(archive_table(records, title=f"Archive of {campaign}"))
 
 
 def show_cmd(

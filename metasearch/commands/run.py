@@ -88,9 +88,8 @@ class RichReporter:
 
 
 def print_summary(result: Any) -> None:
-    from rich.console import Console
 
-    console = Console()
+    console = table_console()
     console.print(archive_table(result.records, title=f"Archive of {result.directory}"))
     if result.yield_counts.get("proposed"):
         y = result.yield_counts
@@ -103,8 +102,10 @@ def print_summary(result: Any) -> None:
         console.print(line, highlight=False)
     if result.paired is not None and result.best_seed is not None:
         p = result.paired
+        gen = result.best_generated or result.best
         console.print(
-            f"best vs best seed ({result.best_seed.name}) on test: {p.mean_diff:+.1%} "
+            f"best generated ({gen.id if gen else '?'}) vs best seed ({result.best_seed.name}) "
+            f"on test: {p.mean_diff:+.1%} "
             f"[95% CI {p.ci_low:+.1%}, {p.ci_high:+.1%}], n={p.n}", highlight=False)
     if result.stopped:
         console.print(f"[yellow]stopped early:[/] {result.stopped} Resume with --resume.")
@@ -119,12 +120,39 @@ def _ci(s: Any) -> str:
 
 
 def archive_table(records: Any, *, title: str) -> Any:
+    """One line per candidate, also in an 80-column pipe: long names and reasons are cut."""
     from rich.table import Table
 
-    table = Table(title=title)
-    for col in ("id", "name", "gen", "status", "val (95% CI)", "test (95% CI)", "calls", "cost", "reason"):
-        table.add_column(col, overflow="fold")
+    table = Table(title=title, caption="scores in %, 95% bootstrap CI, n tasks")
+    table.add_column("id", no_wrap=True)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=22)
+    table.add_column("gen", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("validation", no_wrap=True)
+    table.add_column("test", no_wrap=True)
+    table.add_column("calls", no_wrap=True, justify="right")
+    if any(r.cost_usd for r in records):
+        table.add_column("cost", no_wrap=True, justify="right")
+    table.add_column("reason", no_wrap=True, overflow="ellipsis", min_width=8, ratio=1)
     for r in records:
-        table.add_row(r.id, r.name, str(r.generation), r.status, _ci(r.val), _ci(r.test),
-                      str(r.calls), f"${r.cost_usd:.4f}", (r.reason or "")[:80])
+        cells = [r.id, r.name, "seed" if r.generation == "initial" else str(r.generation),
+                 r.status, _short(r.val), _short(r.test), str(r.calls)]
+        if len(table.columns) == 9:
+            cells.append(f"${r.cost_usd:.4f}")
+        cells.append(" ".join((r.reason or "").split()))
+        table.add_row(*cells)
     return table
+
+
+def table_console() -> Any:
+    """A console for wide tables: a terminal's own width, else 140 columns (logs, pipes)."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=140)
+
+
+def _short(s: Any) -> str:
+    if s is None:
+        return "-"
+    return f"{100 * s.mean:.1f} [{100 * s.ci_low:.0f},{100 * s.ci_high:.0f}] n={s.n}"
