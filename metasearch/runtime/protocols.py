@@ -89,7 +89,7 @@ class JsonProtocol:
         return "it does not contain a well-formed JSON object"
 
 
-def _scan_object(text: str, start: int) -> tuple[int | None, str]:
+def scan_json_object(text: str, start: int) -> tuple[int | None, str]:
     """From the ``{`` at ``start``, return (end index past the balanced close, closer).
 
     String-aware: braces inside JSON strings do not count. When the text ends
@@ -131,7 +131,7 @@ def find_json_object(text: str, max_starts: int = 20) -> dict[str, Any] | None:
     for cand in candidates:
         starts = [m.start() for m in re.finditer(r"\{", cand)][:max_starts]
         for start in starts:
-            end, closer = _scan_object(cand, start)
+            end, closer = scan_json_object(cand, start)
             snippet = cand[start:end] if end is not None else cand[start:].rstrip() + closer
             if end is None and not closer:
                 continue

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from metasearch.runtime.protocols import scan_json_object
+
 OutputFormat = Literal["sections", "json"]
 Kind = Literal["proposal", "debug"]
 
@@ -192,28 +194,16 @@ def _parse_json(text: str) -> dict[str, str] | None:
 
 
 def _balanced_objects(text: str) -> list[str]:
-    """Every top-level ``{...}`` span, scanning strings so braces in them don't count."""
+    """Every top-level ``{...}`` span; braces inside JSON strings don't count."""
     spans: list[str] = []
-    depth, start, in_str, escaped = 0, -1, False, False
-    for i, ch in enumerate(text):
-        if in_str:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_str = False
+    i = text.find("{")
+    while i != -1:
+        end, _ = scan_json_object(text, i)
+        if end is None:
+            i = text.find("{", i + 1)
             continue
-        if ch == '"' and depth > 0:
-            in_str = True
-        elif ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth > 0:
-            depth -= 1
-            if depth == 0:
-                spans.append(text[start : i + 1])
+        spans.append(text[i:end])
+        i = text.find("{", end)
     return spans
 
 
