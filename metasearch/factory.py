@@ -30,7 +30,10 @@ def build_gateway(
     concurrency: int = 16,
     budget: BudgetSettings | None = None,
 ) -> Gateway:
-    """A gateway whose response cache lives in ``cache_dir`` (default: the user cache)."""
+    """A gateway whose response cache lives in ``cache_dir`` (default: the user cache).
+
+    Local weights always live in the user cache, so campaigns share one copy.
+    """
     table = dict(models or {})
     if task_model is not None and task_model not in table:
         table[task_model] = ModelSettings(api_base=api_base, protocol=protocol)  # type: ignore[arg-type]
@@ -39,6 +42,7 @@ def build_gateway(
         models=table,
         default_concurrency=concurrency,
         cache_dir=cache_dir,
+        models_dir=default_cache_dir() / "models",
         cache_enabled=cache_enabled,
         budget=budget or BudgetSettings(),
     )

@@ -80,3 +80,19 @@ def test_a_failed_build_releases_the_campaign_lock(tmp_path, monkeypatch):
         build_campaign(cfg)
     assert "METASEARCH_TEST_NO_SUCH_KEY" in str(e.value)
     Archive.open(tmp_path / "out").close()  # not locked by the failed build
+
+
+def test_campaigns_share_the_user_weights_but_keep_their_own_response_cache(tmp_path, monkeypatch):
+    from metasearch.factory import build_gateway
+    from metasearch.llm.local import model_path
+
+    monkeypatch.setenv("METASEARCH_CACHE_DIR", str(tmp_path / "user"))
+    gateways = [build_gateway(cache_dir=tmp_path / c / "cache") for c in ("a", "b")]
+    try:
+        paths = {model_path("local/qwen2.5-coder-0.5b", g.settings) for g in gateways}
+        assert len(paths) == 1 and paths.pop().parent == tmp_path / "user" / "models"
+        assert [g.settings.cache_dir for g in gateways] == [
+            tmp_path / "a" / "cache", tmp_path / "b" / "cache"]
+    finally:
+        for g in gateways:
+            g.close()

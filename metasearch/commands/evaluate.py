@@ -29,7 +29,7 @@ def eval_cmd(
     sandbox: Annotated[str, typer.Option(help="Sandbox mode: auto, bwrap, unshare or none.")] = "auto",
     skip_validation: Annotated[bool, typer.Option("--skip-validation", help="Skip static checks (the sandbox stays on).")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache.")] = False,
-    cache_dir: Annotated[Path | None, typer.Option(help="Cache directory (default ~/.cache/metasearch).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Response cache directory (default ~/.cache/metasearch; local weights always stay in the user cache).")] = None,
     task_timeout: Annotated[float, typer.Option(help="Wall-clock seconds per task.")] = 300.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:

