@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -301,7 +301,7 @@ class Campaign:
                     [best_seed.test.scores[t] for t in shared],
                 )
                 summary = PairedSummary.of(paired, best_id=best_gen.id, baseline_id=best_seed.id)
-        counts = yield_counts(records)
+        counts = yield_counts(records, lambda r: self.archive.read_agent(r.id))
         notes = [f"Stopped early: {stopped}"] if stopped else []
         saved = sum(int(r.meta.get("calls_saved_by_pruning", 0)) for r in records)
         if saved:
@@ -437,12 +437,19 @@ def prior_spend(archive: Archive) -> dict[str, Any]:
     return {k: max(v, type(v)(saved.get(k, 0))) for k, v in floor.items()}
 
 
-def yield_counts(records: Sequence[CandidateRecord]) -> dict[str, int]:
-    """How many proposals survived each stage: the meta agent's yield."""
+def yield_counts(
+    records: Sequence[CandidateRecord], read_code: Callable[[CandidateRecord], str] | None = None
+) -> dict[str, int]:
+    """How many proposals survived each stage: the meta agent's yield.
+
+    With ``read_code``, also how many valid proposals were structurally new:
+    not equal, up to string and number literals, to any earlier seed or valid
+    proposal (small meta agents often resubmit an archive agent with new prompts).
+    """
     proposals = [r for r in records if isinstance(r.generation, int)]
     def reached(stage: str) -> int:
         return sum(1 for r in proposals if stage in r.meta.get("stages", ()))
-    return {
+    counts = {
         "proposed": len(proposals),
         "parsed": reached("parsed"),
         "normalised": reached("normalised"),
@@ -450,4 +457,23 @@ def yield_counts(records: Sequence[CandidateRecord]) -> dict[str, int]:
         "ran": reached("ran"),
         "scored>0": reached("scored"),
     }
+    if read_code is not None:
+        counts["new structure"] = _structurally_new(records, read_code)
+    return counts
 
+
+def _structurally_new(
+    records: Sequence[CandidateRecord], read_code: Callable[[CandidateRecord], str]
+) -> int:
+    from metasearch.normalize import structure_fingerprint
+
+    seen: set[str] = set()
+    new = 0
+    for r in records:
+        valid = r.is_seed or "valid" in r.meta.get("stages", ())
+        if not valid or not r.code_path:
+            continue
+        fp = structure_fingerprint(read_code(r))
+        new += int(not r.is_seed and fp not in seen)
+        seen.add(fp)
+    return new

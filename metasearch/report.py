@@ -29,7 +29,7 @@ __all__ = ["PairedSummary", "render_markdown", "plot_progress", "write_report"]
 
 REPORT_FILE = "report.md"
 PLOT_FILE = "progress.png"
-YIELD_STAGES = ("proposed", "parsed", "normalised", "valid", "ran", "scored>0")
+YIELD_STAGES = ("proposed", "parsed", "normalised", "valid", "new structure", "ran", "scored>0")
 
 
 @dataclass(frozen=True)

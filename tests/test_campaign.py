@@ -337,17 +337,18 @@ def test_yield_counts_are_in_the_result_and_the_report(tmp_path):
         "g003-00": {"propose": sections(RAISES, "Broken")},  # valid, never runs a task
         "g004-00": {"propose": sections(agent("WRONG"), "Wrong")},  # runs, scores 0
         "g005-00": {"propose": sections(agent("HALF"), "Half")},  # scores > 0
-    })
+    })  # g005-00 is g004-00 with another prompt string: valid, but not a new structure
     result, d = run(tmp_path, script, generations=5, repair_rounds=0, debug_rounds=0)
     assert result.yield_counts == {
         "proposed": 5, "parsed": 4, "normalised": 3, "valid": 3, "ran": 2, "scored>0": 1,
+        "new structure": 2,
     }
     statuses = [r.status for r in result.records[1:]]
     assert statuses == ["invalid", "invalid", "failed", "ok", "ok"]
     report = (d / "report.md").read_text()
     assert "## Meta agent yield" in report
     for row in ("| proposed | 5 | 100% |", "| parsed | 4 | 80% |", "| normalised | 3 | 60% |",
-                "| valid | 3 | 60% |", "| ran | 2 | 40% |", "| scored>0 | 1 | 20% |"):
+                "| valid | 3 | 60% |", "| new structure | 2 | 40% |", "| ran | 2 | 40% |", "| scored>0 | 1 | 20% |"):
         assert row in report
 
 
