@@ -6,6 +6,7 @@ CLI and the campaign runner call these functions once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -138,10 +139,15 @@ def build_campaign(
             f"{', '.join(sorted(p.stem for p in seeds_dir().glob('*.py')))}."
         )
     seeds = [load_seed(p) for p in paths]
+    if resume:
+        check_resume_config(out, config)
 
     out.mkdir(parents=True, exist_ok=True)
     if config_text is not None and not (out / "config.toml").exists():
         (out / "config.toml").write_text(config_text, encoding="utf-8")
+    if not resume and not (out / "config.json").exists():  # the effective config, overrides included
+        (out / "config.json").write_text(
+            json.dumps(config.to_flat_params(), indent=1, sort_keys=True), encoding="utf-8")
     meta_m, task_m = config.models.meta, config.models.task
     models = {task_m.model: model_settings(task_m, config.local)}
     models.setdefault(meta_m.model, model_settings(meta_m, config.local))
@@ -217,6 +223,42 @@ def _wire(config: Any, out: Path, archive: Any, gateway: Gateway, suite: Any, sp
         minibatch=config.pruning.minibatch, confidence=config.pruning.confidence,
         tracker=tracker, reporter=reporter, title=f"Campaign {out.name}",
     )
+
+
+#: Config fields a resumed campaign must keep: changing them makes the archived
+#: validation scores incomparable with new ones (other tasks, another task model).
+PINNED_ON_RESUME = ("suite.", "models.task.")
+
+
+def check_resume_config(out: Path, config: Any) -> None:
+    """Refuse to resume with a different suite or task model than the campaign started with.
+
+    Generations, budget, concurrency, the meta model and the search knobs may
+    change on resume; they do not change what a validation score means.
+    """
+    from metasearch.config import load_config
+    from metasearch.errors import ConfigError
+
+    try:
+        if (out / "config.json").is_file():
+            stored = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        elif (out / "config.toml").is_file():  # campaigns from before config.json
+            stored = load_config(out / "config.toml", {"run.out": str(out)}).to_flat_params()
+        else:
+            return
+    except (OSError, ValueError, ConfigError):
+        return  # an unreadable record of the old config: nothing to compare against
+    now = config.to_flat_params()
+    changed = [k for k in sorted(set(stored) & set(now))
+               if k.startswith(PINNED_ON_RESUME) and str(stored[k]) != now[k]]
+    if changed:
+        what = "; ".join(f"{k} was {stored[k]!r}, now {now[k]!r}" for k in changed)
+        raise ConfigError(
+            f"Cannot resume the campaign in {out}: {what}. The archived validation scores were "
+            "measured on the original tasks with the original task model, so new scores would "
+            "not be comparable. Restore those values (see its config.json), or start a new "
+            "campaign with --out NEW_DIR."
+        )
 
 
 def close_campaign(campaign: Any) -> None:

@@ -96,3 +96,30 @@ def test_campaigns_share_the_user_weights_but_keep_their_own_response_cache(tmp_
     finally:
         for g in gateways:
             g.close()
+
+
+def test_resume_refuses_another_suite_or_task_model_but_allows_more_generations(tmp_path):
+    from metasearch.factory import check_resume_config, close_campaign
+
+    campaign = build_campaign(config(tmp_path, **{"search.generations": 1}))
+    close_campaign(campaign)
+    out = tmp_path / "out"
+    stored = (out / "config.json").read_text()
+    assert '"search.generations": "1"' in stored
+    check_resume_config(out, config(tmp_path, **{"search.generations": 4, "budget.max_usd": 2.0}))
+    for field, value in (("suite.n_val", 3), ("models.task.temperature", 0.9)):
+        with pytest.raises(ConfigError) as e:
+            check_resume_config(out, config(tmp_path, **{field: value}))
+        text = one_paragraph(e.value)
+        assert field in text and "--out NEW_DIR" in text and str(out) in text
+
+
+def test_resume_compares_with_config_toml_for_campaigns_without_config_json(tmp_path):
+    from metasearch.factory import check_resume_config
+
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "config.toml").write_text(TINY)
+    check_resume_config(out, config(tmp_path))
+    with pytest.raises(ConfigError, match="suite.seed was '0', now '7'"):
+        check_resume_config(out, config(tmp_path, **{"suite.seed": 7}))

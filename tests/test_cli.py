@@ -102,6 +102,16 @@ def test_bad_config_names_the_field(tmp_path):
     assert_clean_error(proc, "generashuns", "generations", str(cfg))
 
 
+@pytest.mark.parametrize(("flag", "field"), [("--generations", "search.generations"),
+                                           ("--budget-usd", "budget.max_usd")])
+def test_run_shortcut_flags_are_validated_like_the_config(tmp_path, flag, field):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[suite]\nname = 'arith'\n")
+    proc = metasearch("run", str(cfg), flag, "-1", "--out", str(tmp_path / "out"))
+    assert_clean_error(proc, field, "-1")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_eval_real_local_model_then_fully_cached(tmp_path):
     """The foundation's acceptance check, on 2 tasks to keep CI time down."""

@@ -13,6 +13,8 @@ def run_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the campaign in run.out.")] = False,
     out: Annotated[Path | None, typer.Option(help="Campaign directory (overrides run.out).")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking server (default: sqlite in the campaign dir).")] = None,
+    generations: Annotated[int | None, typer.Option(help="Shortcut for --set search.generations=N (raise it to extend a finished campaign with --resume).")] = None,
+    budget_usd: Annotated[float | None, typer.Option(help="Shortcut for --set budget.max_usd=X.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set search.generations=5 (repeatable).")] = None,
 ) -> None:
     """Run Meta Agent Search: seeds, generations of proposals, a final test, a report."""
@@ -23,6 +25,10 @@ def run_cmd(
     overrides = dict(parse_override(s) for s in (set_ or []))
     if out is not None:
         overrides["run.out"] = str(out)
+    if generations is not None:
+        overrides["search.generations"] = generations
+    if budget_usd is not None:
+        overrides["budget.max_usd"] = budget_usd
     cfg = load_config(config, overrides or None)
     import os
 
