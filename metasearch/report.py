@@ -235,14 +235,22 @@ def _test_section(records: Sequence[CandidateRecord], paired: PairedSummary | No
 
 
 def plot_progress(records: Sequence[CandidateRecord], path: str | Path) -> Path:
-    """Two panels: best-so-far validation score vs cumulative cost and vs LLM calls."""
+    """Best-so-far validation score against cumulative cost and against LLM calls.
+
+    Each evaluated candidate is drawn with its 95% CI, so a step up that sits
+    inside the previous best's interval reads as what it is. When every call
+    cost $0 (local models) the cost panel shows cumulative tokens instead.
+    """
     from matplotlib.figure import Figure  # no pyplot: Agg canvas, no global figure state
 
     pts = progress_curve(records)
     fig = Figure(figsize=(10, 4), dpi=100)
     axes = fig.subplots(1, 2, sharey=True)
+    costs = [p.cum_cost_usd for p in pts]
+    free = not costs or max(costs) == 0
     xs_specs = (
-        ("cumulative cost (USD)", [p.cum_cost_usd for p in pts]),
+        ("cumulative tokens (all calls cost $0)", [float(p.cum_tokens) for p in pts])
+        if free else ("cumulative cost (USD)", costs),
         ("cumulative LLM calls", [float(p.cum_calls) for p in pts]),
     )
     ok_idx = [i for i, r in enumerate(records) if r.val is not None]
@@ -254,21 +262,19 @@ def plot_progress(records: Sequence[CandidateRecord], path: str | Path) -> Path:
             ax.step([b[0] for b in best], [b[1] for b in best], where="post", label="best so far")
         for status, marker in (("ok", "o"), ("pruned", "x")):
             sel = [i for i in ok_idx if records[i].status == status]
-            if sel:
-                ax.scatter(
-                    [xs[i] for i in sel],
-                    [100 * records[i].val.mean for i in sel],  # type: ignore[union-attr]
-                    marker=marker,
-                    s=18,
-                    alpha=0.6,
-                    label=f"candidate ({status})",
-                )
+            if not sel:
+                continue
+            vals = [records[i].val for i in sel]
+            means = [100 * v.mean for v in vals]  # type: ignore[union-attr]
+            err = [[m - 100 * v.ci_low for m, v in zip(means, vals, strict=True)],  # type: ignore[union-attr]
+                   [100 * v.ci_high - m for m, v in zip(means, vals, strict=True)]]  # type: ignore[union-attr]
+            ax.errorbar([xs[i] for i in sel], means, yerr=err, fmt=marker, ms=4, capsize=3,
+                        alpha=0.6, label=f"candidate ({status}), 95% CI")
         ax.set_xlabel(label)
+        ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
-        if label.startswith("cumulative cost") and xs and max(xs) == 0:
-            ax.set_title("all calls cost $0 (local models)", fontsize=9)
     axes[0].set_ylabel("validation score (%)")
-    axes[1].legend(loc="lower right", fontsize=8)
+    axes[1].legend(loc="best", fontsize=8)
     fig.suptitle("Best-so-far validation score")
     fig.tight_layout()
     path = Path(path)
