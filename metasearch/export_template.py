@@ -334,6 +334,8 @@ def _flatten_infos(input_infos: Any) -> list[Info]:
     for item in input_infos:
         if isinstance(item, list | tuple) and not isinstance(item, Info):
             out.extend(item)  # another agent's whole output list
+        elif isinstance(item, str | int | float) and not isinstance(item, bool):
+            out.append(Info("note", "User", str(item), -1))  # plain text, as the runtime does
         else:
             out.append(item)
     return out

@@ -180,8 +180,8 @@ def test_string_input_explains_fix():
         agent = cls(["answer"], "A")
         with pytest.raises(TypeError, match=r"takes a list of Info.*agent\(\[taskInfo"):
             agent("What is 6*7?", "x")
-        with pytest.raises(TypeError, match=r"input_infos\[1\].*is a str.*Info\('note'"):
-            agent([TASK, "some text"], "x")
+        with pytest.raises(TypeError, match=r"input_infos\[1\].*is a dict.*Info\('note'"):
+            agent([TASK, {"text": "x"}], "x")
         with pytest.raises(TypeError, match="instruction .* must be a string"):
             agent([TASK], ["x"])
 
@@ -192,8 +192,11 @@ def test_forgiving_inputs():
         agent = cls("answer", "A")  # one field as a plain string
         prev = agent(TASK, "x")  # a single Info instead of a list
         agent([TASK, prev], "y")  # a nested output list is flattened
+        agent([TASK, "Answer with an integer.", 7], "z")  # plain text items become notes
     assert agent.output_fields == ["answer"]
     assert f"### answer by {agent!r} (yourself):\n42" in t.requests[1].messages[1]["content"]
+    assert "### note by User:\nAnswer with an integer.\n\n### note by User:\n7\n\nz" in (
+        t.requests[2].messages[1]["content"])
 
 
 def test_unbound_base_class_explains():

@@ -71,6 +71,8 @@ def _check_inputs(input_infos: Any, agent: LLMAgentBase) -> list[Info]:
             out.append(item)
         elif isinstance(item, list | tuple) and item and all(isinstance(x, Info) for x in item):
             out.extend(item)  # another agent's whole output list: flatten it
+        elif isinstance(item, str | int | float) and not isinstance(item, bool):
+            out.append(Info("note", "User", str(item), -1))  # plain text: unambiguous
         else:
             raise TypeError(
                 f"input_infos[{i}] passed to {agent!r} is a {type(item).__name__}, not an Info. "
