@@ -30,6 +30,7 @@ import re
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -738,6 +739,7 @@ def _find_problems(module: cst.Module) -> list[NormalizeFinding]:
                 "never hard-code numbers from the example question.",
             )
         )
+    findings += _agent_misuse(mod, pos)
     for fn in _all_functions(mod):
         if _is_placeholder(fn):
             start = pos[fn].start
@@ -752,6 +754,51 @@ def _find_problems(module: cst.Module) -> list[NormalizeFinding]:
                     "with an LLMAgentBase call.",
                 )
             )
+    return findings
+
+
+#: LLMAgentBase's parameters (ADAS's signature).
+AGENT_PARAMS = ("output_fields", "agent_name", "role", "model", "temperature")
+_HOW_TO_CALL = (
+    "Create the agent once, then call it with the inputs: agent = LLMAgentBase(['thinking', "
+    "'answer'], 'Solver'); thinking, answer = agent([taskInfo, ...], 'instruction')."
+)
+
+
+def _agent_misuse(mod: cst.Module, pos: Any) -> list[NormalizeFinding]:
+    """Constructor calls of LLMAgentBase that cannot work: unknown keywords, unpacking it."""
+    findings: list[NormalizeFinding] = []
+
+    def is_ctor(n: cst.BaseExpression | None) -> bool:
+        return isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and (
+            n.func.value == "LLMAgentBase")
+
+    class V(cst.CSTVisitor):
+        def visit_Call(self, n: cst.Call) -> None:
+            if not is_ctor(n):
+                return
+            unknown = [a.keyword.value for a in n.args
+                       if a.keyword is not None and a.keyword.value not in AGENT_PARAMS]
+            positional = [a for a in n.args if a.keyword is None and not a.star]
+            if unknown or len(positional) > len(AGENT_PARAMS):
+                start = pos[n].start
+                what = (f"`{unknown[0]}=` is not one of its parameters" if unknown
+                        else f"it was given {len(positional)} positional arguments")
+                findings.append(NormalizeFinding(
+                    "agent-arguments", start.line, start.column + 1,
+                    f"LLMAgentBase takes ({', '.join(AGENT_PARAMS)}): {what}. The inputs "
+                    "go to the agent's call, not to LLMAgentBase.", _HOW_TO_CALL))
+
+        def visit_Assign(self, n: cst.Assign) -> None:
+            if is_ctor(n.value) and any(isinstance(t.target, cst.Tuple | cst.List)
+                                        for t in n.targets):
+                start = pos[n].start
+                findings.append(NormalizeFinding(
+                    "agent-not-called", start.line, start.column + 1,
+                    "This line unpacks LLMAgentBase(...) itself: that creates an agent but "
+                    "never calls the model.", _HOW_TO_CALL))
+
+    mod.visit(V())
     return findings
 
 

@@ -64,6 +64,11 @@ DANGEROUS_ATTRIBUTES: frozenset[str] = frozenset({
     "func_globals", "mro", "ProcessPoolExecutor",
 })
 RUNTIME_NAMES: frozenset[str] = frozenset({"LLMAgentBase", "Info"})
+_NAME_HINTS = {
+    "input": "No one types input while an agent runs: pass text to agents in their list of "
+             "Info, e.g. agent([taskInfo, Info('note', 'User', text, -1)], 'instruction').",
+    "open": "Agents cannot read or write files; keep data in variables.",
+}
 _ATTR_FUNCS = frozenset({"getattr", "hasattr", "attrgetter", "methodcaller"})
 _DUNDER = re.compile(r"^__\w+__$")
 _FORMAT_DUNDER = re.compile(r"\{[^{}]*__\w+")
@@ -372,11 +377,17 @@ class _Checker(cst.CSTVisitor):
                          "Import only public functions and classes you need.")
 
     # -- names and attributes ------------------------------------------------
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        # A keyword's name (`f(input=x)`) is not a use of the builtin it spells.
+        node.value.visit(self)
+        return False
+
     def visit_Name(self, node: cst.Name) -> None:
         name = node.value
         if name in FORBIDDEN_NAMES:
             self.add(node, "forbidden-name", f"`{name}` is not allowed in agent code.",
-                     "Compute with plain Python and call the model through LLMAgentBase.")
+                     _NAME_HINTS.get(name, "Compute with plain Python and call the model "
+                                           "through LLMAgentBase."))
         elif _DUNDER.match(name):
             self.add(node, "dunder-name", f"The special name `{name}` is not allowed.",
                      "Do not touch interpreter internals.")

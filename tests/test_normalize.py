@@ -289,3 +289,29 @@ def test_structure_fingerprint_ignores_literals_but_not_structure():
     c = a.replace("[0]", "[-1]").replace("return", "x = 1\n    return")
     assert structure_fingerprint(a) == structure_fingerprint(b)
     assert structure_fingerprint(a) != structure_fingerprint(c)
+
+
+def test_constructing_an_agent_with_its_inputs_is_explained():
+    """Measured: the 1.5B meta agent wrote this, and a misleading finding made it drop the LLM."""
+    code = (
+        "def forward(self, taskInfo):\n"
+        "    answer = taskInfo.content\n"
+        "    thinking, answer = LLMAgentBase(['thinking', 'answer'], 'CoT', input=answer)\n"
+        "    return answer\n"
+    )
+    found = {f.code: f for f in normalize_proposal(code).findings}
+    assert set(found) == {"agent-not-called", "agent-arguments"}
+    assert found["agent-arguments"].line == 3 and "`input=`" in found["agent-arguments"].message
+    assert "agent([taskInfo" in found["agent-not-called"].hint
+
+
+def test_well_formed_agent_constructors_raise_nothing():
+    code = (
+        "def forward(self, taskInfo):\n"
+        "    a = LLMAgentBase(['answer'], 'A', role='critic', model='x', temperature=0.2)\n"
+        "    b = LLMAgentBase(output_fields=['answer'], agent_name='B')\n"
+        "    agents = [LLMAgentBase(['answer'], f'C{i}') for i in range(2)]\n"
+        "    (answer,) = a([taskInfo], 'Solve.')\n"
+        "    return answer\n"
+    )
+    assert normalize_proposal(code).findings == []

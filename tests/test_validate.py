@@ -208,3 +208,10 @@ def test_validate_path_errors(tmp_path: Path) -> None:
     bad.write_text('{"no": "code"}')
     with pytest.raises(DataError, match="not an ADAS archive"):
         validate_path(bad)
+
+
+def test_a_keyword_argument_named_like_a_builtin_is_not_a_use_of_it():
+    code = "def forward(self, taskInfo):\n    return dict(input=taskInfo.content, open=1)\n"
+    assert validate_code(code) == []
+    bad = validate_code("def forward(self, taskInfo):\n    return input('?')\n")
+    assert [f.code for f in bad] == ["forbidden-name"] and "Info(" in bad[0].hint
