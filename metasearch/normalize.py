@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
 
 RUNTIME_NAMES = frozenset({"Info", "LLMAgentBase", "AgentSystem"})
 INFO_FIELDS = ("name", "author", "content", "iteration_idx")
@@ -740,6 +740,7 @@ def _find_problems(module: cst.Module) -> list[NormalizeFinding]:
             )
         )
     findings += _agent_misuse(mod, pos)
+    findings += _undefined_names(wrapper, pos)
     for fn in _all_functions(mod):
         if _is_placeholder(fn):
             start = pos[fn].start
@@ -799,6 +800,42 @@ def _agent_misuse(mod: cst.Module, pos: Any) -> list[NormalizeFinding]:
                     "never calls the model.", _HOW_TO_CALL))
 
     mod.visit(V())
+    return findings
+
+
+_TYPING_NAMES = frozenset({"Any", "Callable", "Dict", "List", "Optional", "Sequence", "Set",
+                           "Tuple", "Union"})
+
+
+def _undefined_names(wrapper: MetadataWrapper, pos: Any) -> list[NormalizeFinding]:
+    """Names read but never bound (nor builtins, nor runtime names): a NameError waiting.
+
+    Catches them before any task is spent on the agent. Scope-based, without
+    flow analysis, so a name bound anywhere in reach counts as defined.
+    """
+    scopes = wrapper.resolve(ScopeProvider)
+    findings: list[NormalizeFinding] = []
+    seen: set[str] = set()
+    accesses = [a for sc in {s for s in scopes.values() if s is not None} for a in sc.accesses]
+    for access in sorted(accesses, key=lambda a: (pos[a.node].start.line, pos[a.node].start.column)):
+        node = access.node
+        name = getattr(node, "value", None)
+        if access.referents or not isinstance(name, str) or name in RUNTIME_NAMES or name in seen:
+            continue
+        seen.add(name)
+        start = pos[node].start
+        if name in _TYPING_NAMES:
+            hint = ("Drop the type annotations: those on the def line are evaluated before "
+                    "forward runs, so an import inside forward comes too late.")
+        elif "agent" in name.lower():
+            hint = (f"Create it first, e.g. {name} = LLMAgentBase(['thinking', 'answer'], "
+                    f"'{name}'), or use an agent you already created.")
+        else:
+            hint = (f"Assign `{name}` before using it, or import it inside forward if it "
+                    "comes from the standard library.")
+        findings.append(NormalizeFinding(
+            "undefined-name", start.line, start.column + 1,
+            f"`{name}` is used but never defined (a NameError when the agent runs).", hint))
     return findings
 
 

@@ -315,3 +315,21 @@ def test_well_formed_agent_constructors_raise_nothing():
         "    return answer\n"
     )
     assert normalize_proposal(code).findings == []
+
+
+def test_undefined_names_are_found_before_anything_runs():
+    """Measured: g003-00 of the arith-local campaign failed every task with this NameError."""
+    code = (
+        "def forward(self, taskInfo) -> List[Info]:\n"
+        "    from collections import Counter\n"
+        "    principle_agent = LLMAgentBase(['thinking', 'principle'], 'Principle Agent')\n"
+        "    thinking, principle = principle_agent([taskInfo], 'Principles?')\n"
+        "    votes = Counter(x for x in [principle.content])\n"
+        "    thinking, answer = cot_agent([taskInfo, thinking, principle], 'Solve.')\n"
+        "    return answer if votes and len(votes) else helper(answer)\n"
+        "\n"
+        "def helper(a):\n"
+        "    return a\n"
+    )
+    found = [(f.code, f.line, f.message.split("`")[1]) for f in normalize_proposal(code).findings]
+    assert found == [("undefined-name", 1, "List"), ("undefined-name", 6, "cot_agent")]
