@@ -145,6 +145,15 @@ class SearchConfig(_Section):
     reflexion_rounds: int = Field(1, ge=0, le=2, description="an integer from 0 to 2")
     repair_rounds: int = Field(2, ge=0, le=10, description="an integer from 0 to 10")
     debug_rounds: int = Field(2, ge=0, le=10, description="an integer from 0 to 10")
+    idea_hints: bool = Field(
+        True,
+        description="true or false: suggest a concrete design idea in each propose prompt",
+    )
+    near_duplicates: bool = Field(
+        True,
+        description="true or false: reject code equal to an archived agent up to strings "
+        "and numbers (prompts, names, constants)",
+    )
     attempts: int = Field(
         1,
         ge=1,

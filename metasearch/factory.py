@@ -177,6 +177,7 @@ def _wire(config: Any, out: Path, archive: Any, gateway: Gateway, suite: Any, sp
     from metasearch.campaign import Campaign, prior_spend
     from metasearch.runtime.settings import AgentSettings
     from metasearch.search.adas import AdasStrategy
+    from metasearch.search.novelty import ArchiveDuplicates
     from metasearch.search.prompts import TaskBrief
     from metasearch.search.proposer import Proposer
     from metasearch.tracking import Tracker
@@ -193,7 +194,7 @@ def _wire(config: Any, out: Path, archive: Any, gateway: Gateway, suite: Any, sp
         reflexion_rounds=config.search.reflexion_rounds,
         repair_rounds=config.search.repair_rounds,
         validate=validate_code,
-        is_duplicate=lambda code: bool(archive.by_fingerprint(_fp(code))),
+        is_duplicate=ArchiveDuplicates(archive, near=config.search.near_duplicates),
     )
     strategy = AdasStrategy(
         proposer=proposer,
@@ -201,6 +202,7 @@ def _wire(config: Any, out: Path, archive: Any, gateway: Gateway, suite: Any, sp
         # gold answers; the suite's description carries its own example
         task=TaskBrief.from_suite(suite),
         archive_context=config.search.archive_context,
+        idea_hints=config.search.idea_hints,
     )
     settings = AgentSettings(
         model=task_m.model, answer_hint=suite.answer_hint,
@@ -270,7 +272,3 @@ def close_campaign(campaign: Any) -> None:
             pass
 
 
-def _fp(code: str) -> str:
-    from metasearch.validate import fingerprint
-
-    return fingerprint(code)

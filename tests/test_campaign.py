@@ -32,6 +32,7 @@ from metasearch.archive import Archive, CandidateRecord, SplitScore, progress_cu
 from metasearch.campaign import CampaignResult
 from metasearch.runtime.seeds import load_seed
 from metasearch.search.adas import archive_entries
+from metasearch.search.prompts import idea_for
 
 PLACEHOLDER = (
     "def check(answer):\n    pass\n\n"
@@ -136,6 +137,32 @@ def test_reproposing_a_seed_is_rejected_as_a_duplicate(tmp_path):
     assert "same as one already in the archive" in repair
     assert rec.meta["failure"] == "duplicate" and rec.val is None
     assert not task_calls(script, "g001-00")  # nothing was run
+
+
+def test_a_seed_with_new_prompts_is_a_near_duplicate_and_an_idea_is_suggested(tmp_path):
+    seed_code = load_seed(SEEDS / "chain_of_thought.py").code
+    renamed = seed_code.replace("Chain-of-Thought Agent", "Careful Agent").replace(
+        "step by step", "very carefully")
+    assert renamed != seed_code
+    script = Script({"g001-00": {"propose": sections(renamed, "Careful"),
+                                 "repair": sections(agent("HALF", calls=2), "Twice")}})
+    result, _ = run(tmp_path, script, near_duplicates=True, idea_hints=True)
+    rec = by_id(result)["g001-00"]
+    assert rec.status == "ok" and rec.name == "Twice"
+    propose, repair = (m.messages[-1]["content"] for m in meta_calls(script, "g001-00"))
+    idea = idea_for(1, 0)
+    assert f"build this one: {idea}" in propose
+    assert "the same code as seed-chain_of_thought (Chain-of-Thought)" in repair
+    assert f"Build this idea instead: {idea}" in repair
+
+
+def test_without_near_duplicates_a_reprompted_seed_is_accepted(tmp_path):
+    seed_code = load_seed(SEEDS / "chain_of_thought.py").code
+    renamed = seed_code.replace("Chain-of-Thought Agent", "Careful Agent")
+    script = Script({"g001-00": {"propose": sections(renamed, "Careful")}})
+    result, _ = run(tmp_path, script, near_duplicates=False)
+    assert by_id(result)["g001-00"].status == "ok"
+    assert "# An idea to build" not in meta_calls(script, "g001-00")[0].messages[-1]["content"]
 
 
 # ---------------------------------------------------------------- pruning

@@ -42,11 +42,12 @@ from metasearch.runtime.seeds import load_seed  # noqa: E402
 from metasearch.runtime.settings import AgentSettings  # noqa: E402
 from metasearch.scoring import numeric_match  # noqa: E402
 from metasearch.search.adas import AdasStrategy  # noqa: E402
+from metasearch.search.novelty import ArchiveDuplicates  # noqa: E402
 from metasearch.search.prompts import TaskBrief  # noqa: E402
 from metasearch.search.proposer import Proposer  # noqa: E402
 from metasearch.suites.registry import Suite  # noqa: E402
 from metasearch.suites.task import Task  # noqa: E402
-from metasearch.validate import fingerprint, validate_code  # noqa: E402
+from metasearch.validate import validate_code  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "archive"
@@ -208,6 +209,8 @@ def make_campaign(
     seeds: Sequence[str] = ("chain_of_thought",),
     generations: int = 1,
     attempts: int = 1,
+    near_duplicates: bool = False,
+    idea_hints: bool = False,
     reflexion_rounds: int = 0,
     repair_rounds: int = 1,
     debug_rounds: int = 1,
@@ -232,9 +235,10 @@ def make_campaign(
     proposer = Proposer(
         complete=gateway.complete, model=META_MODEL, output_format=output_format,  # type: ignore[arg-type]
         reflexion_rounds=reflexion_rounds, repair_rounds=repair_rounds, validate=validate_code,
-        is_duplicate=lambda code: bool(archive.by_fingerprint(fingerprint(code))),
+        is_duplicate=ArchiveDuplicates(archive, near=near_duplicates),
     )
-    strategy = AdasStrategy(proposer=proposer, task=TaskBrief.from_suite(SUITE))
+    strategy = AdasStrategy(proposer=proposer, task=TaskBrief.from_suite(SUITE),
+                            idea_hints=idea_hints)
     settings = AgentSettings(model=TASK_MODEL, answer_hint=SUITE.answer_hint,
                              protocol="sections", max_tokens=64, threads=threads)
     return Campaign(

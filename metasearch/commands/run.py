@@ -49,6 +49,13 @@ def run_cmd(
         raise typer.Exit(3)
 
 
+def escape(text: str) -> str:
+    """Model-written names and reasons as literal text: `[no-llm-call]` is not rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 class RichReporter:
     """Live progress: phase, task bar, best-so-far and spend."""
 
@@ -71,7 +78,7 @@ class RichReporter:
         self.progress.__exit__(*exc)  # type: ignore[arg-type]
 
     def phase(self, text: str) -> None:
-        self.progress.console.print(f"[bold]»[/] {text}", highlight=False)
+        self.progress.console.print(f"[bold]»[/] {escape(text)}", highlight=False)
 
     def tasks(self, label: str, total: int) -> None:
         if self._bar is not None:
@@ -86,15 +93,14 @@ class RichReporter:
         self._calls += record.calls
         self._cost += record.cost_usd
         score = f"{record.val.mean:.1%}" if record.val is not None else "-"
-        best_txt = f"{best.name} {best.val.mean:.1%}" if best is not None and best.val else "-"
-        reason = f" ({record.reason[:100]})" if record.reason else ""
+        best_txt = f"{escape(best.name)} {best.val.mean:.1%}" if best is not None and best.val else "-"
+        reason = f" ({escape(record.reason[:100])})" if record.reason else ""
         self.progress.console.print(
-            f"  {record.id} [cyan]{record.name}[/]: {record.status} {score}{reason} | best: "
+            f"  {record.id} [cyan]{escape(record.name)}[/]: {record.status} {score}{reason} | best: "
             f"{best_txt} | spent: {self._calls} calls, ${self._cost:.4f}", highlight=False)
 
 
 def print_summary(result: Any) -> None:
-
     console = table_console()
     console.print(archive_table(result.records, title=f"Archive of {result.directory}"))
     if result.yield_counts.get("proposed"):
@@ -102,7 +108,7 @@ def print_summary(result: Any) -> None:
         console.print("meta-agent yield: " + ", ".join(f"{k} {v}" for k, v in y.items()))
     if result.best is not None:
         b = result.best
-        line = f"best on validation: {b.id} {b.name} {_ci(b.val)}"
+        line = f"best on validation: {b.id} {escape(b.name)} {_ci(b.val)}"
         if b.test is not None:
             line += f"; test {_ci(b.test)}"
         console.print(line, highlight=False)
@@ -110,7 +116,8 @@ def print_summary(result: Any) -> None:
         p = result.paired
         gen = result.best_generated or result.best
         console.print(
-            f"best generated ({gen.id if gen else '?'}) vs best seed ({result.best_seed.name}) "
+            f"best generated ({gen.id if gen else '?'}) vs best seed "
+            f"({escape(result.best_seed.name)}) "
             f"on test: {p.mean_diff:+.1%} "
             f"[95% CI {p.ci_low:+.1%}, {p.ci_high:+.1%}], n={p.n}", highlight=False)
     if result.stopped:
@@ -126,36 +133,37 @@ def _ci(s: Any) -> str:
 
 
 def archive_table(records: Any, *, title: str) -> Any:
-    """One line per candidate, also in an 80-column pipe: long names and reasons are cut."""
+    """One line per candidate; long names and reasons are cut with an ellipsis."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, caption="scores in %, 95% bootstrap CI, n tasks")
-    table.add_column("id", no_wrap=True)
+    table.add_column("id", no_wrap=True, min_width=7)
     table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=22)
-    table.add_column("gen", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("validation", no_wrap=True)
-    table.add_column("test", no_wrap=True)
-    table.add_column("calls", no_wrap=True, justify="right")
+    table.add_column("gen", no_wrap=True, min_width=3)
+    table.add_column("status", no_wrap=True, min_width=7)
+    table.add_column("validation", no_wrap=True, min_width=16)
+    table.add_column("test", no_wrap=True, min_width=16)
+    table.add_column("calls", no_wrap=True, justify="right", min_width=5)
     if any(r.cost_usd for r in records):
-        table.add_column("cost", no_wrap=True, justify="right")
-    table.add_column("reason", no_wrap=True, overflow="ellipsis", min_width=8, ratio=1)
+        table.add_column("cost", no_wrap=True, justify="right", min_width=7)
+    table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=48)
     for r in records:
-        cells = [r.id, r.name, "seed" if r.generation == "initial" else str(r.generation),
+        cells = [r.id, Text(r.name), "seed" if r.generation == "initial" else str(r.generation),
                  r.status, _short(r.val), _short(r.test), str(r.calls)]
         if len(table.columns) == 9:
             cells.append(f"${r.cost_usd:.4f}")
-        cells.append(" ".join((r.reason or "").split()))
+        cells.append(Text(" ".join((r.reason or "").split())))  # `[code]` is not markup
         table.add_row(*cells)
     return table
 
 
 def table_console() -> Any:
-    """A console for wide tables: a terminal's own width, else 140 columns (logs, pipes)."""
+    """A console for wide tables: a terminal's own width, else 180 columns (logs, pipes)."""
     from rich.console import Console
 
     console = Console()
-    return console if console.is_terminal else Console(width=140)
+    return console if console.is_terminal else Console(width=180)
 
 
 def _short(s: Any) -> str:

@@ -17,6 +17,7 @@ from metasearch.search.prompts import (
     DebugFeedback,
     MetaContext,
     TaskBrief,
+    idea_for,
     select_archive_context,
 )
 from metasearch.search.proposal_parse import Proposal
@@ -25,7 +26,11 @@ from metasearch.stats import Fitness, adas_fitness_string
 
 
 class AdasStrategy:
-    """One proposal per slot from the meta agent, plus debug rounds on failure."""
+    """One proposal per slot from the meta agent, plus debug rounds on failure.
+
+    With ``idea_hints`` each slot's prompt also suggests a concrete design
+    (``prompts.IDEAS``, rotating): an addition to ADAS for small meta agents.
+    """
 
     name = "adas"
 
@@ -37,8 +42,10 @@ class AdasStrategy:
         archive_context: int = 8,
         archive_chars: int = 6000,
         read_code: Callable[[CandidateRecord], str] | None = None,
+        idea_hints: bool = False,
     ) -> None:
         self.proposer = proposer
+        self.idea_hints = idea_hints
         self.task = task
         self.archive_context = archive_context
         self.archive_chars = archive_chars
@@ -51,6 +58,7 @@ class AdasStrategy:
             archive=select_archive_context(
                 entries, max_entries=self.archive_context, max_chars=self.archive_chars
             ),
+            idea=idea_for(slot.generation, slot.index) if self.idea_hints else "",
         )
         return self.proposer.propose(
             context, generation=slot.generation, sample_index=slot.index,

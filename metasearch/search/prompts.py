@@ -89,11 +89,44 @@ class ArchiveContext:
 
 @dataclass(frozen=True)
 class MetaContext:
-    """Everything the propose prompt is built from."""
+    """Everything the propose prompt is built from.
+
+    ``idea`` is an optional concrete direction (see :data:`IDEAS`): small meta
+    agents asked only for "something new" mostly copy an archive agent.
+    """
 
     task: TaskBrief
     archive: ArchiveContext
     max_llm_calls: int = 10
+    idea: str = ""
+
+
+#: Concrete agent designs to suggest, one per proposal slot in rotation. Each
+#: names the mechanism and the calls it takes, which a 1.5B model can follow.
+IDEAS: tuple[str, ...] = (
+    "Self-consistency: create one solver agent with temperature 0.8, call it 3 times on "
+    "[taskInfo], and return the most common answer.content (use collections.Counter).",
+    "Verify and retry: a solver answers; a verifier agent with output fields ['feedback', "
+    "'correct'] checks the answer; if correct is not 'True', the solver answers again "
+    "given the feedback.",
+    "Plan then solve: a planner agent lists the steps needed; a solver agent gets "
+    "[taskInfo, plan] and works through the steps to the final answer.",
+    "Debate: two solver agents with different roles answer on their own; a judge agent "
+    "reads both answers and gives the final answer.",
+    "Rephrase first: one agent restates the question in simpler words; a solver agent gets "
+    "[taskInfo, restatement] and answers.",
+    "Double-check the arithmetic: a solver answers; a second agent recomputes the result "
+    "from scratch; if the two answers differ, a third agent decides which one is right.",
+    "Expert role: a router agent names the best expert for the question (for example "
+    "'math teacher'); a solver agent created with that role answers.",
+    "Worked-example first: one agent writes a similar, simpler example and solves it; a "
+    "solver agent gets [taskInfo, example] and answers the real question the same way.",
+)
+
+
+def idea_for(generation: int, index: int) -> str:
+    """The suggested idea for a slot: rotates so successive slots get different ones."""
+    return IDEAS[((generation - 1) * 3 + index) % len(IDEAS)]
 
 
 @dataclass(frozen=True)
@@ -425,6 +458,8 @@ def meta_messages(ctx: MetaContext, output_format: OutputFormat) -> list[Message
             "(higher is better; the best are last):\n\n" + ctx.archive.text,
             "# Rules\n" + RULES.format(max_calls=ctx.max_llm_calls),
             "# Mistakes to avoid\n" + WRONG_EXAMPLES,
+            *(["# An idea to build\nUnless you have a better new idea, build this one: "
+               + ctx.idea] if ctx.idea else []),
             "# Your job\nDesign a NEW agent that scores higher than every agent in the archive. "
             "Learn from what worked and what did not, then try an idea that is not in the "
             "archive yet: for example a different way to check, decompose, vote, debate, "
@@ -496,8 +531,9 @@ def repair_prompt(
     code: str = "",
     findings: Sequence[FindingLike] = (),
     changes: Sequence[str] = (),
-    duplicate: bool = False,
+    duplicate: bool | str = False,
     parse_error: str = "",
+    idea: str = "",
 ) -> str:
     """Hand back why the proposal cannot run yet, and ask for the whole agent again."""
     parts: list[str] = []
@@ -509,9 +545,11 @@ def repair_prompt(
             + format_findings_for_llm(findings, code)
         )
     if duplicate:
+        why = duplicate if isinstance(duplicate, str) else "identical code after normalising"
         parts.append(
-            "Your agent is the same as one already in the archive (identical code after "
-            "normalising). Propose a genuinely different idea, not a renamed copy."
+            f"Your agent is the same as one already in the archive ({why}). Propose a "
+            "genuinely different idea, not a renamed copy or the same code with new prompts."
+            + (f" Build this idea instead: {idea}" if idea else "")
         )
     if changes:
         # Without the quoted snippets: they are cut with "...", and small models copy

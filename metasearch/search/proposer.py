@@ -117,7 +117,7 @@ class _Check:
     code: str
     changes: list[str]
     findings: list[FindingLike]
-    duplicate: bool
+    duplicate: str  # why it repeats an archived agent ("" = it does not)
     normalised_ok: bool
 
     @property
@@ -139,7 +139,7 @@ class Proposer:
         reflexion_rounds: int = 1,
         repair_rounds: int = 2,
         validate: Callable[[str], Sequence[FindingLike]] = lambda code: [],
-        is_duplicate: Callable[[str], bool] = lambda code: False,
+        is_duplicate: Callable[[str], bool | str] = lambda code: False,
         json_mode: bool = True,
     ) -> None:
         if output_format not in ("sections", "json"):
@@ -206,7 +206,8 @@ class Proposer:
                 )
             else:
                 proposal = revised
-        return self._check_and_repair(run, base, proposal, repairs_left, "proposal")
+        return self._check_and_repair(run, base, proposal, repairs_left, "proposal",
+                                      idea=context.idea)
 
     def debug(
         self,
@@ -265,6 +266,8 @@ class Proposer:
         proposal: Proposal,
         repairs_left: int,
         label: str,
+        *,
+        idea: str = "",
     ) -> ProposalOutcome:
         nr = self.repair_rounds - repairs_left
         while True:
@@ -294,6 +297,7 @@ class Proposer:
                 findings=check.findings,
                 changes=check.changes,
                 duplicate=check.duplicate,
+                idea=idea,
             )
             stage = f"repair-{nr}" if label == "proposal" else f"{label}-repair-{nr}"
             reply = self._ask(
@@ -317,7 +321,9 @@ class Proposer:
                 if getattr(f, "severity", "error") == "warning" or key in seen:
                     continue
                 findings.append(f)
-        duplicate = not findings and self._is_duplicate(norm.code)
+        dup = False if findings else self._is_duplicate(norm.code)
+        duplicate = dup if isinstance(dup, str) else (
+            "identical to an agent already in the archive" if dup else "")
         return _Check(norm.code, list(norm.changes), findings, duplicate, norm.ok)
 
     # ------------------------------------------------------------ calls
@@ -433,7 +439,7 @@ def _describe_check(check: _Check) -> str:
             + "; ".join(f"line {f.line} [{f.code}] {f.message}" for f in check.findings)
         )
     if check.duplicate:
-        parts.append("duplicate of an archived agent")
+        parts.append(f"duplicate: {check.duplicate}")
     return " | ".join(parts) or "clean"
 
 
@@ -442,7 +448,7 @@ def _reason(check: _Check) -> str:
         f = check.findings[0]
         more = f" (and {len(check.findings) - 1} more)" if len(check.findings) > 1 else ""
         return f"line {f.line} [{f.code}] {f.message}{more}"
-    return "the code is identical to an agent already in the archive"
+    return f"the code is {check.duplicate}"
 
 
 def yield_summary(outcomes: Sequence[ProposalOutcome]) -> dict[str, int]:

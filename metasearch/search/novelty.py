@@ -1,0 +1,40 @@
+"""Is a proposal new? Exact and near-duplicate checks against the archive.
+
+Exact: the normalised-code fingerprint (``validate.fingerprint``) of any
+archived candidate. Near: the same code up to string and number literals
+(``normalize.structure_fingerprint``) as a seed or an evaluated candidate;
+small meta agents often resubmit an archive agent with a new name or prompt,
+which spends a whole evaluation to learn nothing about designs.
+"""
+
+from __future__ import annotations
+
+from metasearch.archive import Archive
+from metasearch.normalize import structure_fingerprint
+from metasearch.validate import fingerprint
+
+
+class ArchiveDuplicates:
+    """``is_duplicate`` for the proposer: why the code repeats the archive, or ""."""
+
+    def __init__(self, archive: Archive, *, near: bool = True) -> None:
+        self.archive = archive
+        self.near = near
+        self._structures: dict[str, str] = {}  # candidate id -> structure fingerprint
+
+    def __call__(self, code: str) -> str:
+        same = self.archive.by_fingerprint(fingerprint(code))
+        if same:
+            return f"identical to an agent already in the archive ({same[0].id})"
+        if not self.near:
+            return ""
+        target = structure_fingerprint(code)
+        for rec in self.archive.records():
+            if rec.status == "invalid" or not rec.code_path:
+                continue  # never run: repeating its structure is not a known design
+            if rec.id not in self._structures:
+                self._structures[rec.id] = structure_fingerprint(self.archive.read_agent(rec.id))
+            if self._structures[rec.id] == target:
+                return (f"the same code as {rec.id} ({rec.name}) with only strings or numbers "
+                        "changed, such as prompts and agent names")
+        return ""
