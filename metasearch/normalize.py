@@ -290,6 +290,28 @@ class _InfoFiller(cst.CSTTransformer):
 # -------------------------------------------------------------- normaliser
 
 
+class _AnnotationStripper(cst.CSTTransformer):
+    """Drop parameter and return annotations: no effect on behaviour, a common NameError."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stripped = False
+
+    def leave_Param(self, original: cst.Param, updated: cst.Param) -> cst.Param:
+        if updated.annotation is None:
+            return updated
+        self.stripped = True
+        return updated.with_changes(annotation=None)
+
+    def leave_FunctionDef(
+        self, original: cst.FunctionDef, updated: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        if updated.returns is None:
+            return updated
+        self.stripped = True
+        return updated.with_changes(returns=None)
+
+
 class _Normalizer:
     def __init__(self, module: cst.Module, changes: list[str]):
         self.module = module
@@ -313,6 +335,11 @@ class _Normalizer:
             for i, s in enumerate(body)
         ]
         module = self.module.with_changes(body=body)
+        stripper = _AnnotationStripper()
+        module = module.visit(stripper)
+        if stripper.stripped:
+            self.note("removed type annotations from function signatures (they are evaluated "
+                      "before forward runs, so names like List raised NameError)")
         filler = _InfoFiller()
         module = module.visit(filler)
         if filler.filled:
@@ -821,6 +848,8 @@ def _undefined_names(wrapper: MetadataWrapper, pos: Any) -> list[NormalizeFindin
         node = access.node
         name = getattr(node, "value", None)
         if access.referents or not isinstance(name, str) or name in RUNTIME_NAMES or name in seen:
+            continue
+        if access.is_annotation:  # a local variable's annotation is never evaluated
             continue
         seen.add(name)
         start = pos[node].start

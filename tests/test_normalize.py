@@ -332,4 +332,18 @@ def test_undefined_names_are_found_before_anything_runs():
         "    return a\n"
     )
     found = [(f.code, f.line, f.message.split("`")[1]) for f in normalize_proposal(code).findings]
-    assert found == [("undefined-name", 1, "List"), ("undefined-name", 6, "cot_agent")]
+    assert found == [("undefined-name", 6, "cot_agent")]  # the annotation was removed
+
+
+def test_signature_annotations_are_removed_and_local_ones_left_alone():
+    code = (
+        "def forward(self, taskInfo: Info) -> List[Info]:\n"
+        "    notes: List[str] = []\n"
+        "    a = LLMAgentBase(['answer'], 'A')\n"
+        "    (answer,) = a([taskInfo], 'x')\n"
+        "    return answer\n"
+    )
+    result = normalize_proposal(code)
+    assert result.code.startswith("def forward(self, taskInfo):\n    notes: List[str] = []")
+    assert any("removed type annotations" in c for c in result.changes)
+    assert result.findings == []
