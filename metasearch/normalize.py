@@ -328,6 +328,7 @@ class _Normalizer:
         body = self._drop_unused_placeholders(body)
         body = [self._fix_forward_signature(s) for s in body]
         body = self._rewrite_self_calls(body)
+        body = self._drop_unreachable_helpers(body)
         body = [
             s.with_changes(leading_lines=[cst.EmptyLine()])
             if i and isinstance(s, cst.FunctionDef | cst.ClassDef) and not s.leading_lines
@@ -619,6 +620,29 @@ class _Normalizer:
                 )
             ):
                 self.note(f"removed the unused placeholder helper {s.name.value}")
+                continue
+            out.append(s)
+        return out
+
+    def _drop_unreachable_helpers(self, body: list[cst.BaseStatement]) -> list[cst.BaseStatement]:
+        """Helpers that forward never reaches are dead code; they also hide near-copies."""
+        funcs = {s.name.value: s for s in body if isinstance(s, cst.FunctionDef)}
+        if "forward" not in funcs:
+            return body
+        roots = {"forward"}
+        for s in body:
+            if not isinstance(s, cst.FunctionDef):
+                roots |= _names_in(s) & set(funcs)
+        reach, todo = set(roots), list(roots)
+        while todo:
+            for name in _names_in(funcs[todo.pop()]) & set(funcs):
+                if name not in reach:
+                    reach.add(name)
+                    todo.append(name)
+        out = []
+        for s in body:
+            if isinstance(s, cst.FunctionDef) and s.name.value not in reach:
+                self.note(f"removed the helper {s.name.value}, which forward never uses")
                 continue
             out.append(s)
         return out

@@ -347,3 +347,29 @@ def test_signature_annotations_are_removed_and_local_ones_left_alone():
     assert result.code.startswith("def forward(self, taskInfo):\n    notes: List[str] = []")
     assert any("removed type annotations" in c for c in result.changes)
     assert result.findings == []
+
+
+def test_helpers_forward_never_reaches_are_removed():
+    """Measured: a CoT copy plus a dead helper passed as a 'new structure'."""
+    code = (
+        "def forward(self, taskInfo):\n"
+        "    a = LLMAgentBase(['answer'], 'A')\n"
+        "    (answer,) = a([taskInfo], clean(taskInfo.content))\n"
+        "    return self.finish(answer)\n"
+        "\n"
+        "def clean(text):\n"
+        "    return strip(text)\n"
+        "\n"
+        "def strip(text):\n"
+        "    return text.strip()\n"
+        "\n"
+        "def finish(self, answer):\n"
+        "    return answer\n"
+        "\n"
+        "def solve_task(self, taskInfo):\n"
+        "    return taskInfo.content.split()\n"
+    )
+    result = normalize_proposal(code)
+    assert "solve_task" not in result.code
+    assert all(f"def {n}(" in result.code for n in ("forward", "clean", "strip", "finish"))
+    assert "removed the helper solve_task, which forward never uses" in result.changes
