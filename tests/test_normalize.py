@@ -373,3 +373,30 @@ def test_helpers_forward_never_reaches_are_removed():
     assert "solve_task" not in result.code
     assert all(f"def {n}(" in result.code for n in ("forward", "clean", "strip", "finish"))
     assert "removed the helper solve_task, which forward never uses" in result.changes
+
+
+def test_assignments_to_info_fields_rebind_the_name():
+    """Measured: `answer1.content = int(...)` raised AttributeError on every task."""
+    from metasearch.runtime.info import Info
+
+    code = (
+        "def forward(self, taskInfo):\n"
+        "    answer = Info('answer', 'A', ' 41 ', 0)\n"
+        "    answer.content = answer.content.strip()\n"
+        "    answer.content += '!'\n"
+        "    answer.iteration_idx = 2\n"
+        "    self.content = 'attribute of the agent, not an Info'\n"
+        "    return answer\n"
+    )
+    result = normalize_proposal(code)
+    assert "answer = answer._replace(content=answer.content.strip())" in result.code
+    assert "answer = answer._replace(content=answer.content + '!')" in result.code
+    assert "self.content = 'attribute" in result.code
+    assert any("Info is immutable" in c for c in result.changes)
+    scope: dict = {"Info": Info}
+    exec(result.code, scope)  # test-authored code, not model output
+
+    class Agent:
+        pass
+
+    assert scope["forward"](Agent(), None) == Info("answer", "A", "41!", 2)
