@@ -443,7 +443,7 @@ def yield_counts(
     """How many proposals survived each stage: the meta agent's yield.
 
     With ``read_code``, also how many valid proposals were structurally new:
-    not equal, up to string and number literals, to any earlier seed or valid
+    a design skeleton (:mod:`metasearch.skeleton`) unlike any earlier seed or valid
     proposal (small meta agents often resubmit an archive agent with new prompts).
     """
     proposals = [r for r in records if isinstance(r.generation, int)]
@@ -465,7 +465,7 @@ def yield_counts(
 def _structurally_new(
     records: Sequence[CandidateRecord], read_code: Callable[[CandidateRecord], str]
 ) -> int:
-    from metasearch.normalize import structure_fingerprint
+    from metasearch.skeleton import structure_fingerprint
 
     seen: set[str] = set()
     new = 0

@@ -151,8 +151,8 @@ class SearchConfig(_Section):
     )
     near_duplicates: bool = Field(
         True,
-        description="true or false: reject code equal to an archived agent up to strings "
-        "and numbers (prompts, names, constants)",
+        description="true or false: reject code with the design skeleton of an archived agent "
+        "(equal up to prompts, constants, literal arguments and variable names)",
     )
     attempts: int = Field(
         1,

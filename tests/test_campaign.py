@@ -152,7 +152,7 @@ def test_a_seed_with_new_prompts_is_a_near_duplicate_and_an_idea_is_suggested(tm
     propose, repair = (m.messages[-1]["content"] for m in meta_calls(script, "g001-00"))
     idea = idea_for(1, 0)
     assert f"build this one: {idea}" in propose
-    assert "the same code as seed-chain_of_thought (Chain-of-Thought)" in repair
+    assert "the same design as seed-chain_of_thought (Chain-of-Thought)" in repair
     assert f"Build this idea instead: {idea}" in repair
 
 
@@ -362,8 +362,8 @@ def test_yield_counts_are_in_the_result_and_the_report(tmp_path):
         "g001-00": {"propose": "no code here"},  # not parsed
         "g002-00": {"propose": sections(PLACEHOLDER)},  # parsed, invalid
         "g003-00": {"propose": sections(RAISES, "Broken")},  # valid, never runs a task
-        "g004-00": {"propose": sections(agent("WRONG"), "Wrong")},  # runs, scores 0
-        "g005-00": {"propose": sections(agent("HALF"), "Half")},  # scores > 0
+        "g004-00": {"propose": sections(agent("WRONG", calls=2), "Wrong")},  # runs, scores 0
+        "g005-00": {"propose": sections(agent("HALF", calls=2), "Half")},  # scores > 0
     })  # g005-00 is g004-00 with another prompt string: valid, but not a new structure
     result, d = run(tmp_path, script, generations=5, repair_rounds=0, debug_rounds=0)
     assert result.yield_counts == {

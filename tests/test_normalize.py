@@ -281,16 +281,6 @@ class LLMAgentBase:
     assert any("removed class LLMAgentBase" in c for c in r.changes)
 
 
-def test_structure_fingerprint_ignores_literals_but_not_structure():
-    from metasearch.normalize import structure_fingerprint
-
-    a = "def forward(self, taskInfo):\n    a = LLMAgentBase(['x'], 'A', temperature=0.8)\n    return a([taskInfo], 'Solve.')[0]\n"
-    b = a.replace("'A'", "'Modified A'").replace("0.8", "0.5").replace("Solve.", "Think.") + "# note\n"
-    c = a.replace("[0]", "[-1]").replace("return", "x = 1\n    return")
-    assert structure_fingerprint(a) == structure_fingerprint(b)
-    assert structure_fingerprint(a) != structure_fingerprint(c)
-
-
 def test_constructing_an_agent_with_its_inputs_is_explained():
     """Measured: the 1.5B meta agent wrote this, and a misleading finding made it drop the LLM."""
     code = (
@@ -400,3 +390,29 @@ def test_assignments_to_info_fields_rebind_the_name():
         pass
 
     assert scope["forward"](Agent(), None) == Info("answer", "A", "41!", 2)
+
+
+def test_forward_that_never_returns_gets_return_answer_or_a_finding():
+    """Measured (arith-local g004-00): a refine loop with no return; every task got None."""
+    loop = (
+        "def forward(self, taskInfo):\n"
+        "    solver = LLMAgentBase(['thinking', 'answer'], 'Solver')\n"
+        "    thinking, answer = solver([taskInfo], 'Solve.')\n"
+        "    for i in range(2):\n"
+        "        thinking, answer = solver([taskInfo, thinking, answer], 'Again.')\n"
+        "\n"
+        "    def helper(x):\n"
+        "        return x\n"
+    )
+    fixed = normalize_proposal(loop)
+    assert fixed.code.rstrip().endswith("        return x\n    return answer")
+    assert any("added `return answer`" in c for c in fixed.changes)
+    assert fixed.findings == []
+
+    no_answer = loop.replace("answer", "result")
+    result = normalize_proposal(no_answer)
+    assert "no-return" in codes(result)
+    assert "return answer" not in result.code
+
+    returns = loop + "    return answer\n"
+    assert normalize_proposal(returns).changes == []

@@ -29,7 +29,7 @@ def test_exact_near_and_new(tmp_path):
         exact = ArchiveDuplicates(arc)(CODE + "\n# a comment\n")
         assert exact.startswith("identical to an agent already in the archive (g001-00)")
         near = ArchiveDuplicates(arc)(REPROMPTED)
-        assert near.startswith("the same code as g001-00")
+        assert near.startswith("the same design as g001-00")
         assert ArchiveDuplicates(arc, near=False)(REPROMPTED) == ""
         assert ArchiveDuplicates(arc)(OTHER) == ""
 

@@ -1,16 +1,17 @@
 """Is a proposal new? Exact and near-duplicate checks against the archive.
 
 Exact: the normalised-code fingerprint (``validate.fingerprint``) of any
-archived candidate. Near: the same code up to string and number literals
-(``normalize.structure_fingerprint``) as a seed or an evaluated candidate;
-small meta agents often resubmit an archive agent with a new name or prompt,
-which spends a whole evaluation to learn nothing about designs.
+archived candidate. Near: the same design skeleton
+(:func:`metasearch.skeleton.structure_fingerprint`: code up to prompts,
+constants, literal arguments and local names) as a seed or an evaluated
+candidate; small meta agents often resubmit an archive agent with a new name
+or prompt, which spends a whole evaluation to learn nothing about designs.
 """
 
 from __future__ import annotations
 
 from metasearch.archive import Archive
-from metasearch.normalize import structure_fingerprint
+from metasearch.skeleton import structure_fingerprint
 from metasearch.validate import fingerprint
 
 
@@ -35,6 +36,6 @@ class ArchiveDuplicates:
             if rec.id not in self._structures:
                 self._structures[rec.id] = structure_fingerprint(self.archive.read_agent(rec.id))
             if self._structures[rec.id] == target:
-                return (f"the same code as {rec.id} ({rec.name}) with only strings or numbers "
-                        "changed, such as prompts and agent names")
+                return (f"the same design as {rec.id} ({rec.name}): only prompts, constants, "
+                        "settings such as temperature, or variable names differ")
         return ""
