@@ -444,7 +444,8 @@ def yield_counts(
 
     With ``read_code``, also how many valid proposals were structurally new:
     a design skeleton (:mod:`metasearch.skeleton`) unlike any earlier seed or valid
-    proposal (small meta agents often resubmit an archive agent with new prompts).
+    proposal and unlike the propose prompt's correct example (small meta agents often
+    resubmit an archive agent with new prompts, or the example itself).
     """
     proposals = [r for r in records if isinstance(r.generation, int)]
     def reached(stage: str) -> int:
@@ -465,9 +466,10 @@ def yield_counts(
 def _structurally_new(
     records: Sequence[CandidateRecord], read_code: Callable[[CandidateRecord], str]
 ) -> int:
+    from metasearch.search.prompts import EXAMPLE_CODE
     from metasearch.skeleton import structure_fingerprint
 
-    seen: set[str] = set()
+    seen: set[str] = {structure_fingerprint(EXAMPLE_CODE)}  # copying the prompt's example is not new
     new = 0
     for r in records:
         valid = r.is_seed or "valid" in r.meta.get("stages", ())

@@ -379,6 +379,24 @@ def test_yield_counts_are_in_the_result_and_the_report(tmp_path):
         assert row in report
 
 
+def test_a_copy_of_the_prompts_example_is_not_a_new_structure():
+    """Measured (quickstart run 9): the 1.5B meta agent resubmitted the prompt's example."""
+    from metasearch.campaign import yield_counts
+    from metasearch.search.prompts import EXAMPLE_CODE, IDEAS
+
+    copy = EXAMPLE_CODE.replace("Think step by step", "Think carefully") + "\n# mine\n"
+    own = EXAMPLE_CODE.replace("    return answer", "    thinking, answer = solver("
+                               "[taskInfo, answer], 'Check.')\n    return answer")
+    records = [
+        CandidateRecord(id=f"g00{i}-00", name=n, generation=i, status="ok", code_path=f"{n}.py",
+                        meta={"stages": ["parsed", "normalised", "valid"]})
+        for i, n in ((1, "copy"), (2, "own"))
+    ]
+    codes = {"copy": copy, "own": own}
+    assert yield_counts(records, lambda r: codes[r.name])["new structure"] == 1
+    assert not any("Verify and retry" in idea for idea in IDEAS)
+
+
 def test_the_meta_agent_sees_validation_fitness_never_test():
     rec = CandidateRecord(
         id="g001-00", name="A", generation=1, status="ok",

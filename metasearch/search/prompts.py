@@ -103,12 +103,14 @@ class MetaContext:
 
 #: Concrete agent designs to suggest, one per proposal slot in rotation. Each
 #: names the mechanism and the calls it takes, which a 1.5B model can follow.
+#: Suggested designs, one per proposal slot. None of them is the correct example's
+#: design (solver, critic, one retry): the 1.5B meta agent, asked for "verify and
+#: retry", copied the example (quickstart run 9), which is not a design of its own.
 IDEAS: tuple[str, ...] = (
     "Self-consistency: create one solver agent with temperature 0.8, call it 3 times on "
     "[taskInfo], and return the most common answer.content (use collections.Counter).",
-    "Verify and retry: a solver answers; a verifier agent with output fields ['feedback', "
-    "'correct'] checks the answer; if correct is not 'True', the solver answers again "
-    "given the feedback.",
+    "Answer extraction: a solver reasons step by step; a second agent with output field "
+    "['answer'] reads [taskInfo, thinking] and writes only the final integer.",
     "Plan then solve: a planner agent lists the steps needed; a solver agent gets "
     "[taskInfo, plan] and works through the steps to the final answer.",
     "Debate: two solver agents with different roles answer on their own; a judge agent "
