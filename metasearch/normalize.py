@@ -65,7 +65,7 @@ class NormalizeResult:
 def normalize_proposal(code: str) -> NormalizeResult:
     """Repair the usual structural mistakes in ``code``; report what remains."""
     changes: list[str] = []
-    src = _strip_fences(code, changes)
+    src = _fix_hyphenated_names(_strip_fences(code, changes), changes)
     try:
         module = cst.parse_module(src)
     except cst.ParserSyntaxError as e:
@@ -88,6 +88,24 @@ def normalize_proposal(code: str) -> NormalizeResult:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+_HYPHENATED_DEF = re.compile(
+    r"^[ \t]*(?:class|def)[ \t]+([A-Za-z_]\w*(?:-\w+)+)[ \t]*[(:]", re.MULTILINE
+)
+
+
+def _fix_hyphenated_names(code: str, changes: list[str]) -> str:
+    """``class Step-by-StepSolver(...)``: a syntax error the 1.5B model makes (quickstart run 10).
+
+    The agent's display name leaks into the class or function name; hyphens
+    become underscores there and wherever that exact name is used.
+    """
+    for name in dict.fromkeys(_HYPHENATED_DEF.findall(code)):
+        fixed = name.replace("-", "_")
+        code = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", fixed, code)
+        changes.append(f"renamed {name} to {fixed}: hyphens are not allowed in Python names")
+    return code
 
 
 def _strip_fences(code: str, changes: list[str]) -> str:

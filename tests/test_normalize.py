@@ -416,3 +416,23 @@ def test_forward_that_never_returns_gets_return_answer_or_a_finding():
 
     returns = loop + "    return answer\n"
     assert normalize_proposal(returns).changes == []
+
+
+def test_hyphenated_class_and_function_names_are_repaired_before_parsing():
+    """Measured (quickstart run 10): both attempts wrote `class Step-by-StepSolver(...)`."""
+    code = (
+        "class Step-by-StepSolver(LLMAgentBase):\n"
+        "    def forward(self, taskInfo):\n"
+        "        return self.solve-it(taskInfo)\n"
+        "\n"
+        "    def solve-it(self, taskInfo):\n"
+        "        a = LLMAgentBase(['answer'], 'Step-by-StepSolver')\n"
+        "        (answer,) = a([taskInfo], 'Solve x-y.')\n"
+        "        return answer\n"
+    )
+    result = normalize_proposal(code)
+    assert "syntax-error" not in codes(result)
+    assert "renamed Step-by-StepSolver to Step_by_StepSolver: hyphens are not allowed in " \
+        "Python names" in result.changes
+    assert "def solve_it(" in result.code and "'Solve x-y.'" in result.code
+    assert top_level_names(result.code)[0] == "forward"
