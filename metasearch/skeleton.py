@@ -25,8 +25,8 @@ import builtins
 import hashlib
 
 #: Names that keep their identity: the runtime, the agent's parameters, builtins.
-_KEPT = frozenset({"Info", "LLMAgentBase", "AgentSystem", "forward", "self", "taskInfo"}) | frozenset(
-    dir(builtins)
+_KEPT = frozenset(
+    {"Info", "LLMAgentBase", "AgentSystem", "forward", "self", "taskInfo", *dir(builtins)}
 )
 
 
@@ -69,16 +69,15 @@ def _inline_literal_names(tree: ast.Module) -> ast.Module:
             stores[node.arg] = stores.get(node.arg, 0) + 2  # parameters are never inlined
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             stores[node.name] = stores.get(node.name, 0) + 2
-    literals: dict[str, ast.expr] = {}
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and stores.get(node.targets[0].id) == 1
-            and _is_literal(node.value)
-        ):
-            literals[node.targets[0].id] = node.value
+    literals = {
+        node.targets[0].id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and stores.get(node.targets[0].id) == 1
+        and _is_literal(node.value)
+    }
     if not literals:
         return tree
 

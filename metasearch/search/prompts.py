@@ -103,9 +103,8 @@ class MetaContext:
 
 #: Concrete agent designs to suggest, one per proposal slot in rotation. Each
 #: names the mechanism and the calls it takes, which a 1.5B model can follow.
-#: Suggested designs, one per proposal slot. None of them is the correct example's
-#: design (solver, critic, one retry): the 1.5B meta agent, asked for "verify and
-#: retry", copied the example (quickstart run 9), which is not a design of its own.
+#: None is the correct example's design (solver, critic, one retry): asked for
+#: "verify and retry", the 1.5B meta agent copied the example (quickstart run 9).
 IDEAS: tuple[str, ...] = (
     "Self-consistency: create one solver agent with temperature 0.8, call it 3 times on "
     "[taskInfo], and return the most common answer.content (use collections.Counter).",
