@@ -371,6 +371,35 @@ class _AnnotationStripper(cst.CSTTransformer):
         return updated.with_changes(returns=None)
 
 
+#: Sampling and client settings a meta agent passes to LLMAgentBase by habit (OpenAI
+#: or transformers style). The runtime owns sampling, so dropping them changes no
+#: design; keywords that carry inputs (``inputs=``, ``instruction=``) stay findings.
+_DROPPABLE_AGENT_SETTINGS = frozenset({
+    "seed", "top_p", "top_k", "max_tokens", "max_new_tokens", "stop", "presence_penalty",
+    "frequency_penalty", "repetition_penalty", "timeout", "verbose", "debug", "n",
+})
+
+
+class _AgentSettingsDropper(cst.CSTTransformer):
+    """Remove sampling keywords from ``LLMAgentBase(...)`` that the runtime does not take."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped: list[str] = []
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        if not (isinstance(updated.func, cst.Name) and updated.func.value == "LLMAgentBase"):
+            return updated
+        keep = [a for a in updated.args
+                if a.keyword is None or a.keyword.value not in _DROPPABLE_AGENT_SETTINGS]
+        if len(keep) == len(updated.args):
+            return updated
+        self.dropped += [a.keyword.value for a in updated.args if a not in keep and a.keyword]
+        if keep:
+            keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return updated.with_changes(args=keep)
+
+
 class _InfoFieldSetter(cst.CSTTransformer):
     """Turn ``answer.content = x`` into ``answer = answer._replace(content=x)``.
 
@@ -461,6 +490,12 @@ class _Normalizer:
         if stripper.stripped:
             self.note("removed type annotations from function signatures (they are evaluated "
                       "before forward runs, so names like List raised NameError)")
+        dropper = _AgentSettingsDropper()
+        module = module.visit(dropper)
+        if dropper.dropped:
+            kws = ", ".join(f"{k}=" for k in dict.fromkeys(dropper.dropped))
+            self.note(f"removed LLMAgentBase settings it does not take ({kws}): the runtime "
+                      "sets sampling itself; use temperature= to vary answers")
         setter = _InfoFieldSetter()
         module = module.visit(setter)
         if setter.rewrote:

@@ -151,7 +151,8 @@ def test_a_seed_with_new_prompts_is_a_near_duplicate_and_an_idea_is_suggested(tm
     assert rec.status == "ok" and rec.name == "Twice"
     propose, repair = (m.messages[-1]["content"] for m in meta_calls(script, "g001-00"))
     idea = idea_for(1, 0)
-    assert f"build this one: {idea}" in propose
+    assert f"Write a NEW agent that builds this idea: {idea}" in propose
+    assert propose.index("builds this idea") > propose.index("# The archive")  # asked last
     assert "the same design as seed-chain_of_thought (Chain-of-Thought)" in repair
     assert f"Build this idea instead: {idea}" in repair
 
@@ -162,7 +163,8 @@ def test_without_near_duplicates_a_reprompted_seed_is_accepted(tmp_path):
     script = Script({"g001-00": {"propose": sections(renamed, "Careful")}})
     result, _ = run(tmp_path, script, near_duplicates=False)
     assert by_id(result)["g001-00"].status == "ok"
-    assert "# An idea to build" not in meta_calls(script, "g001-00")[0].messages[-1]["content"]
+    propose = meta_calls(script, "g001-00")[0].messages[-1]["content"]
+    assert "builds this idea" not in propose and "Design a NEW agent" in propose
 
 
 # ---------------------------------------------------------------- pruning

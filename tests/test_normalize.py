@@ -436,3 +436,22 @@ def test_hyphenated_class_and_function_names_are_repaired_before_parsing():
         "Python names" in result.changes
     assert "def solve_it(" in result.code and "'Solve x-y.'" in result.code
     assert top_level_names(result.code)[0] == "forward"
+
+
+def test_sampling_settings_given_to_llmagentbase_are_dropped_and_inputs_kept_as_findings():
+    """Measured (quickstart run 13): `seed=` alone made an otherwise runnable agent invalid."""
+    code = (
+        "def forward(self, taskInfo):\n"
+        "    a = LLMAgentBase(['thinking', 'answer'], 'A', seed=7, temperature=0.8, top_p=0.9)\n"
+        "    b = LLMAgentBase(['answer'], 'B', max_tokens=50)\n"
+        "    thinking, answer = a([taskInfo], 'Solve.')\n"
+        "    (final,) = b([taskInfo, answer], 'Check.')\n"
+        "    return final\n"
+    )
+    result = normalize_proposal(code)
+    assert result.findings == []
+    assert "LLMAgentBase(['thinking', 'answer'], 'A', temperature=0.8)" in result.code
+    assert "LLMAgentBase(['answer'], 'B')" in result.code
+    assert any("seed=, top_p=, max_tokens=" in c for c in result.changes)
+    kept = normalize_proposal(code.replace("max_tokens=50", "inputs=[taskInfo]"))
+    assert [f.code for f in kept.findings] == ["agent-arguments"]

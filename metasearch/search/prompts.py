@@ -448,6 +448,30 @@ def _task_section(task: TaskBrief) -> str:
     return "\n".join(lines)
 
 
+_JOB_OPEN = (
+    "# Your job\nDesign a NEW agent that scores higher than every agent in the archive. "
+    "Learn from what worked and what did not, then try an idea that is not in the "
+    "archive yet: for example a different way to check, decompose, vote, debate, "
+    "reflect, or give agents different roles and inputs. Do not resubmit an archive "
+    "agent with small changes: a copy of archive code is rejected. Keep the code short and correct."
+)
+
+
+def _job(idea: str) -> str:
+    """The request. With an idea it is an order, placed last: asked "unless you have a
+    better idea", the 1.5B meta agent resubmitted the archive's code verbatim in most
+    first proposals (quickstart runs 11-13)."""
+    if not idea:
+        return _JOB_OPEN
+    return (
+        "# Your job\nWrite a NEW agent that builds this idea: " + idea + "\n"
+        "Its forward must make the LLMAgentBase calls this idea describes. It must differ "
+        "from every agent in the archive: an archive agent resubmitted, even with new "
+        "prompts, is rejected. Use the runtime as the correct example does. Keep the code "
+        "short and correct."
+    )
+
+
 def meta_messages(ctx: MetaContext, output_format: OutputFormat) -> list[Message]:
     """The propose prompt: system message plus one user message."""
     user = "\n\n".join(
@@ -459,13 +483,7 @@ def meta_messages(ctx: MetaContext, output_format: OutputFormat) -> list[Message
             "(higher is better; the best are last):\n\n" + ctx.archive.text,
             "# Rules\n" + RULES.format(max_calls=ctx.max_llm_calls),
             "# Mistakes to avoid\n" + WRONG_EXAMPLES,
-            *(["# An idea to build\nUnless you have a better new idea, build this one: "
-               + ctx.idea] if ctx.idea else []),
-            "# Your job\nDesign a NEW agent that scores higher than every agent in the archive. "
-            "Learn from what worked and what did not, then try an idea that is not in the "
-            "archive yet: for example a different way to check, decompose, vote, debate, "
-            "reflect, or give agents different roles and inputs. Do not resubmit an archive "
-            "agent with small changes: a copy of archive code is rejected. Keep the code short and correct.",
+            _job(ctx.idea),
             "# Output format\n" + format_spec(output_format),
         ]
     )
