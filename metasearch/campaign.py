@@ -75,6 +75,7 @@ class CampaignResult:
     stopped: str = ""  # why the campaign stopped early ("" = it finished)
     report: Path | None = None
     best_generated: CandidateRecord | None = None  # best non-seed on validation (paired vs seed)
+    time_limit: str = ""  # what budget.max_search_minutes cut short ("" = nothing)
 
 
 @dataclass
@@ -100,7 +101,11 @@ class Campaign:
     tracker: Any | None = None
     reporter: Reporter = field(default_factory=NullReporter)
     title: str = ""
+    max_search_s: float | None = None  # wall time for new attempts in this run (None: no limit)
+    clock: Callable[[], float] = time.monotonic
     _prior: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    _deadline: float | None = field(default=None, init=False, repr=False)
+    _time_notes: list[str] = field(default_factory=list, init=False, repr=False)
     _base: Counts = field(default_factory=Counts, init=False, repr=False)
 
     # ------------------------------------------------------------------ run
@@ -113,8 +118,11 @@ class Campaign:
             if self.tracker is not None:
                 self.tracker.sync(self.archive)
             self._seeds()
+            if self.max_search_s is not None:
+                self._deadline = self.clock() + self.max_search_s
             for g in range(1, self.generations + 1):
-                self._generation(g)
+                if not self._generation(g):
+                    break  # out of search time: the generation stays open for --resume
                 state = self.archive.state()
                 if state is None or state.generation < g:
                     self._checkpoint("generation_done", generation=g)
@@ -163,19 +171,36 @@ class Campaign:
 
     # ---------------------------------------------------------- generations
 
-    def _generation(self, g: int) -> None:
+    def _generation(self, g: int) -> bool:
         """Up to ``attempts`` fresh proposals; the first that is valid is evaluated.
 
         Each attempt is its own slot (``g001-00``, ``g001-01``, ...) with its
         own sample index, so an invalid attempt stays in the archive with its
-        reason and a resumed campaign replays the same attempts.
+        reason and a resumed campaign replays the same attempts. False when the
+        search time ran out before the generation finished.
         """
         for index in range(self.attempts):
             slot = Slot(candidate_id(g, index), g, index)
             if not self.archive.has(slot.candidate_id):
+                if self._out_of_time(slot):
+                    return False
                 self._attempt(slot)
             if self.archive.get(slot.candidate_id).status != "invalid":
-                return
+                return True
+        return True
+
+    def _out_of_time(self, slot: Slot) -> bool:
+        """Past ``max_search_s``: start nothing new (the attempt in flight was allowed to end)."""
+        if self._deadline is None or self.clock() < self._deadline:
+            return False
+        minutes = f"{self.max_search_s / 60:g}" if self.max_search_s is not None else "?"
+        self._time_notes.append(
+            f"The search time limit (budget.max_search_minutes = {minutes}) was reached before "
+            f"{slot.candidate_id}; no later attempt or generation started, and the final test "
+            "ran on what was found. `--resume` continues the search."
+        )
+        self.reporter.phase(f"search time limit reached before {slot.candidate_id}")
+        return True
 
     def _attempt(self, slot: Slot) -> None:
         g = slot.generation
@@ -206,6 +231,11 @@ class Campaign:
             outcomes = [_outcome_of(r) for r in evaluation.result.results]
             feedback = debug_feedback_from_outcomes(outcomes, self.val_tasks, scores)
             if feedback is None:
+                break
+            if self._deadline is not None and self.clock() >= self._deadline:
+                self._time_notes.append(
+                    f"The search time limit was reached during {slot.candidate_id}: its debug "
+                    "rounds were skipped and it is recorded as first evaluated.")
                 break
             self.reporter.phase(f"{slot.candidate_id}: debug round {round_no} ({feedback.kind})")
             fixed = self.strategy.fix(slot, proposal, feedback, round_no)
@@ -303,6 +333,7 @@ class Campaign:
                 summary = PairedSummary.of(paired, best_id=best_gen.id, baseline_id=best_seed.id)
         counts = yield_counts(records, lambda r: self.archive.read_agent(r.id))
         notes = [f"Stopped early: {stopped}"] if stopped else []
+        notes += self._time_notes
         saved = sum(int(r.meta.get("calls_saved_by_pruning", 0)) for r in records)
         if saved:
             notes.append(f"Pruning saved an estimated {saved} LLM calls.")
@@ -312,7 +343,8 @@ class Campaign:
             self.tracker.log_report(self.directory)
             self.tracker.finish("KILLED" if stopped else "FINISHED")
         return CampaignResult(self.directory, records, best, best_seed, paired, counts,
-                              stopped, report, best_generated=best_gen)
+                              stopped, report, best_generated=best_gen,
+                              time_limit=" ".join(self._time_notes))
 
     # -------------------------------------------------------------- helpers
 

@@ -210,6 +210,11 @@ class BudgetConfig(_Section):
     max_tokens: int | None = Field(
         None, ge=1, description="a cap on total tokens, an integer >= 1 (omit for none)"
     )
+    max_search_minutes: float | None = Field(
+        None, ge=0.0,
+        description="wall-clock minutes of search per run, a number >= 0 (omit for none): "
+        "once passed no new attempt or generation starts, and the final test still runs",
+    )
 
 
 class RunConfig(_Section):

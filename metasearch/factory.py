@@ -224,6 +224,8 @@ def _wire(config: Any, out: Path, archive: Any, gateway: Gateway, suite: Any, sp
         pruning=config.pruning.enabled,
         minibatch=config.pruning.minibatch, confidence=config.pruning.confidence,
         tracker=tracker, reporter=reporter, title=f"Campaign {out.name}",
+        max_search_s=(None if config.budget.max_search_minutes is None
+                      else 60.0 * config.budget.max_search_minutes),
     )
 
 

@@ -264,6 +264,50 @@ def test_resume_between_attempts_neither_reasks_nor_duplicates(tmp_path):
         "seed-chain_of_thought", "g001-00", "g001-01"]
 
 
+def test_the_search_time_limit_starts_nothing_new_but_still_tests_and_resumes(tmp_path):
+    d = tmp_path / "campaign"
+    meta = {"g001-00": {"propose": "no code"},
+            "g001-01": {"propose": sections(agent("HALF"), "Second Try")},
+            "g002-00": {"propose": sections(agent("GOOD", calls=2), "Third")}}
+    ticks = iter([0.0, 10.0])  # deadline set at 0; before g001-00: 10 s; then 100 s
+
+    campaign = make_campaign(d, Script(meta), generations=2, attempts=2, repair_rounds=0,
+                             disk_cache=True)
+    campaign.max_search_s, campaign.clock = 60.0, lambda: next(ticks, 100.0)
+    result = campaign.run()
+    close(campaign)
+    recs = by_id(result)
+    assert set(recs) == {"seed-chain_of_thought", "g001-00"}
+    assert not result.stopped and "before g001-01" in result.time_limit
+    assert recs["seed-chain_of_thought"].test is not None  # the final test still ran
+    assert "budget.max_search_minutes = 1" in (d / "report.md").read_text()
+
+    second = Script(meta)  # no limit: the open generation and the next one go on
+    campaign = make_campaign(d, second, generations=2, attempts=2, repair_rounds=0,
+                             disk_cache=True)
+    result = campaign.run()
+    close(campaign)
+    assert [by_id(result)[c].status for c in ("g001-00", "g001-01", "g002-00")] == [
+        "invalid", "ok", "ok"]
+    assert not meta_calls(second, "g001-00") and not result.time_limit
+
+
+def test_past_the_search_time_limit_a_candidate_gets_no_debug_round(tmp_path):
+    script = Script({"g001-00": {"propose": sections(agent("WRONG")),
+                                 "debug": debug_reply(agent("HALF"))}})
+    ticks = iter([0.0, 10.0])  # the limit passes while g001-00 is evaluated
+    campaign = make_campaign(tmp_path / "c", script, debug_rounds=2)
+    campaign.max_search_s, campaign.clock = 60.0, lambda: next(ticks, 100.0)
+    try:
+        result = campaign.run()
+    finally:
+        close(campaign)
+    rec = by_id(result)["g001-00"]
+    assert rec.status == "ok" and rec.val.mean == 0.0
+    assert len(meta_calls(script, "g001-00")) == 1  # proposed, never debugged
+    assert "debug rounds were skipped" in result.time_limit
+
+
 def test_json_replies_work_as_well_as_sections(tmp_path):
     script = Script({"g001-00": {"propose": as_json(agent("GOOD", calls=3), "Thrice")}})
     result, _ = run(tmp_path, script, output_format="json")

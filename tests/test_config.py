@@ -132,6 +132,12 @@ def test_out_of_range(tmp_path: Path) -> None:
     assert "search.reflexion_rounds = 3" in msg and "0 to 2" in msg
 
 
+def test_search_time_limit_is_minutes_and_not_negative(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, "[budget]\nmax_search_minutes = 4\n")).budget.max_search_minutes == 4.0
+    msg = error_of(write(tmp_path, "[budget]\nmax_search_minutes = -1\n"))
+    assert "budget.max_search_minutes = -1" in msg and "minutes" in msg
+
+
 def test_literal_lists_allowed_values(tmp_path: Path) -> None:
     msg = error_of(write(tmp_path, '[run]\nsandbox = "docker"\n'))
     assert "run.sandbox" in msg and "'docker'" in msg

@@ -122,6 +122,8 @@ def print_summary(result: Any) -> None:
             f"[95% CI {p.ci_low:+.1%}, {p.ci_high:+.1%}], n={p.n}", highlight=False)
     if result.stopped:
         console.print(f"[yellow]stopped early:[/] {result.stopped} Resume with --resume.")
+    if result.time_limit:
+        console.print(f"[yellow]time limit:[/] {escape(result.time_limit)}")
     if result.report is not None:
         console.print(f"report: {result.report}")
 
