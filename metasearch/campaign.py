@@ -64,6 +64,10 @@ class NullReporter:
         pass
 
 
+#: Candidate statuses after which a generation makes its next attempt.
+_RETRY = frozenset({"invalid", "failed"})
+
+
 @dataclass(frozen=True)
 class CampaignResult:
     directory: Path
@@ -94,7 +98,7 @@ class Campaign:
     settings: AgentSettings
     generations: int
     debug_rounds: int = 1
-    attempts: int = 1  # fresh proposals per generation until one is valid
+    attempts: int = 1  # fresh proposals per generation until one runs
     pruning: bool = True
     minibatch: int = 8
     confidence: float = 0.95
@@ -121,11 +125,12 @@ class Campaign:
             if self.max_search_s is not None:
                 self._deadline = self.clock() + self.max_search_s
             for g in range(1, self.generations + 1):
+                state = self.archive.state()
+                if state is not None and state.generation >= g:
+                    continue  # finished before a resume: its attempts are settled
                 if not self._generation(g):
                     break  # out of search time: the generation stays open for --resume
-                state = self.archive.state()
-                if state is None or state.generation < g:
-                    self._checkpoint("generation_done", generation=g)
+                self._checkpoint("generation_done", generation=g)
             self._final_test()
         except BudgetExceeded as exc:
             stopped = str(exc)
@@ -172,11 +177,13 @@ class Campaign:
     # ---------------------------------------------------------- generations
 
     def _generation(self, g: int) -> bool:
-        """Up to ``attempts`` fresh proposals; the first that is valid is evaluated.
+        """Fresh proposals, up to ``attempts``, until one runs (is valid and not failed).
 
         Each attempt is its own slot (``g001-00``, ``g001-01``, ...) with its
-        own sample index, so an invalid attempt stays in the archive with its
-        reason and a resumed campaign replays the same attempts. False when the
+        own sample index, so an invalid or failed attempt stays in the archive
+        with its reason and a resumed campaign replays the same attempts. An
+        agent that crashed on every task, even after its debug rounds, teaches
+        the archive nothing, so it does not end the generation. False when the
         search time ran out before the generation finished.
         """
         for index in range(self.attempts):
@@ -185,7 +192,7 @@ class Campaign:
                 if self._out_of_time(slot):
                     return False
                 self._attempt(slot)
-            if self.archive.get(slot.candidate_id).status != "invalid":
+            if self.archive.get(slot.candidate_id).status not in _RETRY:
                 return True
         return True
 

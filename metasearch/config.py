@@ -158,7 +158,7 @@ class SearchConfig(_Section):
         1,
         ge=1,
         le=10,
-        description="fresh proposals a generation may make until one is valid, 1 to 10",
+        description="fresh proposals a generation may make until one runs (valid, not failing every task), 1 to 10",
     )
     seeds: list[str] | Literal["all"] = Field(
         "all",

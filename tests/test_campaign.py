@@ -232,6 +232,28 @@ def test_an_invalid_attempt_is_kept_and_a_fresh_proposal_takes_the_generation(tm
     assert result.yield_counts["proposed"] == 2 and result.yield_counts["valid"] == 1
 
 
+def test_an_agent_that_crashes_on_every_task_does_not_end_the_generation(tmp_path):
+    script = Script({"g001-00": {"propose": sections(RAISES, "Broken"),
+                                 "debug": debug_reply(RAISES + "\n")},
+                     "g001-01": {"propose": sections(agent("HALF"), "Runs")}})
+    result, _ = run(tmp_path, script, attempts=2)
+    recs = by_id(result)
+    assert recs["g001-00"].status == "failed" and recs["g001-01"].status == "ok"
+
+
+def test_resume_with_more_attempts_does_not_reopen_finished_generations(tmp_path):
+    d = tmp_path / "campaign"
+    meta = {"g001-00": {"propose": "no code"}, "g002-00": {"propose": sections(agent("HALF"))}}
+    for attempts, generations in ((1, 1), (3, 2)):
+        script = Script(meta)
+        campaign = make_campaign(d, script, attempts=attempts, generations=generations,
+                                 repair_rounds=0, disk_cache=True)
+        result = campaign.run()
+        close(campaign)
+    assert set(by_id(result)) == {"seed-chain_of_thought", "g001-00", "g002-00"}
+    assert not meta_calls(script, "g001-01")
+
+
 def test_attempts_stop_at_the_cap_when_every_proposal_is_invalid(tmp_path):
     script = Script({f"g001-0{i}": {"propose": "no code"} for i in range(3)}
                     | {"g002-00": {"propose": sections(agent("HALF"))}})
