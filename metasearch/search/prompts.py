@@ -105,9 +105,13 @@ class MetaContext:
 #: names the mechanism and the calls it takes, which a 1.5B model can follow.
 #: None is the correct example's design (solver, critic, one retry): asked for
 #: "verify and retry", the 1.5B meta agent copied the example (quickstart run 9).
+#: Self-consistency spells out the vote: told only "return the most common
+#: answer.content", it counted one answer three times, the characters of a string,
+#: or joined Infos as strings (quickstart runs 15, 17-19).
 IDEAS: tuple[str, ...] = (
-    "Self-consistency: create one solver agent with temperature 0.8, call it 3 times on "
-    "[taskInfo], and return the most common answer.content (use collections.Counter).",
+    "Self-consistency: create one solver agent with temperature 0.8; in a loop of 3, call it "
+    "on [taskInfo] and append answer.content to a list of strings; return the most common "
+    "string: Counter(contents).most_common(1)[0][0] (from collections import Counter).",
     "Answer extraction: a solver reasons step by step; a second agent with output field "
     "['answer'] reads [taskInfo, thinking] and writes only the final integer.",
     "Plan then solve: a planner agent lists the steps needed; a solver agent gets "
