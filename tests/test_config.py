@@ -56,6 +56,8 @@ def test_quickstart_is_local_and_tiny() -> None:
     assert cfg.search.reflexion_rounds <= 1
     assert isinstance(cfg.search.seeds, list) and len(cfg.search.seeds) <= 4
     assert cfg.suite.n_val <= 16 and cfg.suite.n_test <= 32
+    # the search time limit is what keeps the worst case under ten minutes (README)
+    assert cfg.budget.max_search_minutes is not None and cfg.budget.max_search_minutes <= 5
 
 
 def test_arith_local_meets_campaign_size() -> None:
