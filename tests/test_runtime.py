@@ -162,16 +162,25 @@ def test_extra_fields_dropped_and_missing_filled():
     assert [i.content for i in out] == ["t", "7"]
 
 
-def test_list_misuse_explains_unpacking():
+def test_a_returned_list_read_as_one_info_is_its_answer():
     cls, ctx, _ = bound()
     with ctx.task_scope("q"):
         out = cls(["thinking", "answer"], "A")([TASK], "x")
-    with pytest.raises(AttributeError, match=r"unpack it: thinking, answer = agent\(\[taskInfo\], instruction\)"):
-        _ = out.content
+        only = cls(["verdict"], "B")([TASK], "x")
+    assert out.content == "42" and out.name == "answer"  # `out = agent(...); out.content`
+    assert only.name == "verdict"
+    thinking, answer = out  # still a list
+    assert answer.content == "42" and isinstance(out, list)
     with pytest.raises(AttributeError, match="no attribute 'foo'"):
         _ = out.foo
-    thinking, answer = out  # still a list
-    assert answer.content == "42"
+
+
+def test_an_ambiguous_list_read_as_one_info_explains_unpacking():
+    cls, ctx, _ = bound()
+    with ctx.task_scope("q"):
+        out = cls(["feedback", "correct"], "Critic")([TASK], "x")
+    with pytest.raises(AttributeError, match=r"unpack it: thinking, answer = agent\(\[taskInfo\], instruction\)"):
+        _ = out.content
 
 
 def test_string_input_explains_fix():

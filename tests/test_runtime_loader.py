@@ -144,7 +144,7 @@ def test_agent_code_error_is_user_facing():
 def test_run_task_error_has_trimmed_agent_traceback():
     code = '''
 def forward(self, taskInfo):
-    agent = LLMAgentBase(["thinking", "answer"], "A")
+    agent = LLMAgentBase(["feedback", "correct"], "A")
     out = agent([taskInfo], "x")
     return out.content
 '''

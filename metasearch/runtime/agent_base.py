@@ -28,12 +28,30 @@ UNPACK_HINT = (
 
 
 class InfoList(list):
-    """The list an agent call returns; using it as a single Info explains the fix."""
+    """The list an agent call returns.
+
+    Read as one Info (``out.content``), it stands for its ``answer`` Info, or
+    its only Info: that is what such code means, and small meta agents write it
+    often (quickstart run 27). When that is ambiguous (``['feedback',
+    'correct']``) the error explains unpacking instead.
+    """
 
     def __getattr__(self, name: str) -> Any:
         if name in Info._fields:
+            one = self._as_one()
+            if one is not None:
+                return getattr(one, name)
             raise AttributeError(f"a list of Info has no attribute '{name}'. {UNPACK_HINT}")
         raise AttributeError(f"'list' object has no attribute '{name}'")
+
+    def _as_one(self) -> Info | None:
+        infos = [i for i in self if isinstance(i, Info)]
+        if len(infos) != len(self) or not infos:
+            return None
+        answers = [i for i in infos if i.name == "answer"]
+        if len(answers) == 1:
+            return answers[0]
+        return infos[0] if len(infos) == 1 else None
 
 
 def render_user_prompt(infos: list[Info], instruction: str, me: str) -> str:
