@@ -196,11 +196,14 @@ class Campaign:
                 return True
         return True
 
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and self.clock() >= self._deadline
+
     def _out_of_time(self, slot: Slot) -> bool:
         """Past ``max_search_s``: start nothing new (the attempt in flight was allowed to end)."""
-        if self._deadline is None or self.clock() < self._deadline:
+        if not self._past_deadline():
             return False
-        minutes = f"{self.max_search_s / 60:g}" if self.max_search_s is not None else "?"
+        minutes = f"{(self.max_search_s or 0.0) / 60:g}"
         self._time_notes.append(
             f"The search time limit (budget.max_search_minutes = {minutes}) was reached before "
             f"{slot.candidate_id}; no later attempt or generation started, and the final test "
@@ -239,7 +242,7 @@ class Campaign:
             feedback = debug_feedback_from_outcomes(outcomes, self.val_tasks, scores)
             if feedback is None:
                 break
-            if self._deadline is not None and self.clock() >= self._deadline:
+            if self._past_deadline():
                 self._time_notes.append(
                     f"The search time limit was reached during {slot.candidate_id}: its debug "
                     "rounds were skipped and it is recorded as first evaluated.")

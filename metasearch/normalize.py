@@ -390,11 +390,16 @@ class _AgentSettingsDropper(cst.CSTTransformer):
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         if not (isinstance(updated.func, cst.Name) and updated.func.value == "LLMAgentBase"):
             return updated
-        keep = [a for a in updated.args
-                if a.keyword is None or a.keyword.value not in _DROPPABLE_AGENT_SETTINGS]
-        if len(keep) == len(updated.args):
+        keep: list[cst.Arg] = []
+        dropped: list[str] = []
+        for arg in updated.args:
+            if arg.keyword is not None and arg.keyword.value in _DROPPABLE_AGENT_SETTINGS:
+                dropped.append(arg.keyword.value)
+            else:
+                keep.append(arg)
+        if not dropped:
             return updated
-        self.dropped += [a.keyword.value for a in updated.args if a not in keep and a.keyword]
+        self.dropped += dropped
         if keep:
             keep[-1] = keep[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
         return updated.with_changes(args=keep)
