@@ -20,7 +20,7 @@ from metasearch.llm import scripted_gateway
 from metasearch.runtime.gateway_transport import GatewayTransport
 from metasearch.runtime.inprocess import run_tasks_inprocess
 from metasearch.runtime.settings import AgentSettings
-from metasearch.sandbox import SandboxLimits, SandboxRunner
+from metasearch.execution.sandbox import SandboxLimits, SandboxRunner
 from metasearch.suites.task import Task
 
 NO_LLM = '''

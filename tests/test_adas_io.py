@@ -12,7 +12,7 @@ from test_runtime_fakes import FakeTransport, always
 from test_runtime_fakes import settings as runtime_settings
 from typer.testing import CliRunner
 
-from metasearch.adas_io import (
+from metasearch.interop.adas_json import (
     export_adas,
     fitness_of,
     import_adas,
@@ -20,10 +20,10 @@ from metasearch.adas_io import (
     to_adas_entry,
     write_adas,
 )
-from metasearch.archive import Archive, CandidateRecord, SplitScore, candidate_id, seed_id
+from metasearch.store.archive import Archive, CandidateRecord, SplitScore, candidate_id, seed_id
 from metasearch.errors import DataError
-from metasearch.stats import bootstrap_ci, parse_adas_fitness
-from metasearch.validate import fingerprint
+from metasearch.evaluation.stats import bootstrap_ci, parse_adas_fitness
+from metasearch.candidate.validate import fingerprint
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -158,7 +158,7 @@ def test_export_then_import_gives_the_same_agents(source: Archive, tmp_path: Pat
 
 
 def test_cli_round_trip(source: Archive, tmp_path: Path) -> None:
-    from metasearch.cli import app
+    from metasearch.cli.app import app
 
     runner = CliRunner()
     out = tmp_path / "a.json"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from metasearch.archive import (
+from metasearch.store.archive import (
     Archive,
     ArchiveLockedError,
     CampaignState,
@@ -265,7 +265,7 @@ def test_progress_curve() -> None:
 WRITER = textwrap.dedent(
     """
     import sys
-    from metasearch.archive import Archive, CandidateRecord, candidate_id
+    from metasearch.store.archive import Archive, CandidateRecord, candidate_id
     arc = Archive.open(sys.argv[1])
     start = len(arc)
     print("ready", flush=True)
@@ -301,7 +301,7 @@ def test_kill_9_mid_stream_leaves_a_consistent_archive(tmp_path: Path) -> None:
 
 
 def test_split_score_from_stats_fitness() -> None:
-    from metasearch.stats import bootstrap_ci
+    from metasearch.evaluation.stats import bootstrap_ci
 
     fit = bootstrap_ci([1.0, 0.0, 1.0, 1.0])
     s = SplitScore.of(fit, scores={"a": 1.0, "b": 0.0, "c": 1.0, "d": 1.0})

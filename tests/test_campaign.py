@@ -28,11 +28,11 @@ from test_campaign_kit import (
     sections,
 )
 
-from metasearch.archive import Archive, CandidateRecord, SplitScore, progress_curve
-from metasearch.campaign import CampaignResult
+from metasearch.store.archive import Archive, CandidateRecord, SplitScore, progress_curve
+from metasearch.campaign.loop import CampaignResult
 from metasearch.runtime.seeds import load_seed
-from metasearch.search.adas import archive_entries
-from metasearch.search.prompts import idea_for
+from metasearch.search.adas.strategy import archive_entries
+from metasearch.search.adas.prompts import idea_for
 
 PLACEHOLDER = (
     "def check(answer):\n    pass\n\n"
@@ -449,8 +449,8 @@ def test_yield_counts_are_in_the_result_and_the_report(tmp_path):
 
 def test_a_copy_of_the_prompts_example_is_not_a_new_structure():
     """Measured (quickstart run 9): the 1.5B meta agent resubmitted the prompt's example."""
-    from metasearch.campaign import yield_counts
-    from metasearch.search.prompts import EXAMPLE_CODE, IDEAS
+    from metasearch.campaign.loop import yield_counts
+    from metasearch.search.adas.prompts import EXAMPLE_CODE, IDEAS
 
     copy = EXAMPLE_CODE.replace("Think step by step", "Think carefully") + "\n# mine\n"
     own = EXAMPLE_CODE.replace("    return answer", "    thinking, answer = solver("
@@ -481,7 +481,7 @@ def test_the_meta_agent_sees_validation_fitness_never_test():
 
 @pytest.mark.slow  # real MLflow (sqlite)
 def test_mlflow_mirrors_the_archive(tmp_path):
-    from metasearch.tracking import Tracker, read_campaign
+    from metasearch.store.tracking import Tracker, read_campaign
 
     uri = mlflow_store()
     name = f"campaign-{tmp_path.name}"
@@ -564,7 +564,7 @@ def test_the_strategy_is_told_every_stored_record(tmp_path):
 def bwrap_or_skip() -> None:
     import sys
 
-    from metasearch.sandbox._launch import probe
+    from metasearch.execution.sandbox.launch import probe
 
     if probe("bwrap", sys.executable, 60000) is not None:
         pytest.skip("bwrap sandbox unavailable (needs root and bubblewrap)")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from metasearch.archive import Archive
+from metasearch.store.archive import Archive
 from metasearch.config import load_config
 from metasearch.errors import ConfigError, MetasearchError
-from metasearch.factory import build_campaign
+from metasearch.campaign.build import build_campaign
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -83,7 +83,7 @@ def test_a_failed_build_releases_the_campaign_lock(tmp_path, monkeypatch):
 
 
 def test_campaigns_share_the_user_weights_but_keep_their_own_response_cache(tmp_path, monkeypatch):
-    from metasearch.factory import build_gateway
+    from metasearch.campaign.build import build_gateway
     from metasearch.llm.local import model_path
 
     monkeypatch.setenv("METASEARCH_CACHE_DIR", str(tmp_path / "user"))
@@ -99,7 +99,7 @@ def test_campaigns_share_the_user_weights_but_keep_their_own_response_cache(tmp_
 
 
 def test_resume_refuses_another_suite_or_task_model_but_allows_more_generations(tmp_path):
-    from metasearch.factory import check_resume_config, close_campaign
+    from metasearch.campaign.build import check_resume_config, close_campaign
 
     campaign = build_campaign(config(tmp_path, **{"search.generations": 1}))
     close_campaign(campaign)
@@ -115,7 +115,7 @@ def test_resume_refuses_another_suite_or_task_model_but_allows_more_generations(
 
 
 def test_resume_compares_with_config_toml_for_campaigns_without_config_json(tmp_path):
-    from metasearch.factory import check_resume_config
+    from metasearch.campaign.build import check_resume_config
 
     out = tmp_path / "old"
     out.mkdir()

@@ -32,22 +32,22 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from metasearch.archive import Archive  # noqa: E402
-from metasearch.campaign import Campaign, prior_spend  # noqa: E402
-from metasearch.evaluation import InProcessRunner  # noqa: E402
+from metasearch.store.archive import Archive  # noqa: E402
+from metasearch.campaign.loop import Campaign, prior_spend  # noqa: E402
+from metasearch.evaluation.run import InProcessRunner  # noqa: E402
 from metasearch.llm import Budget, BudgetSettings, ResponseCache, scripted_gateway  # noqa: E402
 from metasearch.llm.cache import cache_key  # noqa: E402
 from metasearch.llm.types import LLMRequest  # noqa: E402
 from metasearch.runtime.seeds import load_seed  # noqa: E402
 from metasearch.runtime.settings import AgentSettings  # noqa: E402
 from metasearch.scoring import numeric_match  # noqa: E402
-from metasearch.search.adas import AdasStrategy  # noqa: E402
+from metasearch.search.adas.strategy import AdasStrategy  # noqa: E402
 from metasearch.search.novelty import ArchiveDuplicates  # noqa: E402
-from metasearch.search.prompts import TaskBrief  # noqa: E402
-from metasearch.search.proposer import Proposer  # noqa: E402
+from metasearch.search.adas.prompts import TaskBrief  # noqa: E402
+from metasearch.search.adas.proposer import Proposer  # noqa: E402
 from metasearch.suites.registry import Suite  # noqa: E402
 from metasearch.suites.task import Task  # noqa: E402
-from metasearch.validate import validate_code  # noqa: E402
+from metasearch.candidate.validate import validate_code  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "archive"
@@ -255,7 +255,7 @@ def runner(sandbox: str | None, gateway: Any) -> Any:
     """In-process (trusted test agents) or a real sandbox mode such as ``"bwrap"``."""
     if sandbox is None:
         return InProcessRunner(gateway=gateway)
-    from metasearch.sandbox import SandboxRunner
+    from metasearch.execution.sandbox import SandboxRunner
 
     return SandboxRunner(mode=sandbox, gateway=gateway, allowed_models=[TASK_MODEL])
 
@@ -296,7 +296,7 @@ def _count(req: LLMRequest, what: str) -> int:
 
 def child(directory: Path, kill_point: str, tracking_uri: str | None, delay_s: float = 0.0) -> None:
     """One campaign run (2 seeds, 2 generations, test) that may SIGKILL itself."""
-    from metasearch.tracking import Tracker
+    from metasearch.store.tracking import Tracker
 
     kill = KILL_POINTS.get(kill_point)
     script = Script(CHILD_META, log=directory / "calls.log", kill=kill, delay_s=delay_s)

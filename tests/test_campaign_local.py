@@ -72,8 +72,8 @@ def keep_stdout():
 def test_real_local_campaign_one_generation(tmp_path, keep_stdout):
     pytest.importorskip("xllamacpp")
     from metasearch.config import load_config
-    from metasearch.factory import build_campaign, close_campaign
-    from metasearch.tracking import default_tracking_uri, read_campaign
+    from metasearch.campaign.build import build_campaign, close_campaign
+    from metasearch.store.tracking import default_tracking_uri, read_campaign
 
     path = tmp_path / "local.toml"
     path.write_text(CONFIG)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from test_campaign_kit import archive_lines, candidate_runs, mlflow_store
 
-from metasearch.archive import Archive
+from metasearch.store.archive import Archive
 
 KIT = Path(__file__).with_name("test_campaign_kit.py")
 EXPECTED = ["seed-chain_of_thought", "seed-self_consistency", "g001-00", "g002-00"]

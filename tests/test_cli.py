@@ -17,7 +17,7 @@ COT = ROOT / "archive" / "chain_of_thought.py"
 def metasearch(*args: str, env: dict[str, str] | None = None, timeout: float = 600):
     full = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "metasearch.cli", *args],
+        [sys.executable, "-m", "metasearch.cli.app", *args],
         capture_output=True, text=True, env=full, timeout=timeout, cwd=ROOT,
     )
 
@@ -32,7 +32,7 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None
 
 def test_help_is_fast_and_imports_nothing_heavy():
     code = (
-        "import sys, time; t = time.perf_counter(); import metasearch.cli as c; "
+        "import sys, time; t = time.perf_counter(); import metasearch.cli.app as c; "
         "print(time.perf_counter() - t); "
         "print([m for m in ('litellm', 'mlflow', 'optuna') if m in sys.modules])"
     )

@@ -10,8 +10,8 @@ import pytest
 from test_export_helpers import COT, DEFAULT_PARAMS, fresh_db, make_campaign, score, shared_store
 from typer.testing import CliRunner
 
-from metasearch.archive import CandidateRecord, candidate_id, seed_id
-from metasearch.compare import (
+from metasearch.store.archive import CandidateRecord, candidate_id, seed_id
+from metasearch.reporting.compare import (
     compare_campaigns,
     load_campaigns,
     paired_difference,
@@ -19,7 +19,7 @@ from metasearch.compare import (
     summarize,
 )
 from metasearch.errors import DataError
-from metasearch.stats import paired_bootstrap
+from metasearch.evaluation.stats import paired_bootstrap
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -156,7 +156,7 @@ def test_missing_test_scores_are_explained(
 
 
 def test_plot_and_cli(campaigns: tuple[str, list[Path]], tmp_path: Path) -> None:
-    from metasearch.cli import app
+    from metasearch.cli.app import app
 
     uri, dirs = campaigns
     png = tmp_path / "plots" / "compare.png"

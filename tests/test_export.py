@@ -23,9 +23,9 @@ from test_export_helpers import (
     shared_store,
 )
 
-from metasearch.archive import CandidateRecord, candidate_id, seed_id
+from metasearch.store.archive import CandidateRecord, candidate_id, seed_id
 from metasearch.errors import MetasearchError
-from metasearch.export import (
+from metasearch.interop.export import (
     CampaignInfo,
     campaign_info,
     export_py,
@@ -285,7 +285,7 @@ def test_pyfunc_round_trip(
     import mlflow
     import pandas as pd
 
-    from metasearch.export import export_mlflow
+    from metasearch.interop.export import export_mlflow
 
     uri, _root = shared_store(tmp_path_factory)
     camp = tmp_path_factory.mktemp("pyfunc") / "pyfunc-camp"

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from metasearch.archive import Archive, CandidateRecord, SplitScore
-from metasearch.tracking import Tracker
+from metasearch.store.archive import Archive, CandidateRecord, SplitScore
+from metasearch.store.tracking import Tracker
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -139,7 +139,7 @@ def fresh_db(tmp_path_factory: pytest.TempPathFactory, campaign_dir: Path) -> st
 
 
 def score(values: Mapping[str, float]) -> SplitScore:
-    from metasearch.stats import bootstrap_ci
+    from metasearch.evaluation.stats import bootstrap_ci
 
     f = bootstrap_ci(list(values.values()), n_resamples=2000)
     return SplitScore.of(f, dict(values))

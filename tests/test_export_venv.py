@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from test_export_helpers import VOTE, FakeOpenAI, json_reply, score, sections_reply
 
-from metasearch.archive import Archive, CandidateRecord, candidate_id, seed_id
-from metasearch.export import export_py
+from metasearch.store.archive import Archive, CandidateRecord, candidate_id, seed_id
+from metasearch.interop.export import export_py
 from metasearch.runtime.seeds import load_seed
 
 LITELLM = "litellm==1.106.2"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from metasearch.normalize import normalize_proposal
+from metasearch.candidate.normalize import normalize_proposal
 
 
 def top_level_names(code: str) -> list[str]:

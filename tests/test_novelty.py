@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from metasearch.archive import Archive, CandidateRecord, SplitScore
+from metasearch.store.archive import Archive, CandidateRecord, SplitScore
 from metasearch.search.novelty import ArchiveDuplicates
-from metasearch.search.prompts import IDEAS, idea_for
-from metasearch.validate import fingerprint
+from metasearch.search.adas.prompts import IDEAS, idea_for
+from metasearch.candidate.validate import fingerprint
 
 CODE = (
     "def forward(self, taskInfo):\n"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from metasearch.normalize import NormalizeFinding
+from metasearch.candidate.normalize import NormalizeFinding
 from metasearch.outcomes import TaskError, TaskOutcome
-from metasearch.search.prompts import (
+from metasearch.search.adas.prompts import (
     ArchiveEntry,
     MetaContext,
     TaskBrief,
@@ -155,7 +155,7 @@ def test_trim_traceback_keeps_the_end():
 
 
 def test_repair_prompt_does_not_quote_cut_snippets_from_normalisation_notes():
-    from metasearch.search.prompts import repair_prompt
+    from metasearch.search.adas.prompts import repair_prompt
 
     changes = [
         "removed top-level code outside functions: `taskInfo = Info('task', 'User', \"Maya has $45 in a wallet. She spen...`",

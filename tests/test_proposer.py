@@ -8,7 +8,7 @@ import os
 import pytest
 
 from metasearch.llm.types import LLMRequest, LLMResponse
-from metasearch.search.prompts import (
+from metasearch.search.adas.prompts import (
     ArchiveEntry,
     DebugFeedback,
     MetaContext,
@@ -16,8 +16,8 @@ from metasearch.search.prompts import (
     TaskFeedback,
     select_archive_context,
 )
-from metasearch.search.proposal_parse import Proposal, ProposalParseError, parse_proposal
-from metasearch.search.proposer import GENERATION_STRIDE, Proposer, yield_summary
+from metasearch.search.adas.parse import Proposal, ProposalParseError, parse_proposal
+from metasearch.search.adas.proposer import GENERATION_STRIDE, Proposer, yield_summary
 
 GOOD = (
     "def forward(self, taskInfo):\n"
@@ -328,7 +328,7 @@ def test_real_local_meta_agent_propose_with_repair(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     from metasearch.llm import Gateway, GatewaySettings, ModelSettings, ResponseCache
-    from metasearch.validate import fingerprint, validate_code
+    from metasearch.candidate.validate import fingerprint, validate_code
 
     model = "local/qwen2.5-coder-1.5b"
     n = int(os.environ.get("METASEARCH_PROBE_N", "1"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from metasearch.archive import CandidateRecord, SplitScore
-from metasearch.report import PairedSummary, render_markdown, write_report
+from metasearch.store.archive import CandidateRecord, SplitScore
+from metasearch.reporting.report import PairedSummary, render_markdown, write_report
 
 
 def records() -> list[CandidateRecord]:
@@ -117,7 +117,7 @@ def test_paired_summary_from_any_object() -> None:
 
 
 def test_paired_summary_from_stats() -> None:
-    from metasearch.stats import paired_bootstrap
+    from metasearch.evaluation.stats import paired_bootstrap
 
     diff = paired_bootstrap([1.0, 1.0, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0])
     s = PairedSummary.of(diff, best_id="g001-02", baseline_id="seed-cot")

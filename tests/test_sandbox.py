@@ -11,7 +11,7 @@ import pytest
 
 from metasearch.llm import Budget, BudgetSettings, UnknownModelError, scripted_gateway
 from metasearch.runtime.settings import AgentSettings
-from metasearch.sandbox import (
+from metasearch.execution.sandbox import (
     SandboxError,
     SandboxLimits,
     SandboxRunner,
@@ -19,7 +19,7 @@ from metasearch.sandbox import (
     SandboxWarning,
     run_candidate,
 )
-from metasearch.sandbox._launch import probe
+from metasearch.execution.sandbox.launch import probe
 from metasearch.suites.task import Task
 
 UIDS = range(61100, 61132)

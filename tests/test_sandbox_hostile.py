@@ -29,10 +29,10 @@ import pytest
 
 from metasearch.llm import Budget, BudgetSettings, scripted_gateway
 from metasearch.runtime.settings import AgentSettings
-from metasearch.sandbox import SandboxLimits, SandboxRunner
-from metasearch.sandbox._launch import probe
+from metasearch.execution.sandbox import SandboxLimits, SandboxRunner
+from metasearch.execution.sandbox.launch import probe
 from metasearch.suites.task import Task
-from metasearch.validate import validate_code
+from metasearch.candidate.validate import validate_code
 
 HOSTILE = Path(__file__).parent / "hostile"
 FILES = sorted(p for p in HOSTILE.glob("*.py") if not p.name.startswith("_"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from metasearch.sandbox._launch import JailSpec
+from metasearch.execution.sandbox.launch import JailSpec
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 

@@ -134,7 +134,7 @@ def test_load_seed_errors(tmp_path):
 
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: s.name)
 def test_seed_passes_strict_validator(seed):
-    from metasearch.validate import ValidationPolicy, format_findings, validate_code
+    from metasearch.candidate.validate import ValidationPolicy, format_findings, validate_code
 
     strict = ValidationPolicy(allow_helpers=False)
     for source in (seed.code, Path(seed.path).read_text()):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from itertools import combinations
 from pathlib import Path
 
-from metasearch.skeleton import structure_fingerprint
+from metasearch.candidate.skeleton import structure_fingerprint
 
 ARCHIVE = Path(__file__).resolve().parents[1] / "archive"
 

@@ -12,7 +12,7 @@ import pytest
 
 from metasearch import stats
 from metasearch.errors import DataError
-from metasearch.stats import (
+from metasearch.evaluation.stats import (
     Fitness,
     PairedDiff,
     adas_fitness_string,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from metasearch.archive import Archive, CandidateRecord, SplitScore, candidate_id, seed_id
-from metasearch.tracking import Tracker, default_tracking_uri, read_campaign
+from metasearch.store.archive import Archive, CandidateRecord, SplitScore, candidate_id, seed_id
+from metasearch.store.tracking import Tracker, default_tracking_uri, read_campaign
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -212,7 +212,7 @@ def test_default_store_lives_in_the_campaign_dir(tmp_path: Path) -> None:
 
 def test_heavy_imports_are_lazy() -> None:
     code = (
-        "import sys, metasearch.config, metasearch.archive, metasearch.tracking, metasearch.report\n"
+        "import sys, metasearch.config, metasearch.store.archive, metasearch.store.tracking, metasearch.reporting.report\n"
         "bad = [m for m in ('mlflow', 'matplotlib', 'litellm') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

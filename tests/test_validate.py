@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from metasearch.errors import DataError
-from metasearch.validate import (
+from metasearch.candidate.validate import (
     Finding,
     ValidationPolicy,
     fingerprint,

@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from metasearch.archive import Archive, CandidateRecord
-from metasearch.search.prompts import DebugFeedback
-from metasearch.search.proposal_parse import Proposal
-from metasearch.search.proposer import ProposalOutcome
+from metasearch.store.archive import Archive, CandidateRecord
+from metasearch.search.adas.prompts import DebugFeedback
+from metasearch.search.adas.parse import Proposal
+from metasearch.search.adas.proposer import ProposalOutcome
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Exact: the normalised-code fingerprint (``validate.fingerprint``) of any
 archived candidate. Near: the same design skeleton
-(:func:`metasearch.skeleton.structure_fingerprint`: code up to prompts,
+(:func:`metasearch.candidate.skeleton.structure_fingerprint`: code up to prompts,
 constants, literal arguments and local names) as a seed or an evaluated
 candidate; small meta agents often resubmit an archive agent with a new name
 or prompt, which spends a whole evaluation to learn nothing about designs.
@@ -10,9 +10,9 @@ or prompt, which spends a whole evaluation to learn nothing about designs.
 
 from __future__ import annotations
 
-from metasearch.archive import Archive
-from metasearch.skeleton import structure_fingerprint
-from metasearch.validate import fingerprint
+from metasearch.store.archive import Archive
+from metasearch.candidate.skeleton import structure_fingerprint
+from metasearch.candidate.validate import fingerprint
 
 
 class ArchiveDuplicates:

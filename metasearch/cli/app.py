@@ -1,0 +1,215 @@
+"""The ``metasearch`` command line: a thin shell over the library.
+
+Each command parses its options, calls library functions, and renders with
+rich. Heavy imports happen inside the command bodies so ``--help`` is fast.
+User errors (:class:`~metasearch.errors.MetasearchError`) are printed as one
+paragraph with a non-zero exit and no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from metasearch.errors import MetasearchError
+
+app = typer.Typer(
+    name="metasearch",
+    help="Automated design of LLM agents: Meta Agent Search, sandboxed, cached and honest.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+archive_app = typer.Typer(help="Inspect and import campaign archives.", no_args_is_help=True)
+app.add_typer(archive_app, name="archive")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int = 2) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn user errors into one printed paragraph and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MetasearchError as exc:
+            _fail(str(exc), getattr(exc, "exit_code", 2))
+        except KeyboardInterrupt:
+            _fail("interrupted; everything completed so far is saved.", 130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def quiet_native_logs(cache_dir: Path | None = None) -> None:
+    """Keep llama.cpp's per-request log lines (written to fd 1) off the terminal.
+
+    They go to ``<cache>/logs/llama-server.log``; Python's stdout is unchanged.
+    Only the CLI does this, once per process, before a local model can start.
+    """
+    from metasearch.llm.local import divert_native_stdout
+    from metasearch.llm.settings import default_cache_dir
+
+    divert_native_stdout((cache_dir or default_cache_dir()) / "logs" / "llama-server.log")
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+@app.command("models")
+@friendly_errors
+def models_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The embedded local models (assembled or not) and how to name hosted ones."""
+    from metasearch.llm.local import list_local_models
+    from metasearch.llm.settings import GatewaySettings
+
+    rows = [m.__dict__ for m in list_local_models(GatewaySettings())]
+    if as_json:
+        print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Embedded local models (no key, no network)")
+    for col in ("model", "assembled", "size", "path"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], "yes" if r["assembled"] else "no (assembled on first use)",
+                      f"{r['size'] / 1e9:.2f} GB", r["path"])
+    console = Console()
+    console.print(table)
+    console.print(
+        "Hosted models use litellm names, e.g. openai/gpt-4o-mini (OPENAI_API_KEY), "
+        "anthropic/claude-3-5-haiku-latest (ANTHROPIC_API_KEY), ollama/llama3, or "
+        "openai/<name> with --api-base for a vLLM or llama.cpp server. "
+        "A campaign's endpoints are set in its [models.*] sections.",
+        markup=False,
+    )
+
+
+@app.command("suites")
+@friendly_errors
+def suites_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The built-in task suites and where their data comes from."""
+    from metasearch.suites import list_suites
+
+    rows = [
+        {"name": s.name, "metric": s.metric, "answer": s.answer_hint, "source": s.source}
+        for s in list_suites()
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Task suites")
+    for col in ("suite", "metric", "answer format", "data"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["metric"], r["answer"], r["source"])
+    Console().print(table)
+
+
+@app.command("validate")
+@friendly_errors
+def validate_cmd(
+    path: Annotated[Path, typer.Argument(help="An agent .py file or an ADAS archive .json.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Static checks of agent code (libcst); exit 0 when clean, 1 with findings."""
+    from metasearch.candidate.validate import validate_path
+
+    report = validate_path(path)
+    if as_json:
+        print_json(report)
+    else:
+        _print_validation(report)
+    if not report.get("ok", False):
+        raise typer.Exit(1)
+
+
+def _print_validation(report: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    for entry in report.get("entries", [report]):
+        label = entry.get("name") or entry.get("path") or str(report.get("path", ""))
+        findings = entry.get("findings", [])
+        if not findings:
+            console.print(f"[green]ok[/] {label}")
+            continue
+        console.print(f"[red]{len(findings)} finding(s)[/] {label}")
+        for f in findings:
+            console.print(f"  line {f['line']}:{f['column']} {f['code']}: {f['message']}")
+            if f.get("hint"):
+                console.print(f"    hint: {f['hint']}")
+
+
+@app.command("ui")
+@friendly_errors
+def ui_cmd(
+    campaign: Annotated[Path, typer.Argument(help="A campaign directory.")] = Path("."),
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Open a campaign's MLflow store in the MLflow UI on 127.0.0.1."""
+    import os
+    import subprocess
+
+    db = campaign / "mlflow.db"
+    if not db.exists():
+        from metasearch.errors import DataError
+
+        raise DataError(f"No MLflow store at {db}. Give a campaign directory made by "
+                        "`metasearch run` (it holds mlflow.db).")
+    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port),
+           "--backend-store-uri", f"sqlite:///{db.resolve()}"]
+    typer.echo(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    subprocess.run(cmd, env=env, check=False)
+
+
+def _register() -> None:
+    from metasearch.cli.archive_import import import_cmd
+    from metasearch.cli.archive_view import list_cmd, show_cmd
+    from metasearch.cli.compare import compare_cmd
+    from metasearch.cli.eval import eval_cmd
+    from metasearch.cli.export import export_cmd
+    from metasearch.cli.run import run_cmd
+
+    app.command("run")(friendly_errors(run_cmd))
+    app.command("eval")(friendly_errors(eval_cmd))
+    app.command("export")(friendly_errors(export_cmd))
+    app.command("compare")(friendly_errors(compare_cmd))
+    archive_app.command("list")(friendly_errors(list_cmd))
+    archive_app.command("show")(friendly_errors(show_cmd))
+    archive_app.command("import")(friendly_errors(import_cmd))
+
+
+_register()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,69 @@
+"""``metasearch archive list`` and ``archive show``: read a campaign's archive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def list_cmd(
+    campaign: Annotated[Path, typer.Argument(help="A campaign directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
+) -> None:
+    """Every candidate of a campaign, including invalid, failed and pruned ones."""
+    from metasearch.cli.run import archive_table, table_console
+    from metasearch.errors import DataError
+
+    archive = _open(campaign, DataError)
+    records = archive.records()
+    if as_json:
+        from metasearch.cli.app import print_json
+
+        print_json([r.to_json() for r in records])
+        return
+
+    table_console().print(archive_table(records, title=f"Archive of {campaign}"))
+
+
+def show_cmd(
+    campaign: Annotated[Path, typer.Argument(help="A campaign directory.")],
+    candidate: Annotated[str, typer.Argument(help="Candidate id, e.g. g001-00 or seed-chain_of_thought.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
+) -> None:
+    """One candidate: its record, thought and code."""
+    from metasearch.errors import DataError
+
+    archive = _open(campaign, DataError)
+    record = archive.get(candidate)
+    code = archive.read_agent(candidate) if record.code_path else ""
+    if as_json:
+        from metasearch.cli.app import print_json
+
+        print_json(record.to_json() | {"code": code})
+        return
+    from rich.console import Console
+    from rich.syntax import Syntax
+
+    console = Console()
+    console.print(f"[bold]{record.id}[/] {record.name} — {record.status}"
+                  + (f" ({record.reason})" if record.reason else ""), highlight=False)
+    for label, s in (("validation", record.val), ("test", record.test)):
+        if s is not None:
+            console.print(f"{label}: {s.mean:.1%} [95% CI {s.ci_low:.1%}, {s.ci_high:.1%}], n={s.n}")
+    console.print(f"calls {record.calls}, tokens {record.tokens}, cost ${record.cost_usd:.4f}, "
+                  f"wall {record.wall_s:.1f} s, generation {record.generation}")
+    if record.thought:
+        console.print("\n[bold]thought[/]\n" + record.thought, highlight=False)
+    if code:
+        console.print(Syntax(code, "python"))
+
+
+def _open(campaign: Path, error: type[Exception]):  # type: ignore[no-untyped-def]
+    from metasearch.store.archive import Archive
+
+    if not (campaign / "archive.jsonl").is_file():
+        raise error(f"{campaign} is not a campaign directory (no archive.jsonl). Give the "
+                    "directory a `metasearch run` wrote (its run.out).")
+    return Archive.open(campaign, readonly=True)

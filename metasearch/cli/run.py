@@ -1,0 +1,174 @@
+"""``metasearch run``: a search campaign from a TOML config, with live progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def run_cmd(
+    config: Annotated[Path, typer.Argument(help="Campaign config (TOML), e.g. experiments/quickstart.toml.")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the campaign in run.out.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Campaign directory (overrides run.out).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking server (default: sqlite in the campaign dir).")] = None,
+    generations: Annotated[int | None, typer.Option(help="Shortcut for --set search.generations=N (raise it to extend a finished campaign with --resume).")] = None,
+    budget_usd: Annotated[float | None, typer.Option(help="Shortcut for --set budget.max_usd=X.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set search.generations=5 (repeatable).")] = None,
+) -> None:
+    """Run Meta Agent Search: seeds, generations of proposals, a final test, a report."""
+    from metasearch.campaign.loop import CampaignResult
+    from metasearch.config import load_config, parse_override
+    from metasearch.campaign.build import build_campaign, close_campaign
+
+    overrides = dict(parse_override(s) for s in (set_ or []))
+    if out is not None:
+        overrides["run.out"] = str(out)
+    if generations is not None:
+        overrides["search.generations"] = generations
+    if budget_usd is not None:
+        overrides["budget.max_usd"] = budget_usd
+    cfg = load_config(config, overrides or None)
+    import os
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no table-creation chatter
+    from metasearch.cli.app import quiet_native_logs
+
+    quiet_native_logs(cfg.run.out_dir / "cache")
+    reporter = RichReporter()
+    with reporter:
+        campaign = build_campaign(cfg, resume=resume, tracking_uri=tracking_uri,
+                                  reporter=reporter, config_text=config.read_text(encoding="utf-8"))
+        try:
+            result: CampaignResult = campaign.run()
+        finally:
+            close_campaign(campaign)
+    print_summary(result)
+    if result.stopped:
+        raise typer.Exit(3)
+
+
+def escape(text: str) -> str:
+    """Model-written names and reasons as literal text: `[no-llm-call]` is not rich markup."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+class RichReporter:
+    """Live progress: phase, task bar, best-so-far and spend."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        self.console = Console(stderr=True)
+        self.progress = Progress("[progress.description]{task.description}", BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=self.console)
+        self._bar: Any = None
+        self._calls = 0
+        self._cost = 0.0
+
+    def __enter__(self) -> RichReporter:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def phase(self, text: str) -> None:
+        self.progress.console.print(f"[bold]»[/] {escape(text)}", highlight=False)
+
+    def tasks(self, label: str, total: int) -> None:
+        if self._bar is not None:
+            self.progress.remove_task(self._bar)
+        self._bar = self.progress.add_task(label, total=total)
+
+    def task_done(self) -> None:
+        if self._bar is not None:
+            self.progress.advance(self._bar)
+
+    def candidate(self, record: Any, best: Any) -> None:
+        self._calls += record.calls
+        self._cost += record.cost_usd
+        score = f"{record.val.mean:.1%}" if record.val is not None else "-"
+        best_txt = f"{escape(best.name)} {best.val.mean:.1%}" if best is not None and best.val else "-"
+        reason = f" ({escape(record.reason[:100])})" if record.reason else ""
+        self.progress.console.print(
+            f"  {record.id} [cyan]{escape(record.name)}[/]: {record.status} {score}{reason} | best: "
+            f"{best_txt} | spent: {self._calls} calls, ${self._cost:.4f}", highlight=False)
+
+
+def print_summary(result: Any) -> None:
+    console = table_console()
+    console.print(archive_table(result.records, title=f"Archive of {result.directory}"))
+    if result.yield_counts.get("proposed"):
+        y = result.yield_counts
+        console.print("meta-agent yield: " + ", ".join(f"{k} {v}" for k, v in y.items()))
+    if result.best is not None:
+        b = result.best
+        line = f"best on validation: {b.id} {escape(b.name)} {_ci(b.val)}"
+        if b.test is not None:
+            line += f"; test {_ci(b.test)}"
+        console.print(line, highlight=False)
+    if result.paired is not None and result.best_seed is not None:
+        p = result.paired
+        gen = result.best_generated or result.best
+        console.print(
+            f"best generated ({gen.id if gen else '?'}) vs best seed "
+            f"({escape(result.best_seed.name)}) "
+            f"on test: {p.mean_diff:+.1%} "
+            f"[95% CI {p.ci_low:+.1%}, {p.ci_high:+.1%}], n={p.n}", highlight=False)
+    if result.stopped:
+        console.print(f"[yellow]stopped early:[/] {result.stopped} Resume with --resume.")
+    if result.time_limit:
+        console.print(f"[yellow]time limit:[/] {escape(result.time_limit)}")
+    if result.report is not None:
+        console.print(f"report: {result.report}")
+
+
+def _ci(s: Any) -> str:
+    if s is None:
+        return "-"
+    return f"{s.mean:.1%} [{s.ci_low:.1%}, {s.ci_high:.1%}] (n={s.n})"
+
+
+def archive_table(records: Any, *, title: str) -> Any:
+    """One line per candidate; long names and reasons are cut with an ellipsis."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, caption="scores in %, 95% bootstrap CI, n tasks")
+    table.add_column("id", no_wrap=True, min_width=7)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=22)
+    table.add_column("gen", no_wrap=True, min_width=3)
+    table.add_column("status", no_wrap=True, min_width=7)
+    table.add_column("validation", no_wrap=True, min_width=16)
+    table.add_column("test", no_wrap=True, min_width=16)
+    table.add_column("calls", no_wrap=True, justify="right", min_width=5)
+    if any(r.cost_usd for r in records):
+        table.add_column("cost", no_wrap=True, justify="right", min_width=7)
+    table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=48)
+    for r in records:
+        cells = [r.id, Text(r.name), "seed" if r.generation == "initial" else str(r.generation),
+                 r.status, _short(r.val), _short(r.test), str(r.calls)]
+        if len(table.columns) == 9:
+            cells.append(f"${r.cost_usd:.4f}")
+        cells.append(Text(" ".join((r.reason or "").split())))  # `[code]` is not markup
+        table.add_row(*cells)
+    return table
+
+
+def table_console() -> Any:
+    """A console for wide tables: a terminal's own width, else 180 columns (logs, pipes)."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=180)
+
+
+def _short(s: Any) -> str:
+    if s is None:
+        return "-"
+    return f"{100 * s.mean:.1f} [{100 * s.ci_low:.0f},{100 * s.ci_high:.0f}] n={s.n}"

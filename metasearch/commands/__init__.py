@@ -1,1 +1,0 @@
-"""CLI command bodies; registered on the typer app in :mod:`metasearch.cli`."""

@@ -1,0 +1,110 @@
+"""Run one agent on a list of tasks and score it: the path shared by ``eval`` and campaigns.
+
+An :class:`AgentRunner` executes code (in the sandbox, or in-process for the
+trusted seeds); :func:`evaluate_agent` runs it, scores the outcomes on the
+host (gold answers never leave the host) and measures what it cost from the
+gateway's ledger.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from metasearch.evaluation.score import EvalResult, score_outcomes
+from metasearch.llm.ledger import Counts
+from metasearch.outcomes import TaskOutcome
+from metasearch.runtime.settings import AgentSettings
+from metasearch.suites.task import Task
+
+OnOutcome = Callable[[TaskOutcome], None]
+
+
+class AgentRunner(Protocol):
+    """Executes one candidate's code on tasks; one outcome per task, in task order."""
+
+    def run(
+        self,
+        code: str,
+        tasks: Sequence[Task],
+        settings: AgentSettings,
+        *,
+        on_outcome: OnOutcome | None = None,
+    ) -> list[TaskOutcome]: ...
+
+
+class InProcessRunner:
+    """Runs code in this process. Only for trusted code (the seeds in ``archive/``, tests)."""
+
+    def __init__(self, *, gateway: Any) -> None:
+        from metasearch.runtime.gateway_transport import GatewayTransport
+
+        self._transport = GatewayTransport(gateway)
+
+    def run(
+        self,
+        code: str,
+        tasks: Sequence[Task],
+        settings: AgentSettings,
+        *,
+        on_outcome: OnOutcome | None = None,
+    ) -> list[TaskOutcome]:
+        from metasearch.runtime.inprocess import run_tasks_inprocess
+
+        return run_tasks_inprocess(code, tasks, settings, self._transport, on_outcome=on_outcome)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores plus the cost of getting them (this candidate's slice of the ledger)."""
+
+    result: EvalResult
+    cost: Counts
+    wall_s: float
+
+    def summary(self) -> dict[str, Any]:
+        f = self.result.fitness
+        return {
+            "score": f.mean,
+            "ci_low": f.ci_low,
+            "ci_high": f.ci_high,
+            "n": self.result.n,
+            "errors": self.result.n_errors,
+            "calls": self.cost.calls,
+            "tokens": self.cost.tokens,
+            "cost_usd": self.cost.cost_usd,
+            "cached_calls": self.cost.cached_calls,
+            "wall_s": self.wall_s,
+            "parse_failures": self.cost.events.get("parse_failure", 0),
+            "truncated": self.cost.events.get("truncated", 0),
+        }
+
+
+def evaluate_agent(
+    code: str,
+    tasks: Sequence[Task],
+    *,
+    scorer: Callable[[str, str], float],
+    runner: AgentRunner,
+    settings: AgentSettings,
+    gateway: Any,
+    on_outcome: OnOutcome | None = None,
+) -> Evaluation:
+    """Run ``code`` on ``tasks`` through ``runner`` and score it on the host.
+
+    Cost is read from the gateway's ledger slice for ``settings.candidate``,
+    so concurrent evaluations of other candidates don't leak into it.
+    """
+    key = settings.candidate
+    before = gateway.snapshot()
+    start = time.monotonic()
+    outcomes = runner.run(code, tasks, settings, on_outcome=on_outcome)
+    wall = time.monotonic() - start
+    after = gateway.snapshot()
+    if key is None:
+        cost = after.total.minus(before.total)
+    else:
+        cost = after.by_candidate.get(key, Counts()).minus(before.by_candidate.get(key, Counts()))
+    return Evaluation(result=score_outcomes(outcomes, tasks, scorer), cost=cost, wall_s=wall)
