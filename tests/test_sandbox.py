@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from metasearch.llm import Budget, BudgetSettings, UnknownModelError, scripted_gateway
-from metasearch.runtime.settings import AgentSettings
 from metasearch.execution.sandbox import (
     SandboxError,
     SandboxLimits,
@@ -20,6 +18,8 @@ from metasearch.execution.sandbox import (
     run_candidate,
 )
 from metasearch.execution.sandbox.launch import probe
+from metasearch.llm import Budget, BudgetSettings, UnknownModelError, scripted_gateway
+from metasearch.runtime.settings import AgentSettings
 from metasearch.suites.task import Task
 
 UIDS = range(61100, 61132)
@@ -270,9 +270,91 @@ def test_prewarm_keeps_a_spare_worker_and_cleans_up(gateway) -> None:
     with runner(gateway=gateway, prewarm=True) as r:
         first = r.run_detailed(COT, tasks(2), settings())
         r.warm_up()
-        assert r._spare is not None and r._spare.hello
+        assert r._spares and all(w.hello for w in r._spares)
         second = r.run_detailed(COT, tasks(2), settings())
         assert [o.answer for o in first.outcomes + second.outcomes] == ["42"] * 4
         assert second.start_s < first.start_s
+        assert not first.prewarmed and second.prewarmed
     time.sleep(0.2)
     assert [d for d in os.listdir("/proc") if d.isdigit() and _uid(d) in UIDS] == []
+
+
+def _worker_processes() -> list[str]:
+    """Live processes of a worker: owned by a sandbox uid, or a jail (bwrap) we started."""
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{d}/status").read_text()
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        if fields.get("State", "").startswith("Z"):
+            continue
+        if _uid(d) in UIDS or (fields.get("PPid", "").strip() == str(os.getpid())
+                               and cmd.endswith(b"bwrap")):
+            found.append(d)
+    return found
+
+
+def _uid_locked(uid: int) -> bool:
+    """Whether some open file holds the uid's flock (as ``_take_uid`` takes it)."""
+    import fcntl
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / "metasearch-sandbox-uids" / str(uid)
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_prewarm_pool_serves_concurrent_runs_and_close_releases_all(gateway) -> None:
+    import time
+
+    if probe("bwrap", sys.executable, UIDS[0]) is not None:
+        pytest.skip("bwrap unavailable")
+    code = "import os, time\ndef forward(self, taskInfo):\n    time.sleep(0.5)\n    return str(os.getuid())\n"
+    results: list = []
+    errors: list = []
+    with runner(gateway=gateway, prewarm=3) as r:
+        r.warm_up()
+        assert r.stats["spares_ready"] == 3 and r.stats["uids_held"] == 3
+        barrier = threading.Barrier(3)
+
+        def go() -> None:
+            try:
+                barrier.wait(timeout=10)
+                results.append(r.run_detailed(code, tasks(1), settings()))
+            except Exception as e:  # surfaced below
+                errors.append(e)
+        threads = [threading.Thread(target=go) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert len(results) == 3 and all(res.prewarmed for res in results)
+        answers = [res.outcomes[0].answer for res in results]
+        assert len(set(answers)) == 3 and all(int(a) in UIDS for a in answers)
+        stats = r.stats
+        assert (stats["runs"], stats["prewarmed"], stats["cold"]) == (3, 3, 0)
+        r.warm_up()  # the runs asked for refills: three fresh spares for close() to end
+        stats = r.stats
+        assert stats["spares_ready"] == 3 and stats["spares_started"] == 6
+        assert stats["uids_held"] == 3 and len(_worker_processes()) >= 3
+    stats = r.stats
+    assert stats["spares_ready"] == stats["spares_coming"] == stats["uids_held"] == 0
+    deadline = time.monotonic() + 5
+    while _worker_processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _worker_processes() == []
+    assert [u for u in UIDS if _uid_locked(u)] == []

@@ -7,28 +7,29 @@ Typical use::
     with SandboxRunner(gateway=gateway) as runner:
         outcomes = run_candidate(code, tasks, settings, runner=runner)
 
-See ``launch`` for what each mode isolates, and ``runner`` for the two
-kinds of failure (the candidate's, reported as outcomes; the sandbox's,
-raised as :class:`SandboxError`).
+See ``launch`` for what each mode isolates, ``pool`` for the runner (its
+workers, prewarmed spares and uids), and ``session`` for the two kinds of
+failure (the candidate's, reported as outcomes; the sandbox's, raised as
+:class:`SandboxError`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from metasearch.outcomes import TaskError, TaskOutcome
-from metasearch.runtime.settings import AgentSettings
+from metasearch.candidate.validate import ValidationPolicy, format_findings, validate_code
 from metasearch.execution.sandbox.launch import MODES
-from metasearch.execution.sandbox.runner import (
+from metasearch.execution.sandbox.pool import SandboxRunner
+from metasearch.execution.sandbox.types import (
     SandboxError,
     SandboxLimits,
     SandboxResult,
-    SandboxRunner,
     SandboxUnavailable,
     SandboxWarning,
 )
+from metasearch.outcomes import TaskError, TaskOutcome
+from metasearch.runtime.settings import AgentSettings
 from metasearch.suites.task import Task
-from metasearch.candidate.validate import ValidationPolicy, format_findings, validate_code
 
 __all__ = [
     "MODES",

@@ -1,0 +1,125 @@
+"""What the sandbox's modules share: its errors, a worker's limits, a run's result, a started jail."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metasearch.errors import MetasearchError
+from metasearch.outcomes import TaskOutcome
+
+
+class SandboxError(MetasearchError):
+    """The sandbox itself broke or cannot be used (terminal; not the candidate's fault)."""
+
+
+class SandboxUnavailable(SandboxError):
+    """The requested isolation mode does not work on this machine."""
+
+
+class SandboxWarning(UserWarning):
+    """Isolation is weaker than it should be."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits of one worker (one candidate). ``None`` leaves a limit unset.
+
+    ``cpu_s`` is CPU time of the whole worker (all its threads);
+    ``task_timeout_s`` (wall clock, per task, from when the task starts)
+    defaults to ``AgentSettings.task_timeout_s``; ``candidate_timeout_s``
+    bounds the whole run and kills the worker's namespace.
+    """
+
+    cpu_s: int | None = 300
+    memory_mb: int | None = 2048
+    file_size_mb: int | None = 64
+    nproc: int | None = 256
+    nofile: int | None = 256
+    task_timeout_s: float | None = None
+    candidate_timeout_s: float = 1800.0
+    start_timeout_s: float = 30.0
+    max_message_bytes: int = 4 << 20
+    max_answer_chars: int = 100_000
+    max_output_chars: int = 20_000
+    max_error_chars: int = 4_000
+    max_log_bytes: int = 64 << 10
+    max_inflight_calls: int = 256
+    max_notes: int = 100_000
+
+    def rlimits(self) -> dict[str, int | None]:
+        mb = 1 << 20
+        return {
+            "cpu_s": self.cpu_s,
+            "memory_bytes": None if self.memory_mb is None else self.memory_mb * mb,
+            "file_size_bytes": None if self.file_size_mb is None else self.file_size_mb * mb,
+            "nproc": self.nproc, "nofile": self.nofile, "core": 0,
+            "max_message_bytes": self.max_message_bytes,
+        }
+
+
+@dataclass
+class SandboxResult:
+    """Everything one run produced: outcomes in task order, plus diagnostics.
+
+    ``start_s`` is the time from the call to the agent being loaded in the
+    worker (jail set-up, interpreter start, runtime import, agent exec);
+    ``prewarmed`` says the run took a spare worker that had already started.
+    """
+
+    outcomes: list[TaskOutcome]
+    mode: str
+    start_s: float = 0.0
+    wall_s: float = 0.0
+    llm_calls: int = 0
+    outputs: dict[str, str] = field(default_factory=dict)
+    stdout: str = ""
+    stderr: str = ""
+    failure: str | None = None
+    prewarmed: bool = False
+
+
+
+@dataclass
+class _Worker:
+    """A started jail: the process, the host's end of the socket, its uid and scratch dir."""
+
+    proc: subprocess.Popen[bytes]
+    sock: socket.socket
+    uid: int
+    scratch: Path
+    drains: list[threading.Thread] = field(default_factory=list)
+    hello: bool = False  # the worker already said hello (a prewarmed spare)
+    logs: dict[str, bytearray] = field(
+        default_factory=lambda: {"stdout": bytearray(), "stderr": bytearray()})
+
+    def drain(self, name: str, stream: Any, cap: int) -> None:
+        buf = self.logs[name]
+        try:
+            while chunk := stream.read1(1 << 16):
+                if len(buf) < cap:
+                    buf += chunk[:cap - len(buf)]
+        except (OSError, ValueError):
+            pass
+
+    def log(self, name: str) -> str:
+        return self.logs[name].decode("utf-8", "replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
