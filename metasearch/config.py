@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from metasearch.errors import ConfigError
 
@@ -140,36 +140,18 @@ class ModelsConfig(_Section):
 
 
 class SearchConfig(_Section):
-    strategy: Literal["adas"] = Field("adas", description='"adas"')
+    """[search]: what every strategy shares. Its own settings sit in [search.<strategy>]."""
+
+    strategy: str = Field(
+        "adas", pattern=_NAME_RE,
+        description="a registered strategy name such as adas (see `metasearch strategies`)",
+    )
     generations: int = Field(3, ge=0, le=10_000, description="an integer >= 0")
-    reflexion_rounds: int = Field(1, ge=0, le=2, description="an integer from 0 to 2")
-    repair_rounds: int = Field(2, ge=0, le=10, description="an integer from 0 to 10")
-    debug_rounds: int = Field(2, ge=0, le=10, description="an integer from 0 to 10")
-    idea_hints: bool = Field(
-        True,
-        description="true or false: suggest a concrete design idea in each propose prompt",
-    )
-    near_duplicates: bool = Field(
-        True,
-        description="true or false: reject code with the design skeleton of an archived agent "
-        "(equal up to prompts, constants, literal arguments and variable names)",
-    )
-    attempts: int = Field(
-        1,
-        ge=1,
-        le=10,
-        description="fresh proposals a generation may make until one runs (valid, not failing every task), 1 to 10",
-    )
     seeds: list[str] | Literal["all"] = Field(
         "all",
         description='"all" or a list of seed names from archive/, e.g. ["chain_of_thought", "self_consistency"]',
     )
-    archive_context: int = Field(
-        8,
-        ge=1,
-        le=1000,
-        description="how many archive entries the meta prompt shows, an integer >= 1",
-    )
+    _sections: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @field_validator("seeds")
     @classmethod
@@ -185,6 +167,15 @@ class SearchConfig(_Section):
         if len(set(names)) != len(names):
             raise ValueError("the seed list names a seed twice")
         return names
+
+    @property
+    def settings(self) -> Any:
+        """The validated ``[search.<strategy>]`` table (its defaults when the file has none)."""
+        if self.strategy not in self._sections:
+            from metasearch.search.registry import get_strategy
+
+            self._sections[self.strategy] = get_strategy(self.strategy).settings()
+        return self._sections[self.strategy]
 
 
 class PruningConfig(_Section):
@@ -220,6 +211,11 @@ class BudgetConfig(_Section):
 class RunConfig(_Section):
     concurrency: int = Field(
         4, ge=1, le=1024, description="parallel LLM calls, an integer from 1 to 1024"
+    )
+    parallel_candidates: int = Field(
+        1, ge=1, le=64,
+        description="candidates evaluated at once, an integer from 1 to 64 (they share the "
+        "gateway's limits and the sandbox pool)",
     )
     sandbox: Literal["auto", "bwrap", "unshare", "none"] = Field(
         "auto", description='"auto", "bwrap", "unshare" or "none"'
@@ -268,11 +264,19 @@ class CampaignConfig(_Section):
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="the [budget] table")
     run: RunConfig = Field(default_factory=RunConfig, description="the [run] table")
     local: LocalConfig = Field(default_factory=LocalConfig, description="the [local] table")
+    _notes: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the loader changed on the way (old field places), for the CLI to show."""
+        return tuple(self._notes)
 
     def to_flat_params(self) -> dict[str, str]:
         """Dotted key → string value for every field (MLflow params); None becomes ""."""
         out: dict[str, str] = {}
-        _flatten(self.model_dump(mode="json"), "", out)
+        dump = self.model_dump(mode="json")
+        dump["search"][self.search.strategy] = self.search.settings.model_dump(mode="json")
+        _flatten(dump, "", out)
         return out
 
 
@@ -325,10 +329,80 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     for key, value in (overrides or {}).items():
         _merge_override(raw, key, value, path)
         override_keys.add(key)
+    notes: list[str] = []
+    sections = _strategy_tables(raw, path, notes)
     try:
-        return CampaignConfig.model_validate(raw)
+        config = CampaignConfig.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_explain(e, path, override_keys)) from None
+    config.search._sections.update(_validate_sections(sections, path, override_keys))
+    config._notes.extend(notes)
+    return config
+
+
+def _strategy_tables(raw: dict[str, Any], path: Path, notes: list[str]) -> dict[str, Any]:
+    """Take the ``[search.<strategy>]`` tables out of ``raw`` (validated on their own).
+
+    Fields of the chosen strategy written directly under ``[search]`` (configs
+    from before strategies had tables) are moved into its table, with a note.
+    """
+    from metasearch.search.registry import get_strategy, strategy_names
+
+    search = raw.get("search")
+    if not isinstance(search, dict):
+        return {}
+    name = search.get("strategy", "adas")
+    if not isinstance(name, str):
+        return {}  # the type error is reported by the ordinary validation
+    known = strategy_names()
+    if name not in known:
+        try:
+            get_strategy(name)
+        except ConfigError as e:
+            raise ConfigError(f"Campaign config {path}: {e}") from None
+    tables = {k: search.pop(k) for k in list(search) if k in known}
+    spec = get_strategy(name)
+    moved = [k for k in spec.legacy if k in search]
+    if moved:
+        table = tables.setdefault(name, {})
+        if not isinstance(table, dict):
+            return tables
+        both = [k for k in moved if k in table]
+        if both:
+            raise ConfigError(
+                f"Campaign config {path} sets {', '.join(both)} both under [search] and under "
+                f"[search.{name}]. These are {name} settings: keep them only in [search.{name}]."
+            )
+        for k in moved:
+            table[k] = search.pop(k)
+        notes.append(
+            f"{path}: {', '.join(f'search.{k}' for k in moved)} now live{'s' if len(moved) == 1 else ''} "
+            f"in [search.{name}] (read from [search] this time; move "
+            f"{'it' if len(moved) == 1 else 'them'} under a [search.{name}] table to silence this note)."
+        )
+    return tables
+
+
+def _validate_sections(
+    tables: Mapping[str, Any], path: Path, override_keys: set[str]
+) -> dict[str, Any]:
+    from metasearch.search.registry import get_strategy
+
+    out = {}
+    for name, table in tables.items():
+        model = get_strategy(name).settings
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"Campaign config {path}: search.{name} must be a table ([search.{name}]), "
+                f"not {_short(table)}."
+            )
+        try:
+            out[name] = model.model_validate(table)
+        except ValidationError as e:
+            raise ConfigError(
+                _explain(e, path, override_keys, root=model, prefix=f"search.{name}.")
+            ) from None
+    return out
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -367,10 +441,12 @@ def _merge_override(raw: dict[str, Any], key: str, value: Any, path: Path) -> No
     node[parts[-1]] = value
 
 
-def _explain(err: ValidationError, path: Path, override_keys: set[str]) -> str:
+def _explain(err: ValidationError, path: Path, override_keys: set[str], *,
+             root: type[BaseModel] | None = None, prefix: str = "") -> str:
     seen: dict[str, str] = {}
     for e in err.errors():
-        dotted, model, field = _resolve(e["loc"])
+        dotted, model, field = _resolve(e["loc"], root or CampaignConfig)
+        dotted = prefix + dotted
         if dotted in seen:  # a union reports one error per member; keep the first
             continue
         seen[dotted] = _describe(e, dotted, model, field, override_keys)
@@ -379,9 +455,11 @@ def _explain(err: ValidationError, path: Path, override_keys: set[str]) -> str:
     return head + " ".join(seen.values())
 
 
-def _resolve(loc: tuple[Any, ...]) -> tuple[str, type[BaseModel] | None, str | None]:
+def _resolve(
+    loc: tuple[Any, ...], root: type[BaseModel]
+) -> tuple[str, type[BaseModel] | None, str | None]:
     """Turn a pydantic loc into a dotted path, dropping union-member labels."""
-    model: type[BaseModel] | None = CampaignConfig
+    model: type[BaseModel] | None = root
     parts: list[str] = []
     parent: type[BaseModel] | None = None
     field: str | None = None
@@ -413,9 +491,20 @@ def _describe(
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
         table = dotted.rsplit(".", 1)[0] if "." in dotted else "the top level"
         hint = f"Did you mean {close[0]!r}? " if close else ""
+        tables = ""
+        if model is SearchConfig:
+            from metasearch.search.registry import get_strategy, strategy_names
+
+            names = strategy_names()
+            owners = [n for n in names if name in get_strategy(n).settings.model_fields]
+            if owners:
+                hint = (f"It is a setting of the {' / '.join(owners)} strategy: put it under "
+                        f"[search.{owners[0]}]. ")
+            tables = "; each strategy has its own table: " + ", ".join(
+                f"[search.{n}]" for n in names)
         return (
             f"{dotted}{src} is not a known field. {hint}Valid fields in {table} are: "
-            f"{', '.join(known)}."
+            f"{', '.join(known)}{tables}."
         )
     desc = ""
     if model is not None and field is not None:

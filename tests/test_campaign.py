@@ -28,11 +28,12 @@ from test_campaign_kit import (
     sections,
 )
 
-from metasearch.store.archive import Archive, CandidateRecord, SplitScore, progress_curve
 from metasearch.campaign.loop import CampaignResult
 from metasearch.runtime.seeds import load_seed
-from metasearch.search.adas.strategy import archive_entries
-from metasearch.search.adas.prompts import idea_for
+from metasearch.search.adas.context import archive_entries
+from metasearch.search.adas.context import idea_for
+from metasearch.store.archive import Archive
+from metasearch.store.records import CandidateRecord, SplitScore, progress_curve
 
 PLACEHOLDER = (
     "def check(answer):\n    pass\n\n"
@@ -300,7 +301,7 @@ def test_the_search_time_limit_starts_nothing_new_but_still_tests_and_resumes(tm
     close(campaign)
     recs = by_id(result)
     assert set(recs) == {"seed-chain_of_thought", "g001-00"}
-    assert not result.stopped and "before g001-01" in result.time_limit
+    assert not result.stopped and "after g001-00 started" in result.time_limit
     assert recs["seed-chain_of_thought"].test is not None  # the final test still ran
     assert "budget.max_search_minutes = 1" in (d / "report.md").read_text()
 
@@ -449,8 +450,10 @@ def test_yield_counts_are_in_the_result_and_the_report(tmp_path):
 
 def test_a_copy_of_the_prompts_example_is_not_a_new_structure():
     """Measured (quickstart run 9): the 1.5B meta agent resubmitted the prompt's example."""
-    from metasearch.campaign.loop import yield_counts
-    from metasearch.search.adas.prompts import EXAMPLE_CODE, IDEAS
+    from metasearch.campaign.summary import yield_counts
+    from metasearch.search.adas.strategy import AdasStrategy
+    from metasearch.search.adas.text import EXAMPLE_CODE
+    from metasearch.search.adas.context import IDEAS
 
     copy = EXAMPLE_CODE.replace("Think step by step", "Think carefully") + "\n# mine\n"
     own = EXAMPLE_CODE.replace("    return answer", "    thinking, answer = solver("
@@ -461,7 +464,8 @@ def test_a_copy_of_the_prompts_example_is_not_a_new_structure():
         for i, n in ((1, "copy"), (2, "own"))
     ]
     codes = {"copy": copy, "own": own}
-    assert yield_counts(records, lambda r: codes[r.name])["new structure"] == 1
+    assert yield_counts(records, lambda r: codes[r.name], (EXAMPLE_CODE,))["new structure"] == 1
+    assert AdasStrategy.reference_code == (EXAMPLE_CODE,)
     assert not any("Verify and retry" in idea for idea in IDEAS)
 
 

@@ -33,7 +33,8 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from metasearch.store.archive import Archive  # noqa: E402
-from metasearch.campaign.loop import Campaign, prior_spend  # noqa: E402
+from metasearch.campaign.loop import Campaign  # noqa: E402
+from metasearch.campaign.summary import prior_spend  # noqa: E402
 from metasearch.evaluation.run import InProcessRunner  # noqa: E402
 from metasearch.llm import Budget, BudgetSettings, ResponseCache, scripted_gateway  # noqa: E402
 from metasearch.llm.cache import cache_key  # noqa: E402
@@ -42,8 +43,7 @@ from metasearch.runtime.seeds import load_seed  # noqa: E402
 from metasearch.runtime.settings import AgentSettings  # noqa: E402
 from metasearch.scoring import numeric_match  # noqa: E402
 from metasearch.search.adas.strategy import AdasStrategy  # noqa: E402
-from metasearch.search.novelty import ArchiveDuplicates  # noqa: E402
-from metasearch.search.adas.prompts import TaskBrief  # noqa: E402
+from metasearch.search.adas.context import TaskBrief  # noqa: E402
 from metasearch.search.adas.proposer import Proposer  # noqa: E402
 from metasearch.suites.registry import Suite  # noqa: E402
 from metasearch.suites.task import Task  # noqa: E402
@@ -224,6 +224,8 @@ def make_campaign(
     test: Sequence[Task] = TEST,
     threads: int = 4,
     sandbox: str | None = None,
+    parallel: int = 1,
+    width: int | None = None,
 ) -> Campaign:
     """A campaign over the toy suite, wired like ``build_campaign`` but with test doubles."""
     archive = Archive.open(directory)
@@ -235,10 +237,11 @@ def make_campaign(
     proposer = Proposer(
         complete=gateway.complete, model=META_MODEL, output_format=output_format,  # type: ignore[arg-type]
         reflexion_rounds=reflexion_rounds, repair_rounds=repair_rounds, validate=validate_code,
-        is_duplicate=ArchiveDuplicates(archive, near=near_duplicates),
     )
     strategy = AdasStrategy(proposer=proposer, task=TaskBrief.from_suite(SUITE),
-                            idea_hints=idea_hints)
+                            generations=generations, attempts=attempts,
+                            width=width or parallel, debug_rounds=debug_rounds,
+                            idea_hints=idea_hints, near_duplicates=near_duplicates)
     settings = AgentSettings(model=TASK_MODEL, answer_hint=SUITE.answer_hint,
                              protocol="sections", max_tokens=64, threads=threads)
     return Campaign(
@@ -246,8 +249,7 @@ def make_campaign(
         runner=runner(sandbox, gateway), gateway=gateway, suite=SUITE,
         val_tasks=list(val), test_tasks=list(test),
         seeds=[load_seed(SEEDS / f"{s}.py") for s in seeds], settings=settings,
-        generations=generations, debug_rounds=debug_rounds, attempts=attempts, pruning=pruning,
-        minibatch=minibatch, tracker=tracker,
+        parallel_candidates=parallel, pruning=pruning, minibatch=minibatch, tracker=tracker,
     )
 
 

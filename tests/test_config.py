@@ -53,7 +53,7 @@ def test_quickstart_is_local_and_tiny() -> None:
     assert cfg.models.meta.model.startswith("local/")
     assert cfg.models.task.model.startswith("local/")
     assert 1 <= cfg.search.generations <= 2
-    assert cfg.search.reflexion_rounds <= 1
+    assert cfg.search.settings.reflexion_rounds <= 1
     assert isinstance(cfg.search.seeds, list) and len(cfg.search.seeds) <= 4
     assert cfg.suite.n_val <= 16 and cfg.suite.n_test <= 32
     # the search time limit is what keeps the worst case under ten minutes (README)
@@ -130,8 +130,8 @@ def test_wrong_type_names_field_value_and_expectation(tmp_path: Path) -> None:
 
 
 def test_out_of_range(tmp_path: Path) -> None:
-    msg = error_of(write(tmp_path, "[search]\nreflexion_rounds = 3\n"))
-    assert "search.reflexion_rounds = 3" in msg and "0 to 2" in msg
+    msg = error_of(write(tmp_path, "[search.adas]\nreflexion_rounds = 3\n"))
+    assert "search.adas.reflexion_rounds = 3" in msg and "0 to 2" in msg
 
 
 def test_search_time_limit_is_minutes_and_not_negative(tmp_path: Path) -> None:
@@ -220,3 +220,38 @@ def test_quickstart_seeds_exist() -> None:
     assert isinstance(cfg.search.seeds, list)
     for name in cfg.search.seeds:
         assert (seeds_dir / f"{name}.py").is_file(), name
+
+
+def test_strategy_settings_live_in_their_own_table(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "[search.adas]\nattempts = 4\n[run]\nparallel_candidates = 3\n"))
+    assert cfg.search.settings.attempts == 4 and cfg.run.parallel_candidates == 3
+    flat = cfg.to_flat_params()
+    assert flat["search.adas.attempts"] == "4" and "search.attempts" not in flat
+    assert not cfg.notes
+
+
+def test_old_adas_fields_under_search_still_work_with_a_note(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, "[search]\nattempts = 3\ndebug_rounds = 0\n"))
+    assert cfg.search.settings.attempts == 3 and cfg.search.settings.debug_rounds == 0
+    assert len(cfg.notes) == 1 and "[search.adas]" in cfg.notes[0]
+    assert "search.attempts" in cfg.notes[0] and "search.debug_rounds" in cfg.notes[0]
+    # an override in the old place is moved too
+    cfg = load_config(write(tmp_path, ""), {"search.attempts": 2})
+    assert cfg.search.settings.attempts == 2
+
+
+def test_an_old_field_in_both_places_is_an_error(tmp_path: Path) -> None:
+    msg = error_of(write(tmp_path, "[search]\nattempts = 3\n[search.adas]\nattempts = 2\n"))
+    assert "both under [search] and under [search.adas]" in msg
+
+
+def test_unknown_strategy_lists_the_known_ones(tmp_path: Path) -> None:
+    msg = error_of(write(tmp_path, '[search]\nstrategy = "nope"\n'))
+    assert "'nope' is not a known search strategy" in msg and "adas" in msg
+    assert "metasearch.strategies" in msg and "\n" not in msg
+
+
+def test_a_misplaced_strategy_field_says_where_it_belongs(tmp_path: Path) -> None:
+    msg = error_of(write(tmp_path, '[search]\nstrategy = "adas"\nproposals_per_generation = 2\n'))
+    assert "search.proposals_per_generation is not a known field" in msg
+    assert "put it under [search.adas]" in msg

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from metasearch.store.archive import Archive, CandidateRecord, SplitScore
 from metasearch.search.novelty import ArchiveDuplicates
-from metasearch.search.adas.prompts import IDEAS, idea_for
+from metasearch.search.adas.context import IDEAS, idea_for
 from metasearch.candidate.validate import fingerprint
+from metasearch.store.archive import Archive
+from metasearch.store.records import CandidateRecord, SplitScore
 
 CODE = (
     "def forward(self, taskInfo):\n"

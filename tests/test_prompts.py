@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from metasearch.candidate.normalize import NormalizeFinding
 from metasearch.outcomes import TaskError, TaskOutcome
-from metasearch.search.adas.prompts import (
-    ArchiveEntry,
-    MetaContext,
-    TaskBrief,
-    debug_feedback_from_outcomes,
-    debug_prompt,
-    meta_messages,
-    reflexion_prompt,
-    repair_prompt,
-    select_archive_context,
-    trim_traceback,
-)
+from metasearch.search.adas.context import ArchiveEntry, MetaContext, TaskBrief, select_archive_context
+from metasearch.search.feedback import debug_feedback_from_outcomes
+from metasearch.search.adas.messages import debug_prompt, meta_messages, reflexion_prompt, repair_prompt, trim_traceback
 from metasearch.suites.task import Task
 
 TASK = TaskBrief(
@@ -155,7 +146,7 @@ def test_trim_traceback_keeps_the_end():
 
 
 def test_repair_prompt_does_not_quote_cut_snippets_from_normalisation_notes():
-    from metasearch.search.adas.prompts import repair_prompt
+    from metasearch.search.adas.messages import repair_prompt
 
     changes = [
         "removed top-level code outside functions: `taskInfo = Info('task', 'User', \"Maya has $45 in a wallet. She spen...`",

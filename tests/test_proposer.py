@@ -8,15 +8,9 @@ import os
 import pytest
 
 from metasearch.llm.types import LLMRequest, LLMResponse
-from metasearch.search.adas.prompts import (
-    ArchiveEntry,
-    DebugFeedback,
-    MetaContext,
-    TaskBrief,
-    TaskFeedback,
-    select_archive_context,
-)
-from metasearch.search.adas.parse import Proposal, ProposalParseError, parse_proposal
+from metasearch.search.adas.context import ArchiveEntry, MetaContext, TaskBrief, select_archive_context
+from metasearch.search.feedback import DebugFeedback, TaskFeedback
+from metasearch.search.adas.parse import Draft, ProposalParseError, parse_proposal
 from metasearch.search.adas.proposer import GENERATION_STRIDE, Proposer, yield_summary
 
 GOOD = (
@@ -45,7 +39,7 @@ def sections(code: str, name: str = "Verifier", thought: str = "Check the answer
 def test_parse_sections_with_fence_and_trailing_prose():
     text = "Sure! Here it is.\n" + sections(GOOD) + "\nThis agent should work well."
     p = parse_proposal(text)
-    assert p == Proposal("Check the answer.", "Verifier", GOOD, format="sections")
+    assert p == Draft("Check the answer.", "Verifier", GOOD, format="sections")
 
 
 def test_parse_sections_variants_inline_name_bold_headers_and_python_comments():
@@ -281,7 +275,7 @@ def test_transcript_contents():
 def test_debug_loop_fixes_code_and_keeps_name():
     fb = DebugFeedback("errors", 5, 5, (TaskFeedback("1+1?", error="AttributeError: 'list' object has no attribute 'content'", traceback="Traceback...\nAttributeError"),))
     s = Script(["## debug_thought\nUnpack the list.\n## code\n```python\n" + GOOD + "```"])
-    prop = Proposal("my idea", "Broken", "def forward(self, taskInfo):\n    return 1\n")
+    prop = Draft("my idea", "Broken", "def forward(self, taskInfo):\n    return 1\n")
     out = make(s).debug(prop, fb, task=CTX.task, generation=4, sample_index=1, debug_round=2, candidate="c9")
     assert out.ok and out.proposal.name == "Broken" and out.proposal.thought == "my idea"
     assert out.proposal.reflection == "Unpack the list." and out.proposal.code == GOOD
@@ -295,7 +289,7 @@ def test_debug_loop_fixes_code_and_keeps_name():
 def test_debug_then_repair():
     fb = DebugFeedback("all_zero", 3, 0, (TaskFeedback("1+1?", answer="two", gold="2"),))
     s = Script(["## debug_thought\nx\n## code\n```python\n" + PLACEHOLDER + "```", sections(GOOD)])
-    prop = Proposal("t", "N", GOOD)
+    prop = Draft("t", "N", GOOD)
     out = make(s).debug(prop, fb, task=CTX.task, generation=1)
     assert out.ok and out.calls == 2
     assert "every answer was wrong" in s.requests[0].messages[-1]["content"]

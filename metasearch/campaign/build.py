@@ -1,13 +1,15 @@
-"""The one place that builds gateways and sandboxes from settings.
+"""The one place that builds and connects parts: gateway, sandbox, bench, strategy, campaign.
 
 Library code takes these parts as arguments (inject, don't construct); the
-CLI and the campaign runner call these functions once.
+CLI commands ``run``, ``eval`` and ``archive import`` call these builders, so
+the wiring exists once.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,97 @@ def seeds_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "archive"
 
 
+def seed_paths(archive_dir: Path, seeds: Sequence[str] | str) -> list[Path]:
+    """The seed files a config names (``"all"`` = every ``.py`` in ``archive/``, ADAS order)."""
+    from metasearch.runtime.seeds import list_seeds
+
+    if seeds == "all":
+        return [Path(s.path) for s in list_seeds(archive_dir)]
+    return [archive_dir / f"{name}.py" for name in seeds]
+
+
+@dataclass
+class Bench:
+    """The parts every evaluation needs, built and connected once.
+
+    ``run``, ``eval`` and ``archive import`` all evaluate code through one of
+    these: a gateway (cache, budget, limits), a sandbox runner whose LLM
+    calls go to that gateway, the suite, and the agents' settings.
+    """
+
+    gateway: Gateway
+    runner: Any
+    suite: Any
+    settings: Any  # runtime.settings.AgentSettings (candidate unset)
+
+    def evaluate(self, code: str, tasks: Sequence[Any], *, candidate: str,
+                 on_outcome: Any = None) -> Any:
+        """Run ``code`` on ``tasks`` in the sandbox and score it (an ``Evaluation``)."""
+        from metasearch.evaluation.run import evaluate_agent
+        from metasearch.runtime.settings import AgentSettings
+
+        settings = AgentSettings(**(self.settings.to_json() | {"candidate": candidate}))
+        return evaluate_agent(code, tasks, scorer=self.suite.scorer, runner=self.runner,
+                              settings=settings, gateway=self.gateway, on_outcome=on_outcome)
+
+    def close(self) -> None:
+        for part in (self.runner, self.gateway):
+            try:
+                part.close()
+            except Exception:  # closing is best effort
+                pass
+
+    def __enter__(self) -> Bench:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build_bench(
+    suite: Any,
+    *,
+    task_model: str,
+    models: Mapping[str, ModelSettings] | None = None,
+    api_base: str | None = None,
+    protocol: str = "auto",
+    cache_dir: Path | None = None,
+    cache_enabled: bool = True,
+    concurrency: int = 4,
+    budget: BudgetSettings | None = None,
+    sandbox: str = "auto",
+    max_tokens: int = 512,
+    task_timeout_s: float = 300.0,
+    candidate_timeout_s: float = 3600.0,
+    prewarm: int = 0,
+    preflight: Sequence[str] = (),
+) -> Bench:
+    """Build and connect a :class:`Bench`; on any failure nothing is left running.
+
+    ``preflight`` names models to check (key set, endpoint reachable, local
+    weights assembled) before the sandbox starts; the task model always is.
+    """
+    from metasearch.runtime.settings import AgentSettings
+
+    gateway = build_gateway(task_model=task_model, api_base=api_base, protocol=protocol,
+                            models=models, cache_dir=cache_dir, cache_enabled=cache_enabled,
+                            concurrency=concurrency, budget=budget)
+    try:
+        for model in dict.fromkeys([task_model, *preflight]):
+            gateway.preflight(model)
+        settings = AgentSettings(
+            model=task_model, answer_hint=suite.answer_hint,
+            protocol=gateway.resolve_protocol(task_model), max_tokens=max_tokens,
+            task_timeout_s=task_timeout_s, threads=concurrency,
+        )
+        runner = build_sandbox(sandbox, gateway, allowed_models=[task_model],
+                               candidate_timeout_s=candidate_timeout_s, prewarm=prewarm)
+    except BaseException:
+        gateway.close()
+        raise
+    return Bench(gateway=gateway, runner=runner, suite=suite, settings=settings)
+
+
 def build_campaign(
     config: Any,
     *,
@@ -106,11 +199,13 @@ def build_campaign(
     The caller closes ``campaign.gateway``, ``campaign.runner`` and
     ``campaign.archive`` (``close_campaign`` does all three).
     """
-    from metasearch.store.archive import Archive
-    from metasearch.campaign.loop import NullReporter
+    from metasearch.campaign.loop import Campaign, NullReporter
+    from metasearch.campaign.summary import prior_spend
     from metasearch.errors import ConfigError
     from metasearch.runtime.seeds import load_seed
-    from metasearch.search.adas.strategy import seed_paths
+    from metasearch.search.registry import StrategyContext, get_strategy
+    from metasearch.store.archive import Archive
+    from metasearch.store.tracking import Tracker
     from metasearch.suites import get_suite, split_tasks
 
     out = config.run.out_dir
@@ -154,76 +249,38 @@ def build_campaign(
     budget = BudgetSettings(max_usd=config.budget.max_usd, max_calls=config.budget.max_calls,
                             max_tokens=config.budget.max_tokens)
     archive = Archive.open(out)  # takes the campaign's lock first
-    started: list[Any] = [archive]
+    bench = None
     try:
-        gateway = build_gateway(models=models, cache_dir=out / "cache",
-                                concurrency=config.run.concurrency, budget=budget)
-        started.append(gateway)
-        return _wire(config, out, archive, gateway, suite, splits, seeds, started,
-                     tracking_uri=tracking_uri, reporter=reporter or NullReporter())
+        bench = build_bench(
+            suite, task_model=task_m.model, models=models, cache_dir=out / "cache",
+            concurrency=config.run.concurrency, budget=budget, sandbox=config.run.sandbox,
+            max_tokens=task_m.max_tokens, task_timeout_s=config.run.task_timeout_s,
+            candidate_timeout_s=config.run.candidate_timeout_s,
+            prewarm=config.run.parallel_candidates, preflight=[meta_m.model],
+        )
+        bench.gateway.budget.add_prior(**prior_spend(archive))
+        spec = get_strategy(config.search.strategy)
+        strategy = spec.build(StrategyContext(
+            settings=config.search.settings, config=config, gateway=bench.gateway, suite=suite,
+            parallel=config.run.parallel_candidates))
+        tracker = Tracker.for_campaign(out, tracking_uri=tracking_uri or config.run.tracking_uri)
+        tracker.start(config.to_flat_params() | {
+            "runtime.protocol": bench.settings.protocol,
+            "runtime.meta_protocol": bench.gateway.resolve_protocol(meta_m.model)},
+            models={"meta_model": meta_m.model, "task_model": task_m.model})
     except BaseException:
-        for part in reversed(started):  # a failed build leaves nothing running or locked
-            try:
-                part.close()
-            except Exception:
-                pass
+        if bench is not None:
+            bench.close()  # a failed build leaves nothing running or locked
+        archive.close()
         raise
-
-
-def _wire(config: Any, out: Path, archive: Any, gateway: Gateway, suite: Any, splits: Any,
-          seeds: list[Any], started: list[Any], *, tracking_uri: str | None,
-          reporter: Any) -> Any:
-    """The part of :func:`build_campaign` that starts things (after all checks passed)."""
-    from metasearch.campaign.loop import Campaign, prior_spend
-    from metasearch.runtime.settings import AgentSettings
-    from metasearch.search.adas.strategy import AdasStrategy
-    from metasearch.search.novelty import ArchiveDuplicates
-    from metasearch.search.adas.prompts import TaskBrief
-    from metasearch.search.adas.proposer import Proposer
-    from metasearch.store.tracking import Tracker
-    from metasearch.candidate.validate import validate_code
-
-    meta_m, task_m = config.models.meta, config.models.task
-    gateway.budget.add_prior(**prior_spend(archive))
-    for model in dict.fromkeys([task_m.model, meta_m.model]):
-        gateway.preflight(model)
-    meta_protocol = gateway.resolve_protocol(meta_m.model)
-    proposer = Proposer(
-        complete=gateway.complete, model=meta_m.model, temperature=meta_m.temperature,
-        max_tokens=meta_m.max_tokens, output_format=meta_protocol,
-        reflexion_rounds=config.search.reflexion_rounds,
-        repair_rounds=config.search.repair_rounds,
-        validate=validate_code,
-        is_duplicate=ArchiveDuplicates(archive, near=config.search.near_duplicates),
-    )
-    strategy = AdasStrategy(
-        proposer=proposer,
-        # no examples from the splits: the meta agent must not see validation or test
-        # gold answers; the suite's description carries its own example
-        task=TaskBrief.from_suite(suite),
-        archive_context=config.search.archive_context,
-        idea_hints=config.search.idea_hints,
-    )
-    settings = AgentSettings(
-        model=task_m.model, answer_hint=suite.answer_hint,
-        protocol=gateway.resolve_protocol(task_m.model), max_tokens=task_m.max_tokens,
-        task_timeout_s=config.run.task_timeout_s, threads=config.run.concurrency,
-    )
-    runner = build_sandbox(config.run.sandbox, gateway, allowed_models=[task_m.model],
-                           candidate_timeout_s=config.run.candidate_timeout_s, prewarm=True)
-    started.append(runner)
-    tracker = Tracker.for_campaign(out, tracking_uri=tracking_uri or config.run.tracking_uri)
-    tracker.start(config.to_flat_params() | {"runtime.protocol": settings.protocol,
-                                             "runtime.meta_protocol": meta_protocol},
-                  models={"meta_model": meta_m.model, "task_model": task_m.model})
     return Campaign(
-        directory=out, archive=archive, strategy=strategy, runner=runner, gateway=gateway,
-        suite=suite, val_tasks=list(splits.validation), test_tasks=list(splits.test),
-        seeds=seeds, settings=settings, generations=config.search.generations,
-        debug_rounds=config.search.debug_rounds, attempts=config.search.attempts,
-        pruning=config.pruning.enabled,
-        minibatch=config.pruning.minibatch, confidence=config.pruning.confidence,
-        tracker=tracker, reporter=reporter, title=f"Campaign {out.name}",
+        directory=out, archive=archive, strategy=strategy, runner=bench.runner,
+        gateway=bench.gateway, suite=suite, val_tasks=list(splits.validation),
+        test_tasks=list(splits.test), seeds=seeds, settings=bench.settings,
+        parallel_candidates=config.run.parallel_candidates,
+        pruning=config.pruning.enabled, minibatch=config.pruning.minibatch,
+        confidence=config.pruning.confidence, tracker=tracker,
+        reporter=reporter or NullReporter(), title=f"Campaign {out.name}",
         max_search_s=(None if config.budget.max_search_minutes is None
                       else 60.0 * config.budget.max_search_minutes),
     )

@@ -12,11 +12,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from metasearch.store.archive import SplitScore
-from metasearch.evaluation.score import EvalResult
 from metasearch.evaluation.run import Evaluation
-from metasearch.llm.ledger import Counts
+from metasearch.evaluation.score import EvalResult
 from metasearch.evaluation.stats import bootstrap_ci
+from metasearch.llm.ledger import Counts
+from metasearch.store.archive import SplitScore
 from metasearch.suites.task import Task
 
 

@@ -10,18 +10,25 @@ or prompt, which spends a whole evaluation to learn nothing about designs.
 
 from __future__ import annotations
 
-from metasearch.store.archive import Archive
+from typing import Any
+
 from metasearch.candidate.skeleton import structure_fingerprint
 from metasearch.candidate.validate import fingerprint
 
 
 class ArchiveDuplicates:
-    """``is_duplicate`` for the proposer: why the code repeats the archive, or ""."""
+    """``is_duplicate`` for the proposer: why the code repeats the archive, or "".
 
-    def __init__(self, archive: Archive, *, near: bool = True) -> None:
+    ``archive`` is an :class:`~metasearch.store.archive.Archive` or a slot's
+    :class:`~metasearch.search.base.ArchiveView`; ``structures`` may be shared
+    between instances (record id -> skeleton; a record's code never changes).
+    """
+
+    def __init__(self, archive: Any, *, near: bool = True,
+                 structures: dict[str, str] | None = None) -> None:
         self.archive = archive
         self.near = near
-        self._structures: dict[str, str] = {}  # candidate id -> structure fingerprint
+        self._structures = {} if structures is None else structures
 
     def __call__(self, code: str) -> str:
         same = self.archive.by_fingerprint(fingerprint(code))

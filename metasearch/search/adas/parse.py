@@ -1,4 +1,4 @@
-"""Parse the meta agent's reply into a :class:`Proposal`.
+"""Parse the meta agent's reply into a :class:`Draft`.
 
 Two reply formats are accepted, whatever was asked for, because small models
 drift between them:
@@ -41,8 +41,8 @@ _INVALID_ESCAPE = re.compile(r'(?<!\\)((?:\\\\)*)\\(?=[^"\\/bfnrtu])')
 
 
 @dataclass(frozen=True)
-class Proposal:
-    """One agent as the meta agent described it. ``code`` is the raw source."""
+class Draft:
+    """One agent as the meta agent wrote it (``code`` is the raw source), before checks."""
 
     thought: str
     name: str
@@ -50,8 +50,8 @@ class Proposal:
     reflection: str = ""
     format: str = "sections"
 
-    def with_code(self, code: str) -> Proposal:
-        return Proposal(self.thought, self.name, code, self.reflection, self.format)
+    def with_code(self, code: str) -> Draft:
+        return Draft(self.thought, self.name, code, self.reflection, self.format)
 
 
 class ProposalParseError(ValueError):
@@ -70,7 +70,7 @@ def parse_proposal(
     truncated: bool = False,
     fallback_name: str = "",
     fallback_thought: str = "",
-) -> Proposal:
+) -> Draft:
     """Parse a proposal (``kind="proposal"``) or a debug reply (``kind="debug"``).
 
     ``expected`` only shapes the wording of the error; both formats are read.
@@ -90,12 +90,12 @@ def parse_proposal(
         reflection = fields.get("reflection", "")
     thought = fields.get("thought", "").strip() or fallback_thought
     name = _clean_name(fields.get("name", "")) or fallback_name or _name_from_thought(thought)
-    return Proposal(
+    return Draft(
         thought=thought, name=name, code=code, reflection=reflection.strip(), format=fmt
     )
 
 
-def render_proposal(proposal: Proposal, output_format: OutputFormat) -> str:
+def render_proposal(proposal: Draft, output_format: OutputFormat) -> str:
     """The proposal written back in the reply format (used as the assistant turn)."""
     if output_format == "json":
         return json.dumps(

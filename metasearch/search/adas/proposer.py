@@ -22,14 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from metasearch.llm.types import LLMRequest, LLMResponse
 from metasearch.candidate.normalize import normalize_proposal
-from metasearch.search.adas.prompts import (
-    DebugFeedback,
+from metasearch.llm.types import LLMRequest, LLMResponse
+from metasearch.search.adas.context import MetaContext, TaskBrief
+from metasearch.search.adas.messages import (
     FindingLike,
-    Message,
-    MetaContext,
-    TaskBrief,
     debug_base_messages,
     debug_prompt,
     meta_messages,
@@ -38,15 +35,17 @@ from metasearch.search.adas.prompts import (
     repair_prompt,
 )
 from metasearch.search.adas.parse import (
+    Draft,
     OutputFormat,
-    Proposal,
     ProposalParseError,
     parse_proposal,
 )
+from metasearch.search.adas.text import Message
+from metasearch.search.base import STAGES, Proposal, ProposalOutcome
+from metasearch.search.feedback import DebugFeedback
 
 Status = Literal["valid", "invalid"]
 Failure = Literal["unparseable", "invalid", "duplicate"]
-STAGES = ("parsed", "normalised", "valid")
 
 #: Validator finding codes that repeat a normalisation finding on the same line.
 _SAME_AS = {"bad-signature": "forward-signature"}
@@ -56,8 +55,8 @@ GENERATION_STRIDE = 1000
 
 
 @dataclass(frozen=True)
-class ProposalOutcome:
-    """What one propose (or debug) run produced.
+class ProposerResult:
+    """What one propose (or debug) run produced, with its bookkeeping.
 
     ``proposal`` holds the normalised code when ``status == "valid"``; when
     invalid it is the last proposal that parsed (or None), for the record.
@@ -68,7 +67,7 @@ class ProposalOutcome:
     """
 
     status: Status
-    proposal: Proposal | None
+    proposal: Draft | None
     reason: str = ""
     failure: Failure | None = None
     stages: tuple[str, ...] = ()
@@ -92,6 +91,16 @@ class ProposalOutcome:
             out.append(f"### {m.get('stage', '')} · {m['role']}\n\n{m['content']}\n")
         return "\n".join(out)
 
+    def to_outcome(self, parents: tuple[str, ...] = ()) -> ProposalOutcome:
+        """The strategy-neutral outcome the campaign loop archives."""
+        d = self.proposal
+        proposal = None if d is None else Proposal(
+            code=d.code, name=d.name, thought=d.thought, parents=parents)
+        return ProposalOutcome(
+            status=self.status, proposal=proposal, reason=self.reason, failure=self.failure,
+            stages=self.stages, changes=self.changes, transcript=self.transcript_markdown(),
+        )
+
 
 @dataclass
 class _Run:
@@ -99,6 +108,7 @@ class _Run:
 
     candidate: str | None
     key: int
+    is_duplicate: Callable[[str], bool | str] | None = None  # this run's view of the archive
     transcript: list[dict[str, Any]] = field(default_factory=list)
     calls: int = 0
     prompt_tokens: int = 0
@@ -166,13 +176,16 @@ class Proposer:
         generation: int,
         sample_index: int = 0,
         candidate: str | None = None,
-    ) -> ProposalOutcome:
+        is_duplicate: Callable[[str], bool | str] | None = None,
+    ) -> ProposerResult:
         """Ask for a new agent, reflect on it, then normalise, validate and repair it.
 
-        ``sample_index`` is the slot within the generation. Gateway errors
-        (``BudgetExceeded``, endpoint errors) propagate: the caller stops.
+        ``sample_index`` is the slot within the generation; ``is_duplicate``
+        (default: the one given at construction) checks against what this
+        slot may see. Gateway errors (``BudgetExceeded``, endpoint errors)
+        propagate: the caller stops.
         """
-        run = _Run(candidate, generation * GENERATION_STRIDE + sample_index)
+        run = _Run(candidate, generation * GENERATION_STRIDE + sample_index, is_duplicate)
         base = meta_messages(context, self.output_format)
         self._log(run, "propose", base)
         reply = self._ask(run, "propose", base, log=False)
@@ -211,7 +224,7 @@ class Proposer:
 
     def debug(
         self,
-        proposal: Proposal,
+        proposal: Draft,
         feedback: DebugFeedback,
         *,
         task: TaskBrief,
@@ -219,14 +232,15 @@ class Proposer:
         sample_index: int = 0,
         debug_round: int = 1,
         candidate: str | None = None,
-    ) -> ProposalOutcome:
+        is_duplicate: Callable[[str], bool | str] | None = None,
+    ) -> ProposerResult:
         """Hand evaluation feedback back to the meta agent and get fixed code.
 
         The reply (``debug_thought`` + ``code``) keeps the proposal's name and
         thought unless it gives new ones; it then goes through the same
         normalise / validate / repair loop as a proposal.
         """
-        run = _Run(candidate, generation * GENERATION_STRIDE + sample_index)
+        run = _Run(candidate, generation * GENERATION_STRIDE + sample_index, is_duplicate)
         base = debug_base_messages(task, self.output_format)
         messages = base + [
             proposal_turn(proposal, self.output_format),
@@ -263,15 +277,15 @@ class Proposer:
         self,
         run: _Run,
         base: list[Message],
-        proposal: Proposal,
+        proposal: Draft,
         repairs_left: int,
         label: str,
         *,
         idea: str = "",
-    ) -> ProposalOutcome:
+    ) -> ProposerResult:
         nr = self.repair_rounds - repairs_left
         while True:
-            check = self._check(proposal.code)
+            check = self._check(proposal.code, run.is_duplicate or self._is_duplicate)
             self._note(run, f"{label}-check", _describe_check(check))
             if run.first_try is None:
                 run.first_try = (
@@ -311,7 +325,7 @@ class Proposer:
             else:
                 proposal = repaired
 
-    def _check(self, code: str) -> _Check:
+    def _check(self, code: str, is_duplicate: Callable[[str], bool | str]) -> _Check:
         norm = normalize_proposal(code)
         findings: list[FindingLike] = list(norm.findings)
         if not any(f.code == "syntax-error" for f in norm.findings):
@@ -321,7 +335,7 @@ class Proposer:
                 if getattr(f, "severity", "error") == "warning" or key in seen:
                     continue
                 findings.append(f)
-        dup = False if findings else self._is_duplicate(norm.code)
+        dup = False if findings else is_duplicate(norm.code)
         duplicate = dup if isinstance(dup, str) else (
             "identical to an agent already in the archive" if dup else "")
         return _Check(norm.code, list(norm.changes), findings, duplicate, norm.ok)
@@ -363,7 +377,7 @@ class Proposer:
         *,
         fallback_name: str = "",
         fallback_thought: str = "",
-    ) -> tuple[Proposal | None, str]:
+    ) -> tuple[Draft | None, str]:
         try:
             return (
                 parse_proposal(
@@ -391,11 +405,11 @@ class Proposer:
     def _finish(
         self,
         run: _Run,
-        proposal: Proposal | None,
+        proposal: Draft | None,
         failure: Failure | None,
         reason: str,
         changes: Sequence[str],
-    ) -> ProposalOutcome:
+    ) -> ProposerResult:
         if failure is not None:
             reason = f"{failure}: {reason}"
             self._note(run, "result", reason)
@@ -404,7 +418,7 @@ class Proposer:
         repairs = sum(
             1 for m in run.transcript if m["role"] == "assistant" and "repair" in m["stage"]
         )
-        return ProposalOutcome(
+        return ProposerResult(
             status="invalid" if failure else "valid",
             proposal=proposal,
             reason=reason,
@@ -451,7 +465,7 @@ def _reason(check: _Check) -> str:
     return f"the code is {check.duplicate}"
 
 
-def yield_summary(outcomes: Sequence[ProposalOutcome]) -> dict[str, int]:
+def yield_summary(outcomes: Sequence[ProposerResult]) -> dict[str, int]:
     """How many outcomes reached each stage (the meta agent's yield)."""
     out = {"proposals": len(outcomes)}
     for stage in STAGES:

@@ -1,0 +1,91 @@
+"""What a campaign's records add up to: prior spend, best picks, the meta agent's yield.
+
+Pure functions of records; the loop and the report call them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from metasearch.store.records import CandidateRecord
+
+
+def best_of(records: Sequence[CandidateRecord]) -> CandidateRecord | None:
+    """The ``ok`` record with the best validation score (ties: the earlier record)."""
+    scored = [(i, r) for i, r in enumerate(records) if r.status == "ok" and r.val is not None]
+    if not scored:
+        return None
+    return max(scored, key=lambda p: (p[1].val.mean, p[1].val.ci_low, -p[0]))[1]  # type: ignore[union-attr]
+
+
+def best_generated(records: Sequence[CandidateRecord]) -> CandidateRecord | None:
+    """The best candidate the search wrote (not a seed), chosen on validation only."""
+    return best_of([r for r in records if not r.is_seed])
+
+
+def prior_spend(archive: Any) -> dict[str, Any]:
+    """What a resumed campaign already spent, for ``Budget.add_prior``.
+
+    The last checkpoint carries the total real spend (test runs and a
+    candidate cut off by the budget included); the records' own costs are
+    the floor when it is missing or older. Cached calls were free.
+    """
+    records = archive.records()
+    floor = {
+        "usd": sum(r.cost_usd for r in records),
+        "calls": sum(r.calls - int(r.meta.get("cached_calls", 0)) for r in records),
+        "tokens": sum(r.tokens for r in records),
+    }
+    state = archive.state()
+    saved = dict(state.meta.get("spent") or {}) if state is not None else {}
+    return {k: max(v, type(v)(saved.get(k, 0))) for k, v in floor.items()}
+
+
+def yield_counts(
+    records: Sequence[CandidateRecord],
+    read_code: Callable[[CandidateRecord], str] | None = None,
+    reference_code: Sequence[str] = (),
+) -> dict[str, int]:
+    """How many proposals survived each stage: the strategy's yield.
+
+    With ``read_code``, also how many valid proposals were structurally new:
+    a design skeleton (:mod:`metasearch.candidate.skeleton`) unlike any earlier
+    seed or valid proposal and unlike ``reference_code`` (code the strategy
+    showed as an example: small meta agents often resubmit the example itself,
+    or an archive agent with new prompts).
+    """
+    proposals = [r for r in records if isinstance(r.generation, int)]
+
+    def reached(stage: str) -> int:
+        return sum(1 for r in proposals if stage in r.meta.get("stages", ()))
+
+    counts = {
+        "proposed": len(proposals),
+        "parsed": reached("parsed"),
+        "normalised": reached("normalised"),
+        "valid": reached("valid"),
+        "ran": reached("ran"),
+        "scored>0": reached("scored"),
+    }
+    if read_code is not None:
+        counts["new structure"] = _structurally_new(records, read_code, reference_code)
+    return counts
+
+
+def _structurally_new(
+    records: Sequence[CandidateRecord], read_code: Callable[[CandidateRecord], str],
+    reference_code: Sequence[str],
+) -> int:
+    from metasearch.candidate.skeleton import structure_fingerprint
+
+    seen: set[str] = {structure_fingerprint(code) for code in reference_code}
+    new = 0
+    for r in records:
+        valid = r.is_seed or "valid" in r.meta.get("stages", ())
+        if not valid or not r.code_path:
+            continue
+        fp = structure_fingerprint(read_code(r))
+        new += int(not r.is_seed and fp not in seen)
+        seen.add(fp)
+    return new
