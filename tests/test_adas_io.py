@@ -12,6 +12,9 @@ from test_runtime_fakes import FakeTransport, always
 from test_runtime_fakes import settings as runtime_settings
 from typer.testing import CliRunner
 
+from metasearch.candidate.validate import fingerprint
+from metasearch.errors import DataError
+from metasearch.evaluation.stats import bootstrap_ci, parse_adas_fitness
 from metasearch.interop.adas_json import (
     export_adas,
     fitness_of,
@@ -20,10 +23,8 @@ from metasearch.interop.adas_json import (
     to_adas_entry,
     write_adas,
 )
-from metasearch.store.archive import Archive, CandidateRecord, SplitScore, candidate_id, seed_id
-from metasearch.errors import DataError
-from metasearch.evaluation.stats import bootstrap_ci, parse_adas_fitness
-from metasearch.candidate.validate import fingerprint
+from metasearch.store.archive import Archive
+from metasearch.store.records import CandidateRecord, SplitScore, candidate_id, seed_id
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 

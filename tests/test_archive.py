@@ -8,16 +8,18 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from metasearch.store.archive import (
-    Archive,
-    ArchiveLockedError,
+from metasearch.errors import DataError
+from metasearch.store.archive import Archive, ArchiveLockedError
+from metasearch.store.records import (
     CampaignState,
     CandidateRecord,
     DuplicateRecordError,
@@ -28,7 +30,6 @@ from metasearch.store.archive import (
     progress_curve,
     seed_id,
 )
-from metasearch.errors import DataError
 
 CODE = "def forward(self, taskInfo):\n    return 'x'\n"
 
@@ -247,6 +248,56 @@ def test_side_files_are_atomic(tmp_path: Path) -> None:
         p for p in tmp_path.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".")
     ]
     assert leftovers == []
+
+
+def test_writes_from_many_threads(tmp_path: Path) -> None:
+    """A campaign stores candidates from several threads: every write lands, each once."""
+    n_threads, per_thread = 8, 25
+    start = threading.Barrier(n_threads)
+    won: list[str] = []  # threads that stored the one id all of them race for
+
+    def work(t: int) -> None:
+        start.wait()
+        for i in range(per_thread):
+            cid = candidate_id(t + 1, i)
+            arc.add(rec(cid, generation=t + 1, fingerprint=f"fp{i}"), code=CODE + f"# {cid}\n")
+            arc.add_test_result(cid, score(0.25, n=t + 1))
+            arc.write_results(cid, {"thread": t, "i": i})
+            arc.write_transcript(cid, f"transcript {cid}")
+            arc.checkpoint(CampaignState(generation=t, step=f"t{t}-{i}"))
+        try:
+            arc.add(rec("g000-00", name=f"thread {t}"))
+            won.append(str(t))
+        except DuplicateRecordError:
+            pass
+
+    with Archive.open(tmp_path) as arc:
+        with ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(work, range(n_threads)))  # re-raises a thread's error
+        assert len(arc) == n_threads * per_thread + 1
+    assert len(won) == 1
+
+    again = Archive.open(tmp_path, readonly=True)
+    lines = [json.loads(line) for line in again.path.read_text().splitlines()]
+    kinds = [o["kind"] for o in lines]
+    total = n_threads * per_thread
+    assert (kinds.count("candidate"), kinds.count("test_result"), kinds.count("state")) == (
+        total + 1, total, total
+    )
+    ids = [o["id"] for o in lines if o["kind"] == "candidate"]
+    want = {candidate_id(t + 1, i) for t in range(n_threads) for i in range(per_thread)}
+    assert len(ids) == len(set(ids)) and set(ids) == want | {"g000-00"}
+    assert again.get("g000-00").name == f"thread {won[0]}"
+    for cid in want:
+        r = again.get(cid)
+        assert r.test is not None and r.test.n == r.generation
+        assert again.read_agent(cid) == CODE + f"# {cid}\n"
+        assert again.read_results(cid) == {"thread": r.generation - 1, "i": int(cid[-2:])}
+        assert again.read_transcript(cid) == f"transcript {cid}"
+    assert len(again.by_fingerprint("fp0")) == n_threads
+    last = [o for o in lines if o["kind"] == "state"][-1]
+    assert again.state() == CampaignState(last["generation"], last["step"], last["at"], last["meta"])
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
 def test_progress_curve() -> None:

@@ -10,7 +10,8 @@ import pytest
 from test_export_helpers import COT, DEFAULT_PARAMS, fresh_db, make_campaign, score, shared_store
 from typer.testing import CliRunner
 
-from metasearch.store.archive import CandidateRecord, candidate_id, seed_id
+from metasearch.errors import DataError
+from metasearch.evaluation.stats import paired_bootstrap
 from metasearch.reporting.compare import (
     compare_campaigns,
     load_campaigns,
@@ -18,8 +19,7 @@ from metasearch.reporting.compare import (
     plot_comparison,
     summarize,
 )
-from metasearch.errors import DataError
-from metasearch.evaluation.stats import paired_bootstrap
+from metasearch.store.records import CandidateRecord, candidate_id, seed_id
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 

@@ -23,7 +23,6 @@ from test_export_helpers import (
     shared_store,
 )
 
-from metasearch.store.archive import CandidateRecord, candidate_id, seed_id
 from metasearch.errors import MetasearchError
 from metasearch.interop.export import (
     CampaignInfo,
@@ -34,6 +33,7 @@ from metasearch.interop.export import (
     resolve_protocol,
 )
 from metasearch.runtime.info import Info
+from metasearch.store.records import CandidateRecord, candidate_id, seed_id
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 

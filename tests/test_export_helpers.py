@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from metasearch.store.archive import Archive, CandidateRecord, SplitScore
+from metasearch.store.archive import Archive
+from metasearch.store.records import CandidateRecord, SplitScore
 from metasearch.store.tracking import Tracker
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from test_export_helpers import VOTE, FakeOpenAI, json_reply, score, sections_reply
 
-from metasearch.store.archive import Archive, CandidateRecord, candidate_id, seed_id
 from metasearch.interop.export import export_py
 from metasearch.runtime.seeds import load_seed
+from metasearch.store.archive import Archive
+from metasearch.store.records import CandidateRecord, candidate_id, seed_id
 
 LITELLM = "litellm==1.106.2"
 pytestmark = pytest.mark.slow

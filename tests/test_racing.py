@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from metasearch.store.archive import SplitScore
-from metasearch.evaluation.score import EvalResult, TaskResult
-from metasearch.evaluation.run import Evaluation
-from metasearch.llm.ledger import Counts
 from metasearch.campaign.racing import merge, race
+from metasearch.evaluation.run import Evaluation
+from metasearch.evaluation.score import EvalResult, TaskResult
 from metasearch.evaluation.stats import bootstrap_ci
+from metasearch.llm.ledger import Counts
+from metasearch.store.records import SplitScore
 from metasearch.suites.task import Task
 
 TASKS = [Task(id=f"t{i}", question=f"q{i}", answer="1") for i in range(12)]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from metasearch.store.archive import CandidateRecord, SplitScore
 from metasearch.reporting.report import PairedSummary, render_markdown, write_report
+from metasearch.store.records import CandidateRecord, SplitScore
 
 
 def records() -> list[CandidateRecord]:

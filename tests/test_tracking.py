@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from metasearch.store.archive import Archive, CandidateRecord, SplitScore, candidate_id, seed_id
+from metasearch.store.archive import Archive
+from metasearch.store.records import CandidateRecord, SplitScore, candidate_id, seed_id
 from metasearch.store.tracking import Tracker, default_tracking_uri, read_campaign
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -212,7 +213,7 @@ def test_default_store_lives_in_the_campaign_dir(tmp_path: Path) -> None:
 
 def test_heavy_imports_are_lazy() -> None:
     code = (
-        "import sys, metasearch.config, metasearch.store.archive, metasearch.store.tracking, metasearch.reporting.report\n"
+        "import sys, metasearch.config, metasearch.store.records, metasearch.store.archive, metasearch.store.tracking, metasearch.reporting.report\n"
         "bad = [m for m in ('mlflow', 'matplotlib', 'litellm') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -1,0 +1,1 @@
+"""The ``metasearch`` command line (entry point: :func:`metasearch.cli.app.main`)."""

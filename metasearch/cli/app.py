@@ -1,5 +1,8 @@
-"""The ``metasearch`` command line: a thin shell over the library.
+"""The ``metasearch`` command line: the Typer app, its small commands, and registration.
 
+The big commands live in sibling modules (``run``, ``eval``, ``export``,
+``compare``, ``archive_view``, ``archive_import``) and share the output helpers
+of :mod:`metasearch.cli._output`; this module imports them and registers them.
 Each command parses its options, calls library functions, and renders with
 rich. Heavy imports happen inside the command bodies so ``--help`` is fast.
 User errors (:class:`~metasearch.errors.MetasearchError`) are printed as one
@@ -8,16 +11,19 @@ paragraph with a non-zero exit and no traceback.
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from metasearch.errors import MetasearchError
+from metasearch.cli._output import friendly_errors, print_json
+from metasearch.cli.archive_import import import_cmd
+from metasearch.cli.archive_view import list_cmd, show_cmd
+from metasearch.cli.compare import compare_cmd
+from metasearch.cli.eval import eval_cmd
+from metasearch.cli.export import export_cmd
+from metasearch.cli.run import run_cmd
 
 app = typer.Typer(
     name="metasearch",
@@ -28,46 +34,6 @@ app = typer.Typer(
 )
 archive_app = typer.Typer(help="Inspect and import campaign archives.", no_args_is_help=True)
 app.add_typer(archive_app, name="archive")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str, code: int = 2) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def friendly_errors(fn: F) -> F:
-    """Turn user errors into one printed paragraph and an exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except MetasearchError as exc:
-            _fail(str(exc), getattr(exc, "exit_code", 2))
-        except KeyboardInterrupt:
-            _fail("interrupted; everything completed so far is saved.", 130)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def quiet_native_logs(cache_dir: Path | None = None) -> None:
-    """Keep llama.cpp's per-request log lines (written to fd 1) off the terminal.
-
-    They go to ``<cache>/logs/llama-server.log``; Python's stdout is unchanged.
-    Only the CLI does this, once per process, before a local model can start.
-    """
-    from metasearch.llm.local import divert_native_stdout
-    from metasearch.llm.settings import default_cache_dir
-
-    divert_native_stdout((cache_dir or default_cache_dir()) / "logs" / "llama-server.log")
-
-
-def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
 @app.command("models")
@@ -187,24 +153,13 @@ def ui_cmd(
     subprocess.run(cmd, env=env, check=False)
 
 
-def _register() -> None:
-    from metasearch.cli.archive_import import import_cmd
-    from metasearch.cli.archive_view import list_cmd, show_cmd
-    from metasearch.cli.compare import compare_cmd
-    from metasearch.cli.eval import eval_cmd
-    from metasearch.cli.export import export_cmd
-    from metasearch.cli.run import run_cmd
-
-    app.command("run")(friendly_errors(run_cmd))
-    app.command("eval")(friendly_errors(eval_cmd))
-    app.command("export")(friendly_errors(export_cmd))
-    app.command("compare")(friendly_errors(compare_cmd))
-    archive_app.command("list")(friendly_errors(list_cmd))
-    archive_app.command("show")(friendly_errors(show_cmd))
-    archive_app.command("import")(friendly_errors(import_cmd))
-
-
-_register()
+app.command("run")(friendly_errors(run_cmd))
+app.command("eval")(friendly_errors(eval_cmd))
+app.command("export")(friendly_errors(export_cmd))
+app.command("compare")(friendly_errors(compare_cmd))
+archive_app.command("list")(friendly_errors(list_cmd))
+archive_app.command("show")(friendly_errors(show_cmd))
+archive_app.command("import")(friendly_errors(import_cmd))
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from metasearch.cli._output import print_json, quiet_native_logs
 from metasearch.errors import ConfigError
 
 
@@ -40,8 +41,8 @@ def import_cmd(
 ) -> None:
     """Validate every entry of an ADAS archive and add the valid ones as imported agents."""
     from metasearch.interop.adas_json import import_adas, read_adas
-    from metasearch.store.archive import Archive
     from metasearch.interop.export import campaign_info
+    from metasearch.store.archive import Archive
 
     entries = read_adas(file)
     info = campaign_info(into, tracking_uri=tracking_uri)
@@ -77,8 +78,6 @@ def import_cmd(
             "(`metasearch run CONFIG --resume`)."
         )
     if as_json:
-        from metasearch.cli.app import print_json
-
         print_json(report.to_json() | {"into": str(into), "notes": notes})
     else:
         _print(report, into, notes)
@@ -123,12 +122,11 @@ def _build_evaluator(
 ) -> Any:
     """``evaluate_code(code) -> (SplitScore, calls, tokens, cost, errors)`` on the campaign's
     validation split, in the sandbox, through a gateway caching in ``<campaign>/cache``."""
-    from metasearch.store.archive import SplitScore
-    from metasearch.cli.app import quiet_native_logs
+    from metasearch.campaign.build import build_gateway, build_sandbox, model_settings
     from metasearch.config import load_config
     from metasearch.evaluation.run import evaluate_agent
-    from metasearch.campaign.build import build_gateway, build_sandbox, model_settings
     from metasearch.runtime.settings import AgentSettings
+    from metasearch.store.records import SplitScore
     from metasearch.suites import get_suite, split_tasks
 
     quiet_native_logs(campaign / "cache")

@@ -7,20 +7,19 @@ from typing import Annotated
 
 import typer
 
+from metasearch.cli._output import archive_table, print_json, table_console
+
 
 def list_cmd(
     campaign: Annotated[Path, typer.Argument(help="A campaign directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> None:
     """Every candidate of a campaign, including invalid, failed and pruned ones."""
-    from metasearch.cli.run import archive_table, table_console
     from metasearch.errors import DataError
 
     archive = _open(campaign, DataError)
     records = archive.records()
     if as_json:
-        from metasearch.cli.app import print_json
-
         print_json([r.to_json() for r in records])
         return
 
@@ -39,8 +38,6 @@ def show_cmd(
     record = archive.get(candidate)
     code = archive.read_agent(candidate) if record.code_path else ""
     if as_json:
-        from metasearch.cli.app import print_json
-
         print_json(record.to_json() | {"code": code})
         return
     from rich.console import Console

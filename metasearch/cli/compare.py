@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from metasearch.cli._output import print_json
+
 
 def compare_cmd(
     campaigns: Annotated[
@@ -32,8 +34,6 @@ def compare_cmd(
     result = compare_campaigns(data, split=split)  # type: ignore[arg-type]
     plotted = plot_comparison(result.campaigns, plot) if plot is not None else None
     if as_json:
-        from metasearch.cli.app import print_json
-
         print_json(result.to_json() | {"plot": str(plotted) if plotted else None})
         return
     _print(result, plotted)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from metasearch.cli._output import print_json, quiet_native_logs
 from metasearch.errors import AgentCodeError, DataError
 
 SANDBOX_MODES = ("auto", "bwrap", "unshare", "none")
@@ -34,11 +35,11 @@ def eval_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Score AGENT on a suite split in the sandbox, with a 95% bootstrap CI."""
-    from metasearch.evaluation.run import evaluate_agent
     from metasearch.campaign.build import build_gateway, build_sandbox
+    from metasearch.candidate.validate import format_findings, validate_code
+    from metasearch.evaluation.run import evaluate_agent
     from metasearch.runtime.settings import AgentSettings
     from metasearch.suites import get_suite, load_split
-    from metasearch.candidate.validate import format_findings, validate_code
 
     if split not in ("validation", "test"):
         raise DataError(f"--split must be 'validation' or 'test', not {split!r}.")
@@ -64,8 +65,6 @@ def eval_cmd(
     if not tasks:
         raise DataError(f"The {split} split of {suite!r} has no tasks; raise --limit or --n-val.")
 
-    from metasearch.cli.app import quiet_native_logs
-
     quiet_native_logs(cache_dir)
     gateway = build_gateway(
         task_model=model, api_base=api_base, protocol=protocol,
@@ -89,8 +88,6 @@ def eval_cmd(
     summary = evaluation.summary() | {"suite": suite, "split": split, "model": model,
                                       "agent": str(agent), "sandbox": runner.mode}
     if as_json:
-        from metasearch.cli.app import print_json
-
         print_json(summary)
     else:
         _print_table(summary, evaluation)

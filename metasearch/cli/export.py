@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from metasearch.cli._output import print_json
 from metasearch.errors import ConfigError
 
 FORMATS = ("py", "mlflow", "adas")
@@ -121,8 +122,6 @@ def export_cmd(
         path, n = ex.export_adas_file(campaign, out, agent_id=agent, best=best)
         result = {"format": "adas", "path": str(path), "entries": n}
     if as_json:
-        from metasearch.cli.app import print_json
-
         print_json(result | {"notes": notes})
         return
     from rich.console import Console

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from metasearch.cli._output import archive_table, escape, quiet_native_logs, table_console
+
 
 def run_cmd(
     config: Annotated[Path, typer.Argument(help="Campaign config (TOML), e.g. experiments/quickstart.toml.")],
@@ -18,9 +20,9 @@ def run_cmd(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set search.generations=5 (repeatable).")] = None,
 ) -> None:
     """Run Meta Agent Search: seeds, generations of proposals, a final test, a report."""
+    from metasearch.campaign.build import build_campaign, close_campaign
     from metasearch.campaign.loop import CampaignResult
     from metasearch.config import load_config, parse_override
-    from metasearch.campaign.build import build_campaign, close_campaign
 
     overrides = dict(parse_override(s) for s in (set_ or []))
     if out is not None:
@@ -33,8 +35,6 @@ def run_cmd(
     import os
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no table-creation chatter
-    from metasearch.cli.app import quiet_native_logs
-
     quiet_native_logs(cfg.run.out_dir / "cache")
     reporter = RichReporter()
     with reporter:
@@ -47,13 +47,6 @@ def run_cmd(
     print_summary(result)
     if result.stopped:
         raise typer.Exit(3)
-
-
-def escape(text: str) -> str:
-    """Model-written names and reasons as literal text: `[no-llm-call]` is not rich markup."""
-    from rich.markup import escape as rich_escape
-
-    return rich_escape(text)
 
 
 class RichReporter:
@@ -132,43 +125,3 @@ def _ci(s: Any) -> str:
     if s is None:
         return "-"
     return f"{s.mean:.1%} [{s.ci_low:.1%}, {s.ci_high:.1%}] (n={s.n})"
-
-
-def archive_table(records: Any, *, title: str) -> Any:
-    """One line per candidate; long names and reasons are cut with an ellipsis."""
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=title, caption="scores in %, 95% bootstrap CI, n tasks")
-    table.add_column("id", no_wrap=True, min_width=7)
-    table.add_column("name", no_wrap=True, overflow="ellipsis", max_width=22)
-    table.add_column("gen", no_wrap=True, min_width=3)
-    table.add_column("status", no_wrap=True, min_width=7)
-    table.add_column("validation", no_wrap=True, min_width=16)
-    table.add_column("test", no_wrap=True, min_width=16)
-    table.add_column("calls", no_wrap=True, justify="right", min_width=5)
-    if any(r.cost_usd for r in records):
-        table.add_column("cost", no_wrap=True, justify="right", min_width=7)
-    table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=48)
-    for r in records:
-        cells = [r.id, Text(r.name), "seed" if r.generation == "initial" else str(r.generation),
-                 r.status, _short(r.val), _short(r.test), str(r.calls)]
-        if len(table.columns) == 9:
-            cells.append(f"${r.cost_usd:.4f}")
-        cells.append(Text(" ".join((r.reason or "").split())))  # `[code]` is not markup
-        table.add_row(*cells)
-    return table
-
-
-def table_console() -> Any:
-    """A console for wide tables: a terminal's own width, else 180 columns (logs, pipes)."""
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=180)
-
-
-def _short(s: Any) -> str:
-    if s is None:
-        return "-"
-    return f"{100 * s.mean:.1f} [{100 * s.ci_low:.0f},{100 * s.ci_high:.0f}] n={s.n}"

@@ -30,10 +30,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from metasearch.store.archive import Archive, CandidateRecord, SplitScore, imported_id
-from metasearch.errors import DataError
-from metasearch.evaluation.stats import Fitness, adas_fitness_string, bootstrap_ci, parse_adas_fitness
 from metasearch.candidate.validate import ValidationPolicy, fingerprint, validate_code
+from metasearch.errors import DataError
+from metasearch.evaluation.stats import (
+    Fitness,
+    adas_fitness_string,
+    bootstrap_ci,
+    parse_adas_fitness,
+)
+from metasearch.store.archive import Archive
+from metasearch.store.records import CandidateRecord, SplitScore, imported_id
 
 __all__ = [
     "ADAS_RESAMPLES",

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from metasearch.store.archive import Archive, CandidateRecord, SplitScore
 from metasearch.errors import ConfigError, DataError, MetasearchError
+from metasearch.store.archive import Archive
+from metasearch.store.records import CandidateRecord, SplitScore
 
 __all__ = [
     "CampaignInfo",
@@ -191,8 +192,8 @@ def python_literal(text: str) -> str:
 def _fitness_line(label: str, score: SplitScore | None) -> str:
     if score is None:
         return f"# {label}: not evaluated"
-    from metasearch.interop.adas_json import fitness_of
     from metasearch.evaluation.stats import adas_fitness_string
+    from metasearch.interop.adas_json import fitness_of
 
     return (
         f"# {label}: {100 * score.mean:.1f}% [{100 * score.ci_low:.1f}, {100 * score.ci_high:.1f}]"
@@ -331,7 +332,12 @@ def export_mlflow(
     """
     import mlflow
 
-    from metasearch.store.tracking import TAG_CANDIDATE, TAG_ROLE, default_tracking_uri, read_campaign
+    from metasearch.store.tracking import (
+        TAG_CANDIDATE,
+        TAG_ROLE,
+        default_tracking_uri,
+        read_campaign,
+    )
 
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}$", model_name):
         raise ConfigError(

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metasearch.store.archive import CandidateRecord, SplitScore, progress_curve
+from metasearch.store.records import CandidateRecord, SplitScore, progress_curve
 
 __all__ = ["PairedSummary", "render_markdown", "plot_progress", "write_report"]
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from metasearch.store.archive import Archive, CandidateRecord, SplitScore, progress_curve
+from metasearch.store.archive import Archive
+from metasearch.store.records import CandidateRecord, SplitScore, progress_curve
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
