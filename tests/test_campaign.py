@@ -30,8 +30,7 @@ from test_campaign_kit import (
 
 from metasearch.campaign.loop import CampaignResult
 from metasearch.runtime.seeds import load_seed
-from metasearch.search.adas.context import archive_entries
-from metasearch.search.adas.context import idea_for
+from metasearch.search.adas.context import archive_entries, idea_for
 from metasearch.store.archive import Archive
 from metasearch.store.records import CandidateRecord, SplitScore, progress_curve
 
@@ -451,9 +450,9 @@ def test_yield_counts_are_in_the_result_and_the_report(tmp_path):
 def test_a_copy_of_the_prompts_example_is_not_a_new_structure():
     """Measured (quickstart run 9): the 1.5B meta agent resubmitted the prompt's example."""
     from metasearch.campaign.summary import yield_counts
+    from metasearch.search.adas.context import IDEAS
     from metasearch.search.adas.strategy import AdasStrategy
     from metasearch.search.adas.text import EXAMPLE_CODE
-    from metasearch.search.adas.context import IDEAS
 
     copy = EXAMPLE_CODE.replace("Think step by step", "Think carefully") + "\n# mine\n"
     own = EXAMPLE_CODE.replace("    return answer", "    thinking, answer = solver("

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from metasearch.store.archive import Archive
+from metasearch.campaign.build import build_campaign
 from metasearch.config import load_config
 from metasearch.errors import ConfigError, MetasearchError
-from metasearch.campaign.build import build_campaign
+from metasearch.store.archive import Archive
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 

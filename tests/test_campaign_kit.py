@@ -32,9 +32,9 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from metasearch.store.archive import Archive  # noqa: E402
 from metasearch.campaign.loop import Campaign  # noqa: E402
 from metasearch.campaign.summary import prior_spend  # noqa: E402
+from metasearch.candidate.validate import validate_code  # noqa: E402
 from metasearch.evaluation.run import InProcessRunner  # noqa: E402
 from metasearch.llm import Budget, BudgetSettings, ResponseCache, scripted_gateway  # noqa: E402
 from metasearch.llm.cache import cache_key  # noqa: E402
@@ -42,12 +42,12 @@ from metasearch.llm.types import LLMRequest  # noqa: E402
 from metasearch.runtime.seeds import load_seed  # noqa: E402
 from metasearch.runtime.settings import AgentSettings  # noqa: E402
 from metasearch.scoring import numeric_match  # noqa: E402
-from metasearch.search.adas.strategy import AdasStrategy  # noqa: E402
 from metasearch.search.adas.context import TaskBrief  # noqa: E402
 from metasearch.search.adas.proposer import Proposer  # noqa: E402
+from metasearch.search.adas.strategy import AdasStrategy  # noqa: E402
+from metasearch.store.archive import Archive  # noqa: E402
 from metasearch.suites.registry import Suite  # noqa: E402
 from metasearch.suites.task import Task  # noqa: E402
-from metasearch.candidate.validate import validate_code  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "archive"

@@ -71,8 +71,8 @@ def keep_stdout():
 @pytest.mark.timeout(1800)
 def test_real_local_campaign_one_generation(tmp_path, keep_stdout):
     pytest.importorskip("xllamacpp")
-    from metasearch.config import load_config
     from metasearch.campaign.build import build_campaign, close_campaign
+    from metasearch.config import load_config
     from metasearch.store.tracking import default_tracking_uri, read_campaign
 
     path = tmp_path / "local.toml"

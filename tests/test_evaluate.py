@@ -7,9 +7,9 @@ import json
 import pytest
 
 from metasearch.evaluation.score import EvalResult, score_outcomes
+from metasearch.evaluation.stats import bootstrap_ci
 from metasearch.outcomes import TaskError, TaskOutcome
 from metasearch.scoring import exact_match, numeric_match
-from metasearch.evaluation.stats import bootstrap_ci
 from metasearch.suites.task import Task
 
 TASKS = [Task(id=f"t{i}", question=f"q{i}", answer=str(i)) for i in range(4)]

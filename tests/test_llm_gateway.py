@@ -209,3 +209,39 @@ def test_import_does_not_import_litellm() -> None:
 
     code = "import sys, metasearch.llm; assert 'litellm' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_identical_requests_in_flight_at_once_are_billed_once(tmp_path) -> None:
+    """Concurrent candidates can send the same request together: one call, one cache hit."""
+    from metasearch.llm import ResponseCache
+
+    cache = ResponseCache(directory=tmp_path / "responses")
+    with scripted_gateway(["ok"], cache=cache, delay_s=0.2, default_concurrency=8) as gw:
+        with ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(lambda _: gw.complete(req(7)), range(4)))
+        assert [r.text for r in replies] == ["ok"] * 4
+        assert len(gw.backend.calls) == 1
+        assert sum(r.cached for r in replies) == 3
+        # a different request is not held back by the one in flight
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda i: gw.complete(req(100 + i)), range(2)))
+        assert len(gw.backend.calls) == 3
+
+
+def test_a_failed_leader_lets_the_waiting_request_call_itself(tmp_path) -> None:
+    from metasearch.llm import ResponseCache
+
+    cache = ResponseCache(directory=tmp_path / "responses")
+    settings = GatewaySettings(retry_base_delay_s=0.0,
+                               models={"scripted/m": ModelSettings(max_retries=0)})
+    with scripted_gateway(["ok"], cache=cache, settings=settings, delay_s=0.1,
+                          failures=["5xx"]) as gw:
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(gw.complete, req(3)) for _ in range(2)]
+        outcomes = []
+        for f in futures:
+            try:
+                outcomes.append(f.result().text)
+            except ProviderError:
+                outcomes.append("error")
+        assert sorted(outcomes) == ["error", "ok"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from metasearch.search.novelty import ArchiveDuplicates
-from metasearch.search.adas.context import IDEAS, idea_for
 from metasearch.candidate.validate import fingerprint
+from metasearch.search.adas.context import IDEAS, idea_for
+from metasearch.search.novelty import ArchiveDuplicates
 from metasearch.store.archive import Archive
 from metasearch.store.records import CandidateRecord, SplitScore
 

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from metasearch.candidate.normalize import NormalizeFinding
 from metasearch.outcomes import TaskError, TaskOutcome
-from metasearch.search.adas.context import ArchiveEntry, MetaContext, TaskBrief, select_archive_context
+from metasearch.search.adas.context import (
+    ArchiveEntry,
+    MetaContext,
+    TaskBrief,
+    select_archive_context,
+)
+from metasearch.search.adas.messages import (
+    debug_prompt,
+    meta_messages,
+    reflexion_prompt,
+    repair_prompt,
+    trim_traceback,
+)
 from metasearch.search.feedback import debug_feedback_from_outcomes
-from metasearch.search.adas.messages import debug_prompt, meta_messages, reflexion_prompt, repair_prompt, trim_traceback
 from metasearch.suites.task import Task
 
 TASK = TaskBrief(

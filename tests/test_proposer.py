@@ -8,10 +8,15 @@ import os
 import pytest
 
 from metasearch.llm.types import LLMRequest, LLMResponse
-from metasearch.search.adas.context import ArchiveEntry, MetaContext, TaskBrief, select_archive_context
-from metasearch.search.feedback import DebugFeedback, TaskFeedback
+from metasearch.search.adas.context import (
+    ArchiveEntry,
+    MetaContext,
+    TaskBrief,
+    select_archive_context,
+)
 from metasearch.search.adas.parse import Draft, ProposalParseError, parse_proposal
 from metasearch.search.adas.proposer import GENERATION_STRIDE, Proposer, yield_summary
+from metasearch.search.feedback import DebugFeedback, TaskFeedback
 
 GOOD = (
     "def forward(self, taskInfo):\n"
@@ -321,8 +326,8 @@ def test_real_local_meta_agent_propose_with_repair(tmp_path):
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from concurrent.futures import ThreadPoolExecutor
 
-    from metasearch.llm import Gateway, GatewaySettings, ModelSettings, ResponseCache
     from metasearch.candidate.validate import fingerprint, validate_code
+    from metasearch.llm import Gateway, GatewaySettings, ModelSettings, ResponseCache
 
     model = "local/qwen2.5-coder-1.5b"
     n = int(os.environ.get("METASEARCH_PROBE_N", "1"))

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import pytest
 
-from metasearch.llm import Budget, BudgetSettings, scripted_gateway
-from metasearch.runtime.settings import AgentSettings
+from metasearch.candidate.validate import validate_code
 from metasearch.execution.sandbox import SandboxLimits, SandboxRunner
 from metasearch.execution.sandbox.launch import probe
+from metasearch.llm import Budget, BudgetSettings, scripted_gateway
+from metasearch.runtime.settings import AgentSettings
 from metasearch.suites.task import Task
-from metasearch.candidate.validate import validate_code
 
 HOSTILE = Path(__file__).parent / "hostile"
 FILES = sorted(p for p in HOSTILE.glob("*.py") if not p.name.startswith("_"))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from metasearch.errors import DataError
 from metasearch.candidate.validate import (
     Finding,
     ValidationPolicy,
@@ -16,6 +15,7 @@ from metasearch.candidate.validate import (
     validate_code,
     validate_path,
 )
+from metasearch.errors import DataError
 
 ARCHIVE = Path(__file__).resolve().parents[1] / "archive"
 

@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from metasearch.outcomes import TaskError, TaskOutcome
 from metasearch.evaluation.stats import Fitness, bootstrap_ci
+from metasearch.outcomes import TaskError, TaskOutcome
 from metasearch.suites.task import Task
 
 Scorer = Callable[[str, str], float]

@@ -94,6 +94,7 @@ class Gateway:
         self.ledger = ledger if ledger is not None else Ledger()
         self.budget = budget if budget is not None else Budget(self.settings.budget)
         self._lock = threading.Lock()
+        self._inflight: dict[str, asyncio.Future[None]] = {}  # cache key -> its call
         self._routes: dict[str, Route] = {}
         self._local: LocalServers | None = None
         self._sems: dict[str, asyncio.Semaphore] = {}
@@ -235,23 +236,48 @@ class Gateway:
     # -- one call ---------------------------------------------------------
 
     async def _acomplete(self, req: LLMRequest) -> LLMResponse:
+        """The cache, then the call; an identical request already in flight is waited for.
+
+        Candidates evaluated concurrently can send the same request at once
+        (two agents with the same first call); without waiting, both would
+        miss the cache and both be billed.
+        """
         t0 = time.perf_counter()
         key = cache_key(req) if self.cache is not None and self.cache.enabled else None
-        if key is not None:
-            assert self.cache is not None
-            hit = self.cache.get(key)
-            if hit is not None:
-                latency = time.perf_counter() - t0
-                self.ledger.record_call(
-                    role=req.role, candidate=req.candidate, prompt_tokens=0,
-                    completion_tokens=0, cost_usd=0.0, latency_s=latency, cached=True,
-                )  # fmt: skip
-                return LLMResponse(
-                    text=hit["text"], model=req.model, prompt_tokens=hit["prompt_tokens"],
-                    completion_tokens=hit["completion_tokens"], cost_usd=0.0,
-                    latency_s=latency, cached=True, finish_reason=hit["finish_reason"],
-                    meta=dict(hit.get("meta") or {}),
-                )  # fmt: skip
+        if key is None:
+            return await self._acall(req, None, t0)
+        leader = self._inflight.get(key)
+        if leader is not None:
+            await asyncio.wait([leader])  # its outcome is read back from the cache below
+        hit = self._cached(req, key, t0)
+        if hit is not None:
+            return hit
+        future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            return await self._acall(req, key, t0)
+        finally:
+            self._inflight.pop(key, None)
+            future.set_result(None)
+
+    def _cached(self, req: LLMRequest, key: str, t0: float) -> LLMResponse | None:
+        assert self.cache is not None
+        hit = self.cache.get(key)
+        if hit is None:
+            return None
+        latency = time.perf_counter() - t0
+        self.ledger.record_call(
+            role=req.role, candidate=req.candidate, prompt_tokens=0,
+            completion_tokens=0, cost_usd=0.0, latency_s=latency, cached=True,
+        )  # fmt: skip
+        return LLMResponse(
+            text=hit["text"], model=req.model, prompt_tokens=hit["prompt_tokens"],
+            completion_tokens=hit["completion_tokens"], cost_usd=0.0,
+            latency_s=latency, cached=True, finish_reason=hit["finish_reason"],
+            meta=dict(hit.get("meta") or {}),
+        )  # fmt: skip
+
+    async def _acall(self, req: LLMRequest, key: str | None, t0: float) -> LLMResponse:
         route = None
         try:
             route = await self._aroute(req.model)

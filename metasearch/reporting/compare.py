@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from metasearch.errors import ConfigError, DataError
-from metasearch.store.tracking import CampaignData, CandidateRow, default_tracking_uri, read_campaign
+from metasearch.store.tracking import (
+    CampaignData,
+    CandidateRow,
+    default_tracking_uri,
+    read_campaign,
+)
 
 __all__ = [
     "CampaignSummary",

@@ -1,0 +1,57 @@
+"""Every registered strategy passes the shipped contract suite (metasearch.testing)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from metasearch.candidate.validate import validate_code
+from metasearch.llm.types import LLMRequest
+from metasearch.search.adas.context import TaskBrief
+from metasearch.search.adas.proposer import Proposer
+from metasearch.search.adas.strategy import AdasStrategy
+from metasearch.testing import TOY_SUITE, StrategyContract, toy_agent
+from metasearch.testing.campaigns import META_MODEL
+
+sys.path.insert(0, str(Path(__file__).parent / "toy_strategy"))
+from toy_strategy import ToyStrategy  # noqa: E402
+
+RAISES = ("def forward(self, taskInfo):\n"
+          "    a = LLMAgentBase(['thinking', 'answer'], 'Broken')\n"
+          "    thinking, answer = a([taskInfo], 'Solve it.')\n"
+          "    return answer.content + 1\n")
+
+
+def sections(code: str, name: str) -> str:
+    return f"## thought\nAn idea.\n\n## name\n{name}\n\n## code\n```python\n{code}```\n"
+
+
+class TestAdasContract(StrategyContract):
+    """ADAS with three lanes, two attempts and a debug round: every path of the strategy."""
+
+    def make_strategy(self, gateway, parallel):
+        proposer = Proposer(complete=gateway.complete, model=META_MODEL, reflexion_rounds=0,
+                            repair_rounds=0, validate=validate_code)
+        # the width is fixed, so the records must not depend on parallel_candidates
+        return AdasStrategy(proposer=proposer, task=TaskBrief.from_suite(TOY_SUITE),
+                            generations=2, attempts=2, width=3, debug_rounds=1)
+
+    def meta_reply(self, request: LLMRequest) -> str:
+        cid = request.candidate or ""
+        last = request.messages[-1]["content"]
+        n = int(re.sub(r"\D", "", cid) or 0)
+        if "We ran your agent on" in last:  # a debug round: the fixed agent
+            return sections(toy_agent(2, "Fixed."), f"Fixed {cid}")
+        if cid == "g001-01":
+            return "no code here"  # invalid: the lane's second attempt is g001-04
+        if cid == "g001-02":
+            return sections(RAISES, "Broken")  # fails every task: debugged
+        return sections(toy_agent(1 + n % 3, f"Solve it, variant {n}."), f"Agent {cid}")
+
+
+class TestToyContract(StrategyContract):
+    """The third-party toy strategy: no meta model at all."""
+
+    def make_strategy(self, gateway, parallel):
+        return ToyStrategy(generations=3, width=2)
