@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from metasearch.cli._output import friendly_errors, print_json
+from metasearch.cli._output import escape, friendly_errors, print_json
 from metasearch.cli.archive_import import import_cmd
 from metasearch.cli.archive_view import list_cmd, show_cmd
 from metasearch.cli.compare import compare_cmd
@@ -27,7 +27,7 @@ from metasearch.cli.run import run_cmd
 
 app = typer.Typer(
     name="metasearch",
-    help="Automated design of LLM agents: Meta Agent Search, sandboxed, cached and honest.",
+    help="Automated design of LLM agents: search strategies over sandboxed, cached, honestly scored candidates.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -93,6 +93,36 @@ def suites_cmd(
     for r in rows:
         table.add_row(r["name"], r["metric"], r["answer"], r["source"])
     Console().print(table)
+
+
+@app.command("strategies")
+@friendly_errors
+def strategies_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The search strategies (built-in and installed plugins) and their settings."""
+    from metasearch.search.registry import get_strategy, strategy_names
+
+    rows = []
+    for name in strategy_names():
+        spec = get_strategy(name)
+        fields = {k: {"default": f.default, "description": f.description or ""}
+                  for k, f in spec.settings.model_fields.items()}
+        rows.append({"name": name, "summary": spec.summary, "settings": fields})
+    if as_json:
+        print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=escape("Search strategies ([search] strategy = NAME; settings in "
+                               "[search.NAME])"))
+    for col in ("strategy", "what it does", "settings (default)"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["summary"], ", ".join(
+            f"{k} = {v['default']!r}" for k, v in r["settings"].items()))
+    Console().print(table, markup=False)
 
 
 @app.command("validate")

@@ -122,10 +122,8 @@ def _build_evaluator(
 ) -> Any:
     """``evaluate_code(code) -> (SplitScore, calls, tokens, cost, errors)`` on the campaign's
     validation split, in the sandbox, through a gateway caching in ``<campaign>/cache``."""
-    from metasearch.campaign.build import build_gateway, build_sandbox, model_settings
+    from metasearch.campaign.build import build_bench, model_settings
     from metasearch.config import load_config
-    from metasearch.evaluation.run import evaluate_agent
-    from metasearch.runtime.settings import AgentSettings
     from metasearch.store.records import SplitScore
     from metasearch.suites import get_suite, split_tasks
 
@@ -156,36 +154,16 @@ def _build_evaluator(
         n_test=int(n_test) if n_test else None,
     ).validation  # the same split as the campaign's (factory.build_campaign)
     base = api_base or params.get("models.task.api_base") or None
-    gateway = stack.enter_context(
-        build_gateway(
-            task_model=task_model,
-            api_base=base,
-            protocol=params.get("models.task.protocol") or "auto",
-            models=models or None,
-            cache_dir=campaign / "cache",
-            concurrency=int(params.get("run.concurrency") or 4),
-        )
-    )
-    gateway.preflight(task_model)
-    runner = stack.enter_context(build_sandbox(sandbox, gateway, allowed_models=[task_model]))
+    bench = stack.enter_context(build_bench(
+        the_suite, task_model=task_model, api_base=base,
+        protocol=params.get("models.task.protocol") or "auto", models=models or None,
+        cache_dir=campaign / "cache", concurrency=int(params.get("run.concurrency") or 4),
+        sandbox=sandbox, max_tokens=int(params.get("models.task.max_tokens") or 512),
+    ))
     counter = itertools.count()
 
     def evaluate_code(code: str) -> tuple[SplitScore, int, int, float, int]:
-        settings = AgentSettings(
-            model=task_model,
-            answer_hint=the_suite.answer_hint,
-            protocol=gateway.resolve_protocol(task_model),
-            candidate=f"import-{next(counter)}",
-            max_tokens=int(params.get("models.task.max_tokens") or 512),
-        )
-        ev = evaluate_agent(
-            code,
-            tasks,
-            scorer=the_suite.scorer,
-            runner=runner,
-            settings=settings,
-            gateway=gateway,
-        )
+        ev = bench.evaluate(code, tasks, candidate=f"import-{next(counter)}")
         scores = {r.task_id: r.score for r in ev.result.results}
         return (
             SplitScore.of(ev.result.fitness, scores),

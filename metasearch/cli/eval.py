@@ -8,9 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from metasearch.cli._output import print_json, quiet_native_logs
-from metasearch.errors import AgentCodeError, DataError
-
-SANDBOX_MODES = ("auto", "bwrap", "unshare", "none")
 
 
 def eval_cmd(
@@ -35,85 +32,36 @@ def eval_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Score AGENT on a suite split in the sandbox, with a 95% bootstrap CI."""
-    from metasearch.campaign.build import build_gateway, build_sandbox
-    from metasearch.candidate.validate import format_findings, validate_code
-    from metasearch.evaluation.run import evaluate_agent
-    from metasearch.runtime.settings import AgentSettings
-    from metasearch.suites import get_suite, load_split
-
-    if split not in ("validation", "test"):
-        raise DataError(f"--split must be 'validation' or 'test', not {split!r}.")
-    if sandbox not in SANDBOX_MODES:
-        raise DataError(f"--sandbox must be one of {', '.join(SANDBOX_MODES)}, not {sandbox!r}.")
-    code = _read_agent(agent)
-    if not skip_validation:
-        findings = validate_code(code)
-        if findings:
-            raise AgentCodeError(
-                f"{agent} failed static validation, so it was not run: "
-                + format_findings(findings).replace("\n", " ")
-                + " Fix the code, or pass --skip-validation to run it in the sandbox anyway."
-            )
-    options: dict[str, Any] = {}
-    if difficulty is not None:
-        options["difficulty"] = difficulty
-    the_suite = get_suite(suite, **options)
-    n_test = None
-    tasks = load_split(the_suite, split, data_path=data, seed=seed, n_val=n_val, n_test=n_test)
-    if limit is not None:
-        tasks = tasks[: max(0, limit)]
-    if not tasks:
-        raise DataError(f"The {split} split of {suite!r} has no tasks; raise --limit or --n-val.")
+    from metasearch.api import evaluate
 
     quiet_native_logs(cache_dir)
-    gateway = build_gateway(
-        task_model=model, api_base=api_base, protocol=protocol,
-        cache_dir=cache_dir, cache_enabled=not no_cache, concurrency=concurrency,
+    evaluation = _run_with_progress(
+        lambda start, cb: evaluate(
+            agent, suite=suite, split=split, data=data, limit=limit, model=model,
+            api_base=api_base, protocol=protocol, concurrency=concurrency,
+            max_tokens=max_tokens, seed=seed, n_val=n_val, difficulty=difficulty,
+            sandbox=sandbox, validate=not skip_validation, cache=not no_cache,
+            cache_dir=cache_dir, task_timeout_s=task_timeout, on_outcome=cb, on_start=start),
+        quiet=as_json, label=f"{agent.name} on {suite}/{split}",
     )
-    with gateway:
-        gateway.preflight(model)
-        settings = AgentSettings(
-            model=model, answer_hint=the_suite.answer_hint,
-            protocol=gateway.resolve_protocol(model), candidate=f"eval:{agent.name}",
-            max_tokens=max_tokens, task_timeout_s=task_timeout, threads=concurrency,
-        )
-        with build_sandbox(sandbox, gateway, allowed_models=[model]) as runner:
-            evaluation = _run_with_progress(
-                lambda cb: evaluate_agent(
-                    code, tasks, scorer=the_suite.scorer, runner=runner,
-                    settings=settings, gateway=gateway, on_outcome=cb,
-                ),
-                total=len(tasks), quiet=as_json, label=f"{agent.name} on {suite}/{split}",
-            )
     summary = evaluation.summary() | {"suite": suite, "split": split, "model": model,
-                                      "agent": str(agent), "sandbox": runner.mode}
+                                      "agent": str(agent), "sandbox": evaluation.sandbox}
     if as_json:
         print_json(summary)
     else:
         _print_table(summary, evaluation)
 
 
-def _read_agent(path: Path) -> str:
-    if not path.exists():
-        raise AgentCodeError(f"Agent file {path} does not exist. Give the path of a .py file that "
-                             "defines `def forward(self, taskInfo):` (see archive/ for examples).")
-    if path.is_dir():
-        raise AgentCodeError(f"{path} is a directory; give one agent .py file.")
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AgentCodeError(f"Cannot read agent file {path}: {exc}.") from None
-
-
-def _run_with_progress(fn: Any, *, total: int, quiet: bool, label: str) -> Any:
+def _run_with_progress(fn: Any, *, quiet: bool, label: str) -> Any:
     if quiet:
-        return fn(None)
+        return fn(None, None)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), transient=True) as progress:
-        bar = progress.add_task(label, total=total)
-        return fn(lambda _outcome: progress.advance(bar))
+        bar = progress.add_task(label, total=None)
+        return fn(lambda n: progress.update(bar, total=n),
+                  lambda _outcome: progress.advance(bar))
 
 
 def _print_table(s: dict[str, Any], evaluation: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,9 +20,8 @@ def run_cmd(
     budget_usd: Annotated[float | None, typer.Option(help="Shortcut for --set budget.max_usd=X.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set search.generations=5 (repeatable).")] = None,
 ) -> None:
-    """Run Meta Agent Search: seeds, generations of proposals, a final test, a report."""
-    from metasearch.campaign.build import build_campaign, close_campaign
-    from metasearch.campaign.loop import CampaignResult
+    """Run a search campaign: seeds, the strategy's candidates, a final test, a report."""
+    from metasearch.api import run_campaign
     from metasearch.config import load_config, parse_override
 
     overrides = dict(parse_override(s) for s in (set_ or []))
@@ -37,20 +37,22 @@ def run_cmd(
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no table-creation chatter
     quiet_native_logs(cfg.run.out_dir / "cache")
     reporter = RichReporter()
+    for note in cfg.notes:
+        reporter.console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     with reporter:
-        campaign = build_campaign(cfg, resume=resume, tracking_uri=tracking_uri,
-                                  reporter=reporter, config_text=config.read_text(encoding="utf-8"))
-        try:
-            result: CampaignResult = campaign.run()
-        finally:
-            close_campaign(campaign)
+        result = run_campaign(cfg, resume=resume, tracking_uri=tracking_uri, reporter=reporter,
+                              config_text=config.read_text(encoding="utf-8"))
     print_summary(result)
     if result.stopped:
         raise typer.Exit(3)
 
 
 class RichReporter:
-    """Live progress: phase, task bar, best-so-far and spend."""
+    """Live progress: phases, one task bar per evaluation in flight, best-so-far and spend.
+
+    Candidates run on their own threads (``run.parallel_candidates``), so
+    every method takes the lock; a bar belongs to the thread that opened it.
+    """
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -59,7 +61,8 @@ class RichReporter:
         self.console = Console(stderr=True)
         self.progress = Progress("[progress.description]{task.description}", BarColumn(),
                                  MofNCompleteColumn(), TimeElapsedColumn(), console=self.console)
-        self._bar: Any = None
+        self._lock = threading.RLock()
+        self._bars: dict[int, Any] = {}  # thread id -> its task bar
         self._calls = 0
         self._cost = 0.0
 
@@ -71,26 +74,38 @@ class RichReporter:
         self.progress.__exit__(*exc)  # type: ignore[arg-type]
 
     def phase(self, text: str) -> None:
-        self.progress.console.print(f"[bold]»[/] {escape(text)}", highlight=False)
+        with self._lock:
+            self.progress.console.print(f"[bold]»[/] {escape(text)}", highlight=False)
 
     def tasks(self, label: str, total: int) -> None:
-        if self._bar is not None:
-            self.progress.remove_task(self._bar)
-        self._bar = self.progress.add_task(label, total=total)
+        me = threading.get_ident()
+        with self._lock:
+            if me in self._bars:
+                self.progress.remove_task(self._bars.pop(me))
+            self._bars[me] = self.progress.add_task(escape(label), total=total)
 
     def task_done(self) -> None:
-        if self._bar is not None:
-            self.progress.advance(self._bar)
+        with self._lock:
+            bar = self._bars.get(threading.get_ident())
+            if bar is not None:
+                self.progress.advance(bar)
 
     def candidate(self, record: Any, best: Any) -> None:
-        self._calls += record.calls
-        self._cost += record.cost_usd
-        score = f"{record.val.mean:.1%}" if record.val is not None else "-"
-        best_txt = f"{escape(best.name)} {best.val.mean:.1%}" if best is not None and best.val else "-"
-        reason = f" ({escape(record.reason[:100])})" if record.reason else ""
-        self.progress.console.print(
-            f"  {record.id} [cyan]{escape(record.name)}[/]: {record.status} {score}{reason} | best: "
-            f"{best_txt} | spent: {self._calls} calls, ${self._cost:.4f}", highlight=False)
+        with self._lock:
+            self._calls += record.calls
+            self._cost += record.cost_usd
+            for ident, bar in list(self._bars.items()):  # finished evaluations leave the screen
+                task = next((t for t in self.progress.tasks if t.id == bar), None)
+                if task is not None and task.finished:
+                    self.progress.remove_task(self._bars.pop(ident))
+            score = f"{record.val.mean:.1%}" if record.val is not None else "-"
+            best_txt = (f"{escape(best.name)} {best.val.mean:.1%}"
+                        if best is not None and best.val else "-")
+            reason = f" ({escape(record.reason[:100])})" if record.reason else ""
+            self.progress.console.print(
+                f"  {record.id} [cyan]{escape(record.name)}[/]: {record.status} {score}{reason} "
+                f"| best: {best_txt} | spent: {self._calls} calls, ${self._cost:.4f}",
+                highlight=False)
 
 
 def print_summary(result: Any) -> None:

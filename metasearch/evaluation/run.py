@@ -63,6 +63,7 @@ class Evaluation:
     result: EvalResult
     cost: Counts
     wall_s: float
+    sandbox: str = ""  # the sandbox mode it ran in ("" when the caller did not say)
 
     def summary(self) -> dict[str, Any]:
         f = self.result.fitness
