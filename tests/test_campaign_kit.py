@@ -24,6 +24,7 @@ import re
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -289,19 +290,49 @@ KILL_POINTS = {
     and _count(req, ":test") == 8,
 }
 _counts: Counter[str] = Counter()
+_started: set[str] = set()
+_lock = threading.Lock()
 
 
 def _count(req: LLMRequest, what: str) -> int:
-    _counts[what] += 1
-    return _counts[what]
+    with _lock:
+        _counts[what] += 1
+        return _counts[what]
 
 
-def child(directory: Path, kill_point: str, tracking_uri: str | None, delay_s: float = 0.0) -> None:
-    """One campaign run (2 seeds, 2 generations, test) that may SIGKILL itself."""
+def _all_in_flight(req: LLMRequest, generation: str, n: int) -> bool:
+    """True at the n-th task call of ``generation`` once its three candidates all called."""
+    cid = req.candidate or ""
+    if req.role != "task" or not cid.startswith(generation):
+        return False
+    with _lock:
+        _started.add(cid)
+        ready = len({c for c in _started if c.startswith(generation)}) == 3
+    return ready and _count(req, generation) == n
+
+
+# with three candidates in flight (parallel = 3): SIGKILL lands among their calls
+PAR_KILL_POINTS = {
+    "par_gen1": lambda req, n: _all_in_flight(req, "g001-", 12),
+    "par_debug": lambda req, n: req.candidate == "g001-00" and req.role == "task"
+    and _count(req, "g001-00") == 12,
+    "par_gen2": lambda req, n: _all_in_flight(req, "g002-", 8),
+}
+KILL_POINTS.update(PAR_KILL_POINTS)
+
+
+def child(directory: Path, kill_point: str, tracking_uri: str | None, delay_s: float = 0.0,
+          parallel: int = 1, width: int = 1) -> None:
+    """One campaign run (2 seeds, 2 generations, test) that may SIGKILL itself.
+
+    With ``width`` 3 each generation has three candidates (``CHILD_PAR_META``),
+    of which ``parallel`` run at once.
+    """
     from metasearch.store.tracking import Tracker
 
     kill = KILL_POINTS.get(kill_point)
-    script = Script(CHILD_META, log=directory / "calls.log", kill=kill, delay_s=delay_s)
+    meta = CHILD_PAR_META if width > 1 else CHILD_META
+    script = Script(meta, log=directory / "calls.log", kill=kill, delay_s=delay_s)
     tracker = None
     if tracking_uri:
         tracker = Tracker(tracking_uri=tracking_uri, experiment_name=directory.name,
@@ -309,7 +340,7 @@ def child(directory: Path, kill_point: str, tracking_uri: str | None, delay_s: f
         tracker.start({"search.generations": "2"}, models={"meta": META_MODEL})
     campaign = make_campaign(directory, script, seeds=("chain_of_thought", "self_consistency"),
                              generations=2, disk_cache=True, tracker=tracker, threads=1,
-                             pruning=True, minibatch=4)
+                             pruning=True, minibatch=4, parallel=parallel, width=width)
     if kill_point == "after_append":  # right after a record is durable, before MLflow sees it
         add = campaign.archive.add
 
@@ -329,6 +360,17 @@ CHILD_META: dict[str, dict[str, Any]] = {
     # g001-00 raises on every task: a debug round fixes it
     "g001-00": {"propose": sections(RAISES, "Broken"), "debug": debug_reply(agent("GOOD", calls=2))},
     "g002-00": {"propose": sections(agent("HALF"), "Half")},
+}
+
+
+CHILD_PAR_META: dict[str, dict[str, Any]] = {
+    # three lanes a generation: one debugged, one pruned early, one plain
+    "g001-00": {"propose": sections(RAISES, "Broken"), "debug": debug_reply(agent("GOOD", calls=2))},
+    "g001-01": {"propose": sections(agent("WRONG", calls=3), "Wrong")},
+    "g001-02": {"propose": sections(agent("HALF", calls=2), "Half")},
+    "g002-00": {"propose": sections(agent("QUARTER"), "Quarter")},
+    "g002-01": {"propose": sections(agent("VALHIGH", calls=2), "ValHigh")},
+    "g002-02": {"propose": sections(agent("TESTHIGH"), "TestHigh")},
 }
 
 
@@ -354,4 +396,5 @@ def candidate_runs(uri: str, experiment: str) -> list[Any]:
 
 
 if __name__ == "__main__":
-    child(Path(sys.argv[1]), sys.argv[2], sys.argv[3] or None, float(sys.argv[4]))
+    child(Path(sys.argv[1]), sys.argv[2], sys.argv[3] or None, float(sys.argv[4]),
+          *(int(a) for a in sys.argv[5:7]))

@@ -28,9 +28,10 @@ EXPECTED = ["seed-chain_of_thought", "seed-self_consistency", "g001-00", "g002-0
 
 
 def child(d: Path, kill: str, *, tracked: bool = False, delay_s: float = 0.0,
-          wait: bool = True) -> subprocess.Popen:
+          wait: bool = True, parallel: int = 1, width: int = 1) -> subprocess.Popen:
     env = os.environ | {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    args = [sys.executable, str(KIT), str(d), kill, mlflow_store() if tracked else "", str(delay_s)]
+    args = [sys.executable, str(KIT), str(d), kill, mlflow_store() if tracked else "", str(delay_s),
+            str(parallel), str(width)]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     if wait:
@@ -155,3 +156,75 @@ def test_resume_after_an_external_kill_9_at_any_moment(tmp_path, reference, at_c
     proc = child(d, "none")
     assert proc.returncode == 0, proc.stderr.read()
     check_resumed(d, reference, before, killed_in_call=True, tracked=False)
+
+
+# ------------------------------------------------- three candidates in flight
+
+PAR_EXPECTED = ["seed-chain_of_thought", "seed-self_consistency",
+                *(f"g00{g}-0{i}" for g in (1, 2) for i in range(3))]
+
+
+@pytest.fixture(scope="module")
+def par_reference(tmp_path_factory: pytest.TempPathFactory) -> list[tuple]:
+    """The same campaign run one candidate at a time: what N = 3 must reproduce."""
+    d = tmp_path_factory.mktemp("par-reference")
+    proc = child(d, "none", parallel=1, width=3)
+    assert proc.returncode == 0, proc.stderr.read()
+    serial = summary(d)
+    d3 = tmp_path_factory.mktemp("par-reference-3")
+    proc = child(d3, "none", parallel=3, width=3)
+    assert proc.returncode == 0, proc.stderr.read()
+    assert summary(d3) == serial  # records do not depend on parallel_candidates
+    assert [r[0] for r in serial] == PAR_EXPECTED
+    return serial
+
+
+def check_par_resumed(d: Path, reference: list[tuple], before: list[str]) -> None:
+    after = keys(d)[len(before):]
+    # Each candidate makes one call at a time (threads=1), so the calls a kill can cut
+    # off are at most each candidate's last logged one; every other call was answered,
+    # so it is in the cache and must never be sent again.
+    log = calls(d)[:len(before)]
+    last = {x["candidate"]: i for i, x in enumerate(log)}
+    answered = [x["key"] for i, x in enumerate(log) if last[x["candidate"]] != i]
+    rebilled = set(after) & set(answered)
+    assert not rebilled, f"{len(rebilled)} calls were billed twice"
+    ids = [x["id"] for x in archive_lines(d) if x["kind"] == "candidate"]
+    assert ids == PAR_EXPECTED  # every candidate once, in ask order
+    assert summary(d) == reference
+    tests = [x["id"] for x in archive_lines(d) if x["kind"] == "test_result"]
+    assert len(tests) == len(set(tests))
+
+
+@pytest.mark.parametrize("kill", ["par_gen1", "par_debug", "par_gen2"])
+def test_resume_after_sigkill_with_three_candidates_in_flight(tmp_path, par_reference, kill):
+    d = tmp_path / f"campaign-{kill}"
+    d.mkdir()
+    proc = child(d, kill, parallel=3, width=3)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
+    before = keys(d)
+    gen = "g002-" if kill == "par_gen2" else "g001-"
+    in_flight = {x["candidate"] for x in calls(d) if (x["candidate"] or "").startswith(gen)}
+    assert len(in_flight) == 3, in_flight  # all three had started when the kill landed
+    with Archive.open(d, readonly=True) as arc:
+        assert not any(r.id.startswith(gen) for r in arc.records())
+    proc = child(d, "none", parallel=3, width=3)
+    assert proc.returncode == 0, proc.stderr.read()
+    check_par_resumed(d, par_reference, before)
+
+
+@pytest.mark.parametrize("at_call", [30, 60])
+def test_resume_after_an_external_kill_9_with_three_in_flight(tmp_path, par_reference, at_call):
+    d = tmp_path / f"campaign-par-ext-{at_call}"
+    d.mkdir()
+    proc = child(d, "none", delay_s=0.01, wait=False, parallel=3, width=3)
+    deadline = time.monotonic() + 120
+    while len(keys(d)) < at_call and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    before = keys(d)
+    proc = child(d, "none", parallel=3, width=3)
+    assert proc.returncode == 0, proc.stderr.read()
+    check_par_resumed(d, par_reference, before)

@@ -49,6 +49,7 @@ class InOrder(Generic[K, T]):
         return any(f.done() and f.exception() is not None for _, f in self._queue)
 
     def submit(self, key: K, fn: Callable[[], T]) -> None:
+        """Start ``fn`` now (the caller keeps within ``limit``: see :attr:`free`)."""
         future: Future[T] = Future()
 
         def target() -> None:
@@ -91,6 +92,20 @@ class InOrder(Generic[K, T]):
         except Exception:  # not KeyboardInterrupt: Ctrl-C leaves at once (daemon threads)
             self.abandon()
             raise
+
+    def map(self, items: list[tuple[K, Callable[[], T]]], commit: Callable[[K, T], Any]) -> None:
+        """Run every ``(key, job)``, at most ``limit`` at once, committing in order."""
+        try:
+            for key, fn in items:
+                self.commit_ready(commit)  # what finished is durable before the next starts
+                while not self.free:
+                    self.wait()
+                    self.commit_ready(commit)
+                self.submit(key, fn)
+        except Exception:
+            self.abandon()
+            raise
+        self.settle(commit)
 
     def abandon(self) -> None:
         """Wait for running jobs to end and drop every uncommitted result."""

@@ -153,16 +153,17 @@ class Campaign:
     # ---------------------------------------------------------------- seeds
 
     def _seeds(self) -> None:
-        jobs: InOrder[str, Done] = InOrder(self.parallel_candidates, name="seed")
+        todo = []
         for seed in self.seeds:
             cid = seed_id(Path(seed.path).stem if seed.path else seed.name)
             if self.archive.has(cid) or self.archive.has(seed_id(seed.name)):  # older ids: name
                 continue
-            self.reporter.phase(f"seed {seed.name}")
-            jobs.submit(cid, lambda s=seed, c=cid: self._seed(s, c))
-        jobs.settle(lambda _cid, done: self._store(done))
+            todo.append((cid, lambda s=seed, c=cid: self._seed(s, c)))
+        jobs: InOrder[str, Done] = InOrder(self.parallel_candidates, name="seed")
+        jobs.map(todo, lambda _cid, done: self._store(done))
 
     def _seed(self, seed: Any, cid: str) -> Done:
+        self.reporter.phase(f"seed {seed.name}")
         start = time.monotonic()
         evaluation = self._evaluate(seed.code, self.val_tasks, cid, f"{seed.name} (seed)")
         record = scored_record(
@@ -315,15 +316,15 @@ class Campaign:
         chosen = [best, best_generated(records)] + [
             r for r in records if r.is_seed and r.status == "ok"
         ]
+        todo = [(rec.id, lambda r=rec: self._test(r))
+                for rec in {r.id: r for r in chosen if r is not None}.values() if rec.test is None]
         jobs: InOrder[str, Evaluation] = InOrder(self.parallel_candidates, name="test")
-        for rec in {r.id: r for r in chosen if r is not None}.values():
-            if rec.test is not None:
-                continue
-            self.reporter.phase(f"test split: {rec.id} ({rec.name})")
-            code = self.archive.read_agent(rec.id)
-            jobs.submit(rec.id, lambda c=code, r=rec: self._evaluate(
-                c, self.test_tasks, f"{r.id}:test", f"{r.name} on test"))
-        jobs.settle(self._store_test)
+        jobs.map(todo, self._store_test)
+
+    def _test(self, rec: CandidateRecord) -> Evaluation:
+        self.reporter.phase(f"test split: {rec.id} ({rec.name})")
+        code = self.archive.read_agent(rec.id)
+        return self._evaluate(code, self.test_tasks, f"{rec.id}:test", f"{rec.name} on test")
 
     def _store_test(self, cid: str, evaluation: Evaluation) -> None:
         self.archive.write_results(cid, evaluation.result.to_json(), split="test")
