@@ -36,7 +36,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from metasearch.campaign.loop import Campaign  # noqa: E402
 from metasearch.campaign.summary import prior_spend  # noqa: E402
 from metasearch.candidate.validate import validate_code  # noqa: E402
-from metasearch.evaluation.run import InProcessRunner  # noqa: E402
+from metasearch.execution.inprocess import InProcessRunner  # noqa: E402
 from metasearch.llm import Budget, BudgetSettings, ResponseCache, scripted_gateway  # noqa: E402
 from metasearch.llm.cache import cache_key  # noqa: E402
 from metasearch.llm.types import LLMRequest  # noqa: E402

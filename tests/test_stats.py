@@ -10,7 +10,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from metasearch import stats
+from metasearch.evaluation import stats
 from metasearch.errors import DataError
 from metasearch.evaluation.stats import (
     Fitness,

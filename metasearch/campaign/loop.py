@@ -30,7 +30,8 @@ from metasearch.campaign.inorder import InOrder
 from metasearch.campaign.racing import race
 from metasearch.campaign.recording import Done, invalid_record, scored_record, split_score
 from metasearch.campaign.summary import best_generated, best_of, prior_spend, yield_counts
-from metasearch.evaluation.run import AgentRunner, Evaluation, evaluate_agent
+from metasearch.evaluation.run import Evaluation, evaluate_agent
+from metasearch.execution.base import AgentRunner
 from metasearch.llm.ledger import Counts
 from metasearch.llm.types import BudgetExceeded
 from metasearch.runtime.settings import AgentSettings

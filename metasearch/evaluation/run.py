@@ -1,7 +1,7 @@
 """Run one agent on a list of tasks and score it: the path shared by ``eval`` and campaigns.
 
-An :class:`AgentRunner` executes code (in the sandbox, or in-process for the
-trusted seeds); :func:`evaluate_agent` runs it, scores the outcomes on the
+An :class:`~metasearch.execution.base.AgentRunner` executes code (in the
+sandbox, or in-process for the trusted seeds); :func:`evaluate_agent` runs it, scores the outcomes on the
 host (gold answers never leave the host) and measures what it cost from the
 gateway's ledger.
 """
@@ -11,49 +11,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from metasearch.evaluation.score import EvalResult, score_outcomes
+from metasearch.execution.base import AgentRunner, OnOutcome
 from metasearch.llm.ledger import Counts
-from metasearch.outcomes import TaskOutcome
 from metasearch.runtime.settings import AgentSettings
 from metasearch.suites.task import Task
-
-OnOutcome = Callable[[TaskOutcome], None]
-
-
-class AgentRunner(Protocol):
-    """Executes one candidate's code on tasks; one outcome per task, in task order."""
-
-    def run(
-        self,
-        code: str,
-        tasks: Sequence[Task],
-        settings: AgentSettings,
-        *,
-        on_outcome: OnOutcome | None = None,
-    ) -> list[TaskOutcome]: ...
-
-
-class InProcessRunner:
-    """Runs code in this process. Only for trusted code (the seeds in ``archive/``, tests)."""
-
-    def __init__(self, *, gateway: Any) -> None:
-        from metasearch.runtime.gateway_transport import GatewayTransport
-
-        self._transport = GatewayTransport(gateway)
-
-    def run(
-        self,
-        code: str,
-        tasks: Sequence[Task],
-        settings: AgentSettings,
-        *,
-        on_outcome: OnOutcome | None = None,
-    ) -> list[TaskOutcome]:
-        from metasearch.runtime.inprocess import run_tasks_inprocess
-
-        return run_tasks_inprocess(code, tasks, settings, self._transport, on_outcome=on_outcome)
 
 
 @dataclass(frozen=True)

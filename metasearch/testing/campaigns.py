@@ -18,7 +18,7 @@ from typing import Any
 
 from metasearch.campaign.loop import Campaign
 from metasearch.campaign.summary import prior_spend
-from metasearch.evaluation.run import InProcessRunner
+from metasearch.execution.inprocess import InProcessRunner
 from metasearch.llm.budget import Budget
 from metasearch.llm.cache import ResponseCache
 from metasearch.llm.scripted import scripted_gateway
