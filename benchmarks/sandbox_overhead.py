@@ -16,11 +16,11 @@ import os
 import statistics
 import time
 
+from metasearch.execution.sandbox import SandboxLimits, SandboxRunner
 from metasearch.llm import scripted_gateway
 from metasearch.runtime.gateway_transport import GatewayTransport
 from metasearch.runtime.inprocess import run_tasks_inprocess
 from metasearch.runtime.settings import AgentSettings
-from metasearch.execution.sandbox import SandboxLimits, SandboxRunner
 from metasearch.suites.task import Task
 
 NO_LLM = '''

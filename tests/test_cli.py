@@ -131,3 +131,39 @@ def test_eval_real_local_model_then_fully_cached(tmp_path):
     assert b["cached_calls"] == b["calls"] == a["calls"]
     assert b["score"] == a["score"]
     assert b["wall_s"] * 5 <= a["wall_s"]
+
+
+def test_strategies_lists_adas_with_its_settings():
+    proc = metasearch("strategies", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert "attempts" in rows["adas"]["settings"]
+
+
+def test_unknown_strategy_is_one_paragraph(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[search]\nstrategy = "mcts-nope"\n')
+    proc = metasearch("run", str(cfg), "--out", str(tmp_path / "out"))
+    assert_clean_error(proc, "'mcts-nope' is not a known search strategy", "Known strategies: adas")
+    assert not (tmp_path / "out").exists()
+
+
+def test_parallel_candidates_out_of_range_names_the_field(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[run]\nparallel_candidates = 0\n")
+    proc = metasearch("run", str(cfg), "--out", str(tmp_path / "out"))
+    assert_clean_error(proc, "run.parallel_candidates = 0", "1 to 64")
+
+
+def test_eval_concurrency_zero_is_a_clear_error(tmp_path):
+    proc = metasearch("eval", str(COT), "--concurrency", "0", "--cache-dir", str(tmp_path))
+    assert_clean_error(proc, "--concurrency must be an integer >= 1")
+
+
+def test_an_old_config_with_adas_fields_under_search_gets_a_note(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[search]\nattempts = 2\n")
+    # --resume on an empty directory stops before anything starts, after the config loaded
+    proc = metasearch("run", str(cfg), "--out", str(tmp_path / "out"), "--resume")
+    assert_clean_error(proc, "holds no campaign yet")
+    assert "search.attempts now lives in [search.adas]" in " ".join(proc.stderr.split())

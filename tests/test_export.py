@@ -319,7 +319,7 @@ def test_pyfunc_round_trip(
     # the served model's code needs mlflow and litellm only
     import ast
 
-    src = Path(__file__).parents[1] / "metasearch" / "export_pyfunc.py"
+    src = Path(__file__).parents[1] / "metasearch" / "interop" / "mlflow_pyfunc.py"
     tree = ast.parse(src.read_text())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}

@@ -59,19 +59,24 @@ def build_sandbox(
     allowed_models: Collection[str] | None = None,
     candidate_timeout_s: float = 3600.0,
     scratch_root: Path | None = None,
-    prewarm: bool = False,
+    prewarm: int = 0,
+    call_threads: int = 16,
 ) -> Any:
     """A sandbox runner whose LLM calls go to ``gateway``; ``mode`` as in config.
 
-    ``prewarm`` keeps one jailed worker ready between runs (campaigns run
-    many candidates; a one-off ``eval`` does not need it).
+    ``prewarm`` keeps that many jailed workers ready, started now (a campaign
+    with N candidates in flight wants N; a one-off ``eval`` none).
+    ``call_threads`` bounds the agents' LLM calls in flight through the runner.
     """
     from metasearch.execution.sandbox import SandboxLimits, SandboxRunner
 
     limits = SandboxLimits(candidate_timeout_s=candidate_timeout_s)
-    return SandboxRunner(mode=mode, limits=limits, gateway=gateway,
-                         allowed_models=allowed_models, scratch_root=scratch_root,
-                         prewarm=prewarm)
+    runner = SandboxRunner(mode=mode, limits=limits, gateway=gateway,
+                           allowed_models=allowed_models, scratch_root=scratch_root,
+                           prewarm=prewarm, call_threads=call_threads)
+    if prewarm:
+        runner.warm_up()  # the first N candidates start on ready workers too
+    return runner
 
 
 def model_settings(mc: Any, local: Any) -> ModelSettings:
@@ -178,8 +183,10 @@ def build_bench(
             protocol=gateway.resolve_protocol(task_model), max_tokens=max_tokens,
             task_timeout_s=task_timeout_s, threads=concurrency,
         )
+        # every candidate in flight may have `concurrency` calls waiting on the gateway
         runner = build_sandbox(sandbox, gateway, allowed_models=[task_model],
-                               candidate_timeout_s=candidate_timeout_s, prewarm=prewarm)
+                               candidate_timeout_s=candidate_timeout_s, prewarm=prewarm,
+                               call_threads=max(16, concurrency * max(1, prewarm)))
     except BaseException:
         gateway.close()
         raise

@@ -176,8 +176,14 @@ class Campaign:
     # --------------------------------------------------------------- search
 
     def _search(self) -> None:
-        """Ask for slots while there is room; commit finished candidates in ask order."""
+        """Ask for slots while there is room; commit finished candidates in ask order.
+
+        A slot starts only once everything it may see is committed: every
+        pending slot of an earlier generation, and the ids in ``slot.sees``.
+        Until then it is held, so no view depends on what finished sooner.
+        """
         jobs: InOrder[Slot, Done] = InOrder(self.parallel_candidates, name="candidate")
+        held: list[Slot] = []
         state = self.archive.state()
         done_gen = state.generation if state is not None else 0
         top_gen = done_gen
@@ -186,23 +192,26 @@ class Campaign:
         try:
             while True:
                 jobs.commit_ready(lambda _slot, d: self._store(d))
-                if not (exhausted or cut or jobs.failed) and jobs.free:
-                    if self._past_deadline():
-                        cut = True
-                        self._note_time_limit(last, jobs.keys)
-                    else:
+                if not (exhausted or cut or jobs.failed) and self._past_deadline():
+                    cut = True
+                    held.clear()  # asked, never started: nothing was spent on them
+                    self._note_time_limit(last, jobs.keys)
+                if not (cut or jobs.failed):
+                    if not held and not exhausted and jobs.free:
                         slots = self._ask(jobs.free, jobs.keys)
-                        for slot in slots:
-                            jobs.submit(slot, lambda s=slot: self._candidate(s))
-                            last = slot.candidate_id
+                        held.extend(slots)
                         exhausted = not slots and not len(jobs)
                         if slots:
                             top_gen = max(top_gen, *(s.generation for s in slots))
-                            low = min(s.generation for s in jobs.keys) - 1
+                            low = min(s.generation for s in [*jobs.keys, *held]) - 1
                             if low > done_gen:  # nothing of it is left to ask or commit
                                 done_gen = low
                                 self._checkpoint("generation_done", generation=low)
-                if not len(jobs):
+                    while held and jobs.free and _ready(held[0], jobs.keys):
+                        slot = held.pop(0)
+                        jobs.submit(slot, lambda s=slot: self._candidate(s))
+                        last = slot.candidate_id
+                if not len(jobs) and not held:
                     break
                 jobs.wait()
         except Exception:
@@ -407,6 +416,12 @@ class Campaign:
             self.tracker.sync(self.archive)
         self.strategy.tell(stored)
         self.reporter.candidate(stored, self.archive.best())
+
+
+def _ready(slot: Slot, pending: Sequence[Slot]) -> bool:
+    """Everything ``slot`` may see is committed (no earlier generation, no ``sees`` pending)."""
+    sees = set(slot.sees)
+    return not any(p.generation < slot.generation or p.candidate_id in sees for p in pending)
 
 
 def _join(transcript: Sequence[str]) -> str:
