@@ -10,8 +10,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from metasearch.evaluation import stats
 from metasearch.errors import DataError
+from metasearch.evaluation import stats
 from metasearch.evaluation.stats import (
     Fitness,
     PairedDiff,
