@@ -442,8 +442,9 @@ def run_campaign(args: argparse.Namespace, server: FakeServer, calls: list[int],
 
             runner = SandboxRunner(mode="bwrap", gateway=gateway, allowed_models=[TASK_MODEL],
                                    prewarm=width, call_threads=args.sandbox_call_threads)
-        elif args.sandbox == "bwrap":  # as build_campaign wires it (no warm_up call either)
-            runner = build_sandbox("bwrap", gateway, allowed_models=[TASK_MODEL], prewarm=width)
+        elif args.sandbox == "bwrap":  # as build_bench wires it for a campaign
+            runner = build_sandbox("bwrap", gateway, allowed_models=[TASK_MODEL], prewarm=width,
+                                   call_threads=max(16, args.concurrency * width))
         else:
             runner = InProcessRunner(gateway=gateway)
         timeline = Timeline()
