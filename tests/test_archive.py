@@ -316,7 +316,8 @@ def test_progress_curve() -> None:
 WRITER = textwrap.dedent(
     """
     import sys
-    from metasearch.store.archive import Archive, CandidateRecord, candidate_id
+    from metasearch.store.archive import Archive
+    from metasearch.store.records import CandidateRecord, candidate_id
     arc = Archive.open(sys.argv[1])
     start = len(arc)
     print("ready", flush=True)

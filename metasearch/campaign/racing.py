@@ -16,7 +16,7 @@ from metasearch.evaluation.run import Evaluation
 from metasearch.evaluation.score import EvalResult
 from metasearch.evaluation.stats import bootstrap_ci
 from metasearch.llm.ledger import Counts
-from metasearch.store.archive import SplitScore
+from metasearch.store.records import SplitScore
 from metasearch.suites.task import Task
 
 

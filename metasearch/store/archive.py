@@ -44,40 +44,17 @@ from typing import Any, Literal
 from metasearch.errors import DataError, MetasearchError
 from metasearch.store.records import (
     SCHEMA_VERSION,
-    STATUSES,
     CampaignState,
     CandidateRecord,
     DuplicateRecordError,
-    Generation,
     ProgressPoint,
     SplitScore,
-    Status,
     UnknownCandidateError,
     _checked_id,
-    candidate_id,
-    imported_id,
     progress_curve,
-    seed_id,
 )
 
-__all__ = [
-    "ARCHIVE_FILE",
-    "STATUSES",
-    "Archive",
-    "ArchiveLockedError",
-    "CampaignState",
-    "CandidateRecord",
-    "DuplicateRecordError",
-    "Generation",
-    "ProgressPoint",
-    "SplitScore",
-    "Status",
-    "UnknownCandidateError",
-    "candidate_id",
-    "imported_id",
-    "progress_curve",
-    "seed_id",
-]
+__all__ = ["ARCHIVE_FILE", "Archive", "ArchiveLockedError"]
 
 ARCHIVE_FILE = "archive.jsonl"
 
