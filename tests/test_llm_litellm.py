@@ -1,4 +1,8 @@
-"""The real litellm backend against a tiny fake OpenAI-compatible server (no network)."""
+"""The real litellm backend against a tiny fake OpenAI-compatible server (no network).
+
+Each model here sets ``transport = "litellm"``: an ``openai/`` model with an
+api_base would otherwise take the fast path (tests/test_llm_transport.py).
+"""
 
 from __future__ import annotations
 
@@ -67,10 +71,12 @@ def gw(server, monkeypatch):
     settings = GatewaySettings(
         cache_enabled=False,
         retry_base_delay_s=0.0,
-        models={MODEL: ModelSettings(api_base=server.url, max_retries=2, timeout_s=20)},
+        models={MODEL: ModelSettings(api_base=server.url, max_retries=2, timeout_s=20,
+                                     transport="litellm")},
     )
     with Gateway(settings=settings) as g:
         yield g
+        assert g._routes[MODEL].transport == "litellm"
 
 
 def req(**kw) -> LLMRequest:
@@ -101,7 +107,8 @@ def test_json_schema_rejected_falls_back(gw, server) -> None:
 
 
 def test_user_prices_apply(server, monkeypatch) -> None:
-    ms = ModelSettings(api_base=server.url, price_input_per_mtok=1.0, price_output_per_mtok=2.0)
+    ms = ModelSettings(api_base=server.url, price_input_per_mtok=1.0, price_output_per_mtok=2.0,
+                       transport="litellm")
     settings = GatewaySettings(cache_enabled=False, models={MODEL: ms})
     with Gateway(settings=settings) as gw:
         assert gw.complete(req()).cost_usd == pytest.approx((11 * 1 + 7 * 2) / 1e6)

@@ -10,10 +10,15 @@ with backoff. :class:`BadRequest` lets the gateway fall back from a rejected
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from email.utils import parsedate_to_datetime
+from typing import Literal, Protocol
 
 from metasearch.llm.types import LLMRequest
+
+TransportName = Literal["http", "litellm"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,11 @@ class Route:
     ``model`` is the user's model string; ``target`` is what litellm is given
     (``local/x`` becomes ``openai/x`` with the embedded server's ``api_base``).
     ``endpoint`` keys the concurrency limiter (``api_base`` or the provider).
+    ``transport`` says which client makes the call (see :mod:`metasearch.llm.transport`):
+    ``"http"``, the direct OpenAI-compatible fast path, or ``"litellm"``.
+    ``concurrency`` is the endpoint's limit, which the fast path also sizes its
+    connection pool to; ``price_map`` says the cost must come from litellm's
+    price map (no user prices, not a local model).
     """
 
     model: str
@@ -34,6 +44,9 @@ class Route:
     api_key_env: str | None = None
     timeout_s: float = 300.0
     local: bool = False
+    transport: TransportName = "litellm"
+    concurrency: int = 16
+    price_map: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,7 +75,11 @@ class TransientError(Exception):
 
 
 class RateLimited(TransientError):
-    """HTTP 429 or the provider's equivalent."""
+    """HTTP 429 or the provider's equivalent; ``retry_after_s`` is the server's ``Retry-After``."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ServerError(TransientError):
@@ -79,3 +96,34 @@ class ConnectionFailed(TransientError):
 
 class BadRequest(Exception):
     """The provider rejected the request as malformed (e.g. an unsupported response_format)."""
+
+
+def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds a 429's headers ask us to wait: ``retry-after-ms``, else ``Retry-After``.
+
+    ``Retry-After`` is delta-seconds or an HTTP date (RFC 9110); OpenAI also
+    sends ``retry-after-ms``. Unparseable or negative values count as absent.
+    Both backends read it, so both wait the same.
+    """
+    if not headers:
+        return None
+    low = {str(k).lower(): str(v) for k, v in headers.items()}
+    ms = low.get("retry-after-ms")
+    if ms is not None:
+        try:
+            value = float(ms) / 1000
+            return value if value >= 0 else None
+        except ValueError:
+            pass
+    raw = low.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            value = parsedate_to_datetime(raw).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            return None
+        return max(0.0, value)
+    return value if value >= 0 else None

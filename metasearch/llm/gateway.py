@@ -40,6 +40,7 @@ from metasearch.llm.cache import ResponseCache, cache_key
 from metasearch.llm.ledger import Ledger, LedgerSnapshot
 from metasearch.llm.local import LocalServers, ensure_model_file, local_name
 from metasearch.llm.settings import GatewaySettings, ModelSettings
+from metasearch.llm.transport import TransportChoice, choose_transport
 from metasearch.llm.types import (
     BudgetExceeded,
     EndpointUnreachableError,
@@ -80,9 +81,9 @@ class Gateway:
     ) -> None:
         self.settings = settings or GatewaySettings()
         if backend is None:
-            from metasearch.llm.litellm_backend import LiteLLMBackend
+            from metasearch.llm.transport import AutoBackend
 
-            backend = LiteLLMBackend()
+            backend = AutoBackend()  # the fast path or litellm, per route
         self.backend = backend
         if cache is _DEFAULT:
             cache = (
@@ -143,6 +144,14 @@ class Gateway:
             if host in _LOCAL_HOSTS:
                 return "sections"
         return "json"
+
+    def transport(self, model: str) -> TransportChoice:
+        """Which client makes ``model``'s calls (the fast path or litellm), and why.
+
+        A gateway given its own backend (a test double) still reports the
+        choice its default backend would make.
+        """
+        return choose_transport(model, self.settings.for_model(model))
 
     def preflight(self, model: str) -> Route:
         """Check that ``model`` is usable before anything is spent; raise an ``LLMError`` if not.
@@ -332,9 +341,9 @@ class Gateway:
         while True:
             try:
                 async with sem:
-                    raw = await asyncio.wait_for(
-                        self.backend.acomplete(req, route), timeout=route.timeout_s
-                    )
+                    # asyncio.timeout, unlike wait_for, starts no extra task per call
+                    async with asyncio.timeout(route.timeout_s):
+                        raw = await self.backend.acomplete(req, route)
                 if attempt:
                     meta["retries"] = attempt
                 return raw, meta
@@ -354,19 +363,33 @@ class Gateway:
                 err = e
             if attempt >= ms.max_retries:
                 raise _give_up(err, route, attempt + 1) from err
-            base = self.settings.retry_base_delay_s * (2**attempt)
-            delay = min(self.settings.retry_max_delay_s, base) * (0.5 + random.random())
+            delay = self._delay(attempt, err)
             attempt += 1
             await asyncio.sleep(delay)
+
+    def _delay(self, attempt: int, err: TransientError) -> float:
+        """Exponential backoff with jitter; at least a 429's ``Retry-After`` (capped).
+
+        The server's wait is capped at ``retry_max_delay_s`` too, so a
+        misconfigured ``Retry-After: 3600`` cannot stall a campaign for an hour.
+        """
+        s = self.settings
+        delay = min(s.retry_max_delay_s, s.retry_base_delay_s * (2**attempt))
+        delay *= 0.5 + random.random()
+        wait = getattr(err, "retry_after_s", None) if isinstance(err, RateLimited) else None
+        if wait is not None:
+            delay = max(delay, min(s.retry_max_delay_s, wait))
+        return delay
 
     def _semaphore(self, route: Route, ms: ModelSettings) -> asyncio.Semaphore:
         sem = self._sems.get(route.endpoint)
         if sem is None:
-            limit = ms.max_concurrency or (
-                ms.n_parallel if route.local else self.settings.default_concurrency
-            )
-            sem = self._sems[route.endpoint] = asyncio.Semaphore(limit)
+            sem = self._sems[route.endpoint] = asyncio.Semaphore(route.concurrency)
         return sem
+
+    def _limit(self, ms: ModelSettings, local: bool) -> int:
+        """Calls in flight at once to one endpoint (the first model to use it sets it)."""
+        return ms.max_concurrency or (ms.n_parallel if local else self.settings.default_concurrency)
 
     # -- routes -----------------------------------------------------------
 
@@ -389,11 +412,15 @@ class Gateway:
             )
         provider = model.split("/", 1)[0]
         ms = self.settings.for_model(model)
+        priced = ms.price_input_per_mtok is not None or ms.price_output_per_mtok is not None
+        common: dict[str, Any] = {
+            "timeout_s": ms.timeout_s, "transport": choose_transport(model, ms).name,
+            "concurrency": self._limit(ms, provider == "local"), "price_map": not priced,
+        }  # fmt: skip
         if provider == "local":
             name = local_name(model)
-            route = Route(
-                model, model, "local", f"local/{name}", timeout_s=ms.timeout_s, local=True
-            )
+            route = Route(model, model, "local", f"local/{name}", local=True,
+                          **{**common, "price_map": False})  # fmt: skip
             if not getattr(self.backend, "handles_local", False):
                 from metasearch.llm.local import KNOWN_MODELS, unknown_local
 
@@ -410,7 +437,7 @@ class Gateway:
             route = Route(
                 model=model, target=model, provider=provider,
                 endpoint=ms.api_base or provider, api_base=ms.api_base,
-                api_key_env=ms.api_key_env, timeout_s=ms.timeout_s,
+                api_key_env=ms.api_key_env, **common,
             )  # fmt: skip
         self.backend.check(route)
         if start_local or not route.local:

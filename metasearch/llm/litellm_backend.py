@@ -17,31 +17,21 @@ from metasearch.llm.backend import (
     RawCompletion,
     Route,
     ServerError,
+    retry_after_s,
 )
-from metasearch.llm.types import (
-    ContextWindowError,
-    LLMRequest,
-    MissingAPIKeyError,
-    ProviderError,
-    UnknownModelError,
+from metasearch.llm.refusals import (
+    KEY_ENV,
+    KEYLESS,
+    call_failed,
+    context_window,
+    is_context_overflow,
+    key_refused,
+    missing_key,
+    no_choices,
+    unknown_model,
 )
+from metasearch.llm.types import LLMRequest, UnknownModelError
 
-# Providers whose key variable we name ourselves; others ask litellm.validate_environment.
-KEY_ENV: dict[str, str] = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "gemini": "GEMINI_API_KEY",
-    "mistral": "MISTRAL_API_KEY",
-    "groq": "GROQ_API_KEY",
-    "deepseek": "DEEPSEEK_API_KEY",
-    "openrouter": "OPENROUTER_API_KEY",
-    "together_ai": "TOGETHERAI_API_KEY",
-    "xai": "XAI_API_KEY",
-    "cohere": "COHERE_API_KEY",
-    "fireworks_ai": "FIREWORKS_AI_API_KEY",
-}
-# Providers that run on the user's own machine or server and need no key.
-KEYLESS = {"ollama", "ollama_chat", "hosted_vllm", "llamafile", "lm_studio"}
 COMMON_PROVIDERS = ("openai", "anthropic", "gemini", "ollama", "hosted_vllm", "openrouter", "groq")
 
 
@@ -82,6 +72,14 @@ def required_key_env(route: Route) -> str | None:
     return keys[0] if keys else None
 
 
+def check_key(route: Route) -> None:
+    """Raise ``MissingAPIKeyError`` when the key variable ``route`` needs is unset."""
+    var = required_key_env(route)
+    err = missing_key(route, var) if var else None
+    if err is not None:
+        raise err
+
+
 class LiteLLMBackend:
     """Calls ``litellm.acompletion``; maps its exceptions to the gateway's."""
 
@@ -98,12 +96,7 @@ class LiteLLMBackend:
                 f"api_base for vLLM or llama.cpp servers, or local/qwen2.5-coder-1.5b. "
                 f"Common providers: {', '.join(COMMON_PROVIDERS)}."
             )
-        var = required_key_env(route)
-        if var and not os.environ.get(var):
-            raise MissingAPIKeyError(
-                f"Model '{route.model}' needs an API key in the environment variable {var}, "
-                f"which is not set. Export it (export {var}=...) or pick another model."
-            )
+        check_key(route)
 
     def check_known(self, route: Route, declared: bool) -> None:
         """Preflight only: reject a hosted model litellm has never heard of, unless declared."""
@@ -145,6 +138,8 @@ class LiteLLMBackend:
             resp = await litellm.acompletion(**kwargs)
         except Exception as e:
             raise _map_exception(e, route) from e
+        if not resp.choices:
+            raise no_choices(route)
         choice = resp.choices[0]
         usage = getattr(resp, "usage", None)
         cost = None
@@ -170,27 +165,16 @@ def _map_exception(e: Exception, route: Route) -> Exception:
     import litellm.exceptions as ex
 
     msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-    low = str(e).lower()
-    overflow = "context" in low and any(w in low for w in ("exceed", "too long", "maximum"))
     if isinstance(e, ex.ContextWindowExceededError) or (
-        isinstance(e, ex.BadRequestError) and overflow  # llama.cpp and vLLM say it in words
+        isinstance(e, ex.BadRequestError) and is_context_overflow(str(e))
     ):
-        return ContextWindowError(
-            f"The prompt for '{route.model}' is longer than its context window ({msg}). "
-            "Design shorter contexts: fewer or shorter examples, summarised history, "
-            "or a smaller max_tokens."
-        )
+        return context_window(route, msg)
     if isinstance(e, ex.AuthenticationError):
-        where = route.api_key_env or KEY_ENV.get(route.provider, "the provider's key variable")
-        return MissingAPIKeyError(
-            f"The provider refused the API key for '{route.model}' ({msg}). Check {where}."
-        )
+        return key_refused(route, msg)
     if isinstance(e, ex.NotFoundError):
-        return UnknownModelError(
-            f"The provider does not know model '{route.model}' ({msg}). Check the model name."
-        )
+        return unknown_model(route, msg)
     if isinstance(e, ex.RateLimitError):
-        return RateLimited(msg)
+        return RateLimited(msg, retry_after_s=retry_after_s(_headers(e)))
     chain = _chain_names(e)
     if isinstance(e, ex.Timeout) or any("Timeout" in n for n in chain):
         return CallTimeout(msg)
@@ -204,8 +188,16 @@ def _map_exception(e: Exception, route: Route) -> Exception:
     if isinstance(status, int) and status >= 500:
         return ServerError(msg)
     if isinstance(e, ex.APIError):
-        return ProviderError(f"The call to '{route.model}' failed: {msg}")
+        return call_failed(route, msg)
     return e
+
+
+def _headers(e: Exception) -> Any:
+    """The HTTP headers of a litellm error: its own copy, else the raw response's."""
+    headers = getattr(e, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(e, "response", None), "headers", None)
+    return headers
 
 
 def _chain_names(e: BaseException) -> list[str]:

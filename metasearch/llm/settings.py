@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ProtocolChoice = Literal["auto", "json", "sections"]
+TransportChoice = Literal["auto", "litellm"]
 
 
 def default_cache_dir() -> Path:
@@ -31,11 +32,14 @@ class ModelSettings(_Strict):
     ``price_*_per_mtok`` (USD per million tokens) override litellm's price map.
     ``n_parallel``, ``n_threads`` and ``n_ctx_per_slot`` only apply to
     ``local/`` models (``n_threads`` None means ``os.cpu_count()``).
+    ``transport = "litellm"`` keeps an OpenAI-compatible endpoint off the direct
+    fast path (see :mod:`metasearch.llm.transport`); ``auto`` picks it where it applies.
     """
 
     api_base: str | None = None
     api_key_env: str | None = None
     protocol: ProtocolChoice = "auto"
+    transport: TransportChoice = "auto"
     price_input_per_mtok: float | None = Field(default=None, ge=0)
     price_output_per_mtok: float | None = Field(default=None, ge=0)
     max_concurrency: int | None = Field(default=None, ge=1)

@@ -1,0 +1,99 @@
+"""Both clients of the gateway, the fast path and litellm, against one fake server.
+
+Each path passes the whole backend contract on its own, and for every
+scenario both give the same replies, send the same requests and book the
+same ledger entries.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from metasearch.llm import Gateway, GatewaySettings, LLMRequest, ModelSettings
+from metasearch.llm.backend import RateLimited, retry_after_s
+from metasearch.llm.transport import choose_transport
+from metasearch.testing import BackendContract
+from metasearch.testing.backend_contract import SCENARIOS, Scenario, run_scenario
+from metasearch.testing.fake_openai import FakeOpenAIServer
+
+
+class TestFastPath(BackendContract):
+    transport = "auto"
+    expect = "http"
+
+
+class TestLiteLLMPath(BackendContract):
+    transport = "litellm"
+    expect = "litellm"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeOpenAIServer() as s:
+        yield s
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_both_paths_give_identical_outcomes(scenario: Scenario, server, tmp_path) -> None:
+    fast = run_scenario(scenario, server, transport="auto", cache_dir=tmp_path / "fast")
+    slow = run_scenario(scenario, server, transport="litellm", cache_dir=tmp_path / "litellm")
+    assert (fast.transport, slow.transport) == ("http", "litellm")
+    assert fast.comparable() == slow.comparable()
+
+
+def test_hosted_vllm_takes_the_fast_path_with_the_same_request(server, tmp_path) -> None:
+    scenario = Scenario("hosted_vllm", lambda o: None, model="hosted_vllm/org/fake-7b")
+    fast = run_scenario(scenario, server, transport="auto")
+    slow = run_scenario(scenario, server, transport="litellm")
+    assert (fast.transport, slow.transport) == ("http", "litellm")
+    assert fast.bodies[0]["model"] == "org/fake-7b"
+    assert fast.comparable() == slow.comparable()
+
+
+@pytest.mark.parametrize(
+    ("model", "settings", "expected"),
+    [
+        ("local/qwen2.5-coder-0.5b", {}, "http"),
+        ("openai/my-model", {"api_base": "http://10.0.0.5:8000/v1"}, "http"),
+        ("hosted_vllm/x", {"api_base": "http://127.0.0.1:8000/v1"}, "http"),
+        ("openai/gpt-4o-mini", {}, "litellm"),
+        ("hosted_vllm/x", {}, "litellm"),
+        ("anthropic/claude-3-5-haiku-latest", {}, "litellm"),
+        ("ollama/llama3", {"api_base": "http://127.0.0.1:11434"}, "litellm"),
+        ("local/qwen2.5-coder-0.5b", {"transport": "litellm"}, "litellm"),
+        ("openai/x", {"api_base": "http://127.0.0.1:1/v1", "transport": "litellm"}, "litellm"),
+    ],
+)
+def test_selection(model: str, settings: dict, expected: str) -> None:
+    choice = choose_transport(model, ModelSettings(**settings))
+    assert choice.name == expected and choice.reason
+    gw = Gateway(settings=GatewaySettings(models={model: ModelSettings(**settings)},
+                                          cache_enabled=False))  # fmt: skip
+    assert gw.transport(model) == choice
+    gw.close()
+
+
+def test_forced_litellm_reaches_litellm(server) -> None:
+    ms = ModelSettings(api_base=server.url, transport="litellm")
+    with Gateway(settings=GatewaySettings(models={"openai/fake": ms}, cache_enabled=False)) as gw:
+        gw.complete(LLMRequest(model="openai/fake", messages=({"role": "user", "content": "hi"},)))
+        assert gw._routes["openai/fake"].transport == "litellm"
+        assert gw.backend._http is None, "the fast path was built for a forced-litellm model"
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after_s({"Retry-After": "3"}) == 3.0
+    assert retry_after_s({"retry-after-ms": "250", "Retry-After": "3"}) == 0.25
+    assert retry_after_s({"Retry-After": "soon"}) is None
+    assert retry_after_s({"Retry-After": "-1"}) is None
+    assert retry_after_s({}) is None and retry_after_s(None) is None
+    assert retry_after_s({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # in the past
+
+
+def test_retry_after_is_a_floor_capped_by_retry_max_delay() -> None:
+    gw = Gateway(settings=GatewaySettings(cache_enabled=False, retry_base_delay_s=0.0,
+                                          retry_max_delay_s=5.0))  # fmt: skip
+    assert gw._delay(0, RateLimited("x", retry_after_s=2.0)) == 2.0
+    assert gw._delay(0, RateLimited("x", retry_after_s=3600.0)) == 5.0
+    assert gw._delay(0, RateLimited("x")) == 0.0
+    gw.close()
