@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from metasearch.errors import ConfigError
+from metasearch.explain import explain_validation, short_value
 
 __all__ = [
     "BudgetConfig",
@@ -90,6 +90,10 @@ class ModelConfig(_Section):
     max_tokens: int = Field(1024, ge=1, le=1_000_000, description="an integer >= 1")
     protocol: Literal["auto", "json", "sections"] = Field(
         "auto", description='"auto", "json" or "sections"'
+    )
+    transport: Literal["auto", "litellm"] = Field(
+        "auto",
+        description='"auto" (the direct fast path for OpenAI-compatible servers) or "litellm"',
     )
     api_base: str | None = Field(
         None, description="the endpoint URL, e.g. http://127.0.0.1:8000/v1"
@@ -394,7 +398,7 @@ def _validate_sections(
         if not isinstance(table, dict):
             raise ConfigError(
                 f"Campaign config {path}: search.{name} must be a table ([search.{name}]), "
-                f"not {_short(table)}."
+                f"not {short_value(table)}."
             )
         try:
             out[name] = model.model_validate(table)
@@ -443,79 +447,19 @@ def _merge_override(raw: dict[str, Any], key: str, value: Any, path: Path) -> No
 
 def _explain(err: ValidationError, path: Path, override_keys: set[str], *,
              root: type[BaseModel] | None = None, prefix: str = "") -> str:
-    seen: dict[str, str] = {}
-    for e in err.errors():
-        dotted, model, field = _resolve(e["loc"], root or CampaignConfig)
-        dotted = prefix + dotted
-        if dotted in seen:  # a union reports one error per member; keep the first
-            continue
-        seen[dotted] = _describe(e, dotted, model, field, override_keys)
-    n = len(seen)
-    head = f"Campaign config {path} has {n} invalid field{'s' if n > 1 else ''}: "
-    return head + " ".join(seen.values())
+    return explain_validation(err, what="Campaign config", path=path, root=root or CampaignConfig,
+                              prefix=prefix, override_keys=override_keys,
+                              unknown_hint=_strategy_hint)
 
 
-def _resolve(
-    loc: tuple[Any, ...], root: type[BaseModel]
-) -> tuple[str, type[BaseModel] | None, str | None]:
-    """Turn a pydantic loc into a dotted path, dropping union-member labels."""
-    model: type[BaseModel] | None = root
-    parts: list[str] = []
-    parent: type[BaseModel] | None = None
-    field: str | None = None
-    for item in loc:
-        if isinstance(item, int):
-            parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
-            continue
-        if model is not None and item in model.model_fields:
-            parent, field = model, item
-            parts.append(item)
-            ann = model.model_fields[item].annotation
-            model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-        elif model is not None:  # unknown key under a known table
-            parent, field = model, None
-            parts.append(str(item))
-            model = None
-        # else: a union/type label such as "list[str]"; not part of the path
-    return ".".join(parts), parent, field
+def _strategy_hint(model: type[BaseModel], name: str) -> tuple[str, str]:
+    """An unknown field under [search]: which strategy's table it belongs in, if any."""
+    if model is not SearchConfig:
+        return "", ""
+    from metasearch.search.registry import get_strategy, strategy_names
 
-
-def _describe(
-    e: Any, dotted: str, model: type[BaseModel] | None, field: str | None, override_keys: set[str]
-) -> str:
-    src = " (set by a command-line override)" if dotted in override_keys else ""
-    value = e.get("input")
-    if e["type"] == "extra_forbidden":
-        known = sorted(model.model_fields) if model is not None else []
-        name = dotted.rsplit(".", 1)[-1]
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-        table = dotted.rsplit(".", 1)[0] if "." in dotted else "the top level"
-        hint = f"Did you mean {close[0]!r}? " if close else ""
-        tables = ""
-        if model is SearchConfig:
-            from metasearch.search.registry import get_strategy, strategy_names
-
-            names = strategy_names()
-            owners = [n for n in names if name in get_strategy(n).settings.model_fields]
-            if owners:
-                hint = (f"It is a setting of the {' / '.join(owners)} strategy: put it under "
-                        f"[search.{owners[0]}]. ")
-            tables = "; each strategy has its own table: " + ", ".join(
-                f"[search.{n}]" for n in names)
-        return (
-            f"{dotted}{src} is not a known field. {hint}Valid fields in {table} are: "
-            f"{', '.join(known)}{tables}."
-        )
-    desc = ""
-    if model is not None and field is not None:
-        desc = model.model_fields[field].description or ""
-    shown = _short(value)
-    expected = f" Expected {desc}." if desc else ""
-    return f"{dotted}{src} = {shown} is invalid ({e['msg']}).{expected}"
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a table"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    names = strategy_names()
+    owners = [n for n in names if name in get_strategy(n).settings.model_fields]
+    hint = (f"It is a setting of the {' / '.join(owners)} strategy: put it under "
+            f"[search.{owners[0]}]. ") if owners else ""
+    return hint, "; each strategy has its own table: " + ", ".join(f"[search.{n}]" for n in names)

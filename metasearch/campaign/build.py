@@ -85,6 +85,7 @@ def model_settings(mc: Any, local: Any) -> ModelSettings:
         api_base=mc.api_base,
         api_key_env=mc.api_key_env,
         protocol=mc.protocol,
+        transport=mc.transport,
         price_input_per_mtok=mc.input_usd_per_mtok,
         price_output_per_mtok=mc.output_usd_per_mtok,
         n_parallel=local.n_parallel,

@@ -39,15 +39,25 @@ app.add_typer(archive_app, name="archive")
 @app.command("models")
 @friendly_errors
 def models_cmd(
+    config: Annotated[Path | None, typer.Argument(help="A campaign config (TOML): show which client each of its models uses.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The embedded local models (assembled or not) and how to name hosted ones."""
+    """The embedded local models, and which client (fast path or litellm) each configured model uses."""
+    from metasearch.campaign.build import model_settings
+    from metasearch.config import CampaignConfig, load_config
     from metasearch.llm.local import list_local_models
     from metasearch.llm.settings import GatewaySettings
+    from metasearch.llm.transport import choose_transport
 
+    cfg = load_config(config) if config is not None else CampaignConfig()
+    configured = []
+    for role, mc in (("meta", cfg.models.meta), ("task", cfg.models.task)):
+        choice = choose_transport(mc.model, model_settings(mc, cfg.local))
+        configured.append({"role": role, "model": mc.model, "transport": choice.name,
+                           "reason": choice.reason})
     rows = [m.__dict__ for m in list_local_models(GatewaySettings())]
     if as_json:
-        print_json(rows)
+        print_json({"local": rows, "configured": configured})
         return
     from rich.console import Console
     from rich.table import Table
@@ -58,13 +68,23 @@ def models_cmd(
     for r in rows:
         table.add_row(r["name"], "yes" if r["assembled"] else "no (assembled on first use)",
                       f"{r['size'] / 1e9:.2f} GB", r["path"])
+    source = str(config) if config is not None else "the defaults; pass a config to see its models"
+    paths = Table(title=f"Configured models ({escape(source)})")
+    for col in ("role", "model", "client", "why"):
+        paths.add_column(col)
+    for c in configured:
+        label = "fast path (direct HTTP)" if c["transport"] == "http" else "litellm"
+        paths.add_row(c["role"], escape(c["model"]), label, escape(c["reason"]))
     console = Console()
     console.print(table)
+    console.print(paths)
     console.print(
         "Hosted models use litellm names, e.g. openai/gpt-4o-mini (OPENAI_API_KEY), "
         "anthropic/claude-3-5-haiku-latest (ANTHROPIC_API_KEY), ollama/llama3, or "
         "openai/<name> with --api-base for a vLLM or llama.cpp server. "
-        "A campaign's endpoints are set in its [models.*] sections.",
+        "A campaign's endpoints are set in its [models.*] sections; local/ models and "
+        "OpenAI-compatible servers (openai/ or hosted_vllm/ with an api_base) take the fast "
+        'path unless transport = "litellm".',
         markup=False,
     )
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import threading
 import time
 from concurrent.futures import Future
@@ -28,38 +27,27 @@ from metasearch.llm.backend import (
     Backend,
     BadRequest,
     CallTimeout,
-    ConnectionFailed,
     RateLimited,
     RawCompletion,
     Route,
-    ServerError,
     TransientError,
 )
 from metasearch.llm.budget import Budget
 from metasearch.llm.cache import ResponseCache, cache_key
 from metasearch.llm.ledger import Ledger, LedgerSnapshot
-from metasearch.llm.local import LocalServers, ensure_model_file, local_name
+from metasearch.llm.local import LocalServers, ensure_model_file
+from metasearch.llm.routing import DEFAULT_URLS, Router, check_reachable, cost_of, give_up
 from metasearch.llm.settings import GatewaySettings, ModelSettings
 from metasearch.llm.transport import TransportChoice, choose_transport
 from metasearch.llm.types import (
     BudgetExceeded,
-    EndpointUnreachableError,
-    LLMError,
     LLMRequest,
     LLMResponse,
-    LocalModelError,
     ProviderError,
-    UnknownModelError,
 )
 
 _DEFAULT: Any = object()
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
-DEFAULT_URLS = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-    "ollama": "http://localhost:11434",
-    "ollama_chat": "http://localhost:11434",
-}
 
 
 class Gateway:
@@ -96,8 +84,7 @@ class Gateway:
         self.budget = budget if budget is not None else Budget(self.settings.budget)
         self._lock = threading.Lock()
         self._inflight: dict[str, asyncio.Future[None]] = {}  # cache key -> its call
-        self._routes: dict[str, Route] = {}
-        self._local: LocalServers | None = None
+        self._router = Router(self.settings, lambda: self.backend)
         self._sems: dict[str, asyncio.Semaphore] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -160,7 +147,7 @@ class Gateway:
         connection (for ``api_base`` and ollama models), and for ``local/``
         models that the extra is installed and the weights assemble.
         """
-        route = self._build_route(model, start_local=False)
+        route = self._router.build(model, start_local=False)
         check_known = getattr(self.backend, "check_known", None)
         if callable(check_known):
             check_known(route, declared=model in self.settings.models)
@@ -178,7 +165,7 @@ class Gateway:
             DEFAULT_URLS.get(route.provider) if route.provider.startswith("ollama") else None
         )
         if url:
-            _check_reachable(model, url)
+            check_reachable(model, url)
         return route
 
     def close(self) -> None:
@@ -187,7 +174,8 @@ class Gateway:
             if self._closed:
                 return
             self._closed = True
-            loop, thread, local = self._loop, self._thread, self._local
+            loop, thread = self._loop, self._thread
+        local = self._router.close()
         # Cancel in-flight calls first: a local server's destructor waits for
         # its busy slots, and a request nobody awaits any more keeps one busy.
         if loop is not None and thread is not None:
@@ -203,6 +191,15 @@ class Gateway:
             local.close()
         if self.cache is not None:
             self.cache.close()
+
+    @property
+    def _routes(self) -> dict[str, Route]:
+        return self._router.routes
+
+    @property
+    def _local(self) -> LocalServers | None:
+        """The embedded servers started so far (None before the first ``local/`` call)."""
+        return self._router.local
 
     def __enter__(self) -> Gateway:
         return self
@@ -304,7 +301,7 @@ class Gateway:
                 self.ledger.record_error(role=req.role, candidate=req.candidate)
             raise
         ms = self.settings.for_model(req.model)
-        cost = _cost(route, ms, raw)
+        cost = cost_of(route, ms, raw)
         latency = time.perf_counter() - t0
         resp = LLMResponse(
             text=raw.text, model=req.model, prompt_tokens=raw.prompt_tokens,
@@ -362,7 +359,7 @@ class Gateway:
             except TransientError as e:
                 err = e
             if attempt >= ms.max_retries:
-                raise _give_up(err, route, attempt + 1) from err
+                raise give_up(err, route, attempt + 1) from err
             delay = self._delay(attempt, err)
             attempt += 1
             await asyncio.sleep(delay)
@@ -387,118 +384,8 @@ class Gateway:
             sem = self._sems[route.endpoint] = asyncio.Semaphore(route.concurrency)
         return sem
 
-    def _limit(self, ms: ModelSettings, local: bool) -> int:
-        """Calls in flight at once to one endpoint (the first model to use it sets it)."""
-        return ms.max_concurrency or (ms.n_parallel if local else self.settings.default_concurrency)
-
-    # -- routes -----------------------------------------------------------
-
     async def _aroute(self, model: str) -> Route:
-        route = self._routes.get(model)
-        if route is None:
-            route = await asyncio.to_thread(self._build_route, model, True)
+        route = self._router.routes.get(model)
+        if route is None:  # built off the loop: it may import litellm or start a local server
+            route = await asyncio.to_thread(self._router.build, model, True)
         return route
-
-    def _build_route(self, model: str, start_local: bool = True) -> Route:
-        with self._lock:
-            route = self._routes.get(model)
-        if route is not None:
-            return route
-        if "/" not in model:
-            raise UnknownModelError(
-                f"Model '{model}' names no provider. Write models as <provider>/<model>, e.g. "
-                "openai/gpt-4o-mini, anthropic/claude-3-5-haiku-20241022, ollama/llama3, or "
-                "local/qwen2.5-coder-1.5b."
-            )
-        provider = model.split("/", 1)[0]
-        ms = self.settings.for_model(model)
-        priced = ms.price_input_per_mtok is not None or ms.price_output_per_mtok is not None
-        common: dict[str, Any] = {
-            "timeout_s": ms.timeout_s, "transport": choose_transport(model, ms).name,
-            "concurrency": self._limit(ms, provider == "local"), "price_map": not priced,
-        }  # fmt: skip
-        if provider == "local":
-            name = local_name(model)
-            route = Route(model, model, "local", f"local/{name}", local=True,
-                          **{**common, "price_map": False})  # fmt: skip
-            if not getattr(self.backend, "handles_local", False):
-                from metasearch.llm.local import KNOWN_MODELS, unknown_local
-
-                if name not in KNOWN_MODELS and not name.endswith(".gguf"):
-                    raise unknown_local(model)
-                if not start_local:
-                    return route
-                alias, api_base = self._local_servers().endpoint(model)
-                route = replace(
-                    route, target=f"openai/{alias}", api_base=api_base, api_key="x",
-                    endpoint=api_base,
-                )  # fmt: skip
-        else:
-            route = Route(
-                model=model, target=model, provider=provider,
-                endpoint=ms.api_base or provider, api_base=ms.api_base,
-                api_key_env=ms.api_key_env, **common,
-            )  # fmt: skip
-        self.backend.check(route)
-        if start_local or not route.local:
-            with self._lock:
-                self._routes.setdefault(model, route)
-        return route
-
-    def _local_servers(self) -> LocalServers:
-        with self._lock:
-            if self._closed:
-                raise LocalModelError("The gateway is closed; it starts no local model servers.")
-            if self._local is None:
-                self._local = LocalServers(self.settings)
-            return self._local
-
-
-def _cost(route: Route, ms: ModelSettings, raw: RawCompletion) -> float:
-    """User prices win; local models are free; else the backend's figure, or 0 if unknown."""
-    if ms.price_input_per_mtok is not None or ms.price_output_per_mtok is not None:
-        pin = ms.price_input_per_mtok or 0.0
-        pout = ms.price_output_per_mtok or 0.0
-        return (raw.prompt_tokens * pin + raw.completion_tokens * pout) / 1e6
-    if route.local:
-        return 0.0
-    return float(raw.cost_usd or 0.0)
-
-
-def _url(route: Route) -> str:
-    return route.api_base or DEFAULT_URLS.get(route.provider, f"the {route.provider} API")
-
-
-def _give_up(err: TransientError, route: Route, attempts: int) -> LLMError:
-    tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
-    if isinstance(err, ConnectionFailed):
-        return EndpointUnreachableError(
-            f"Model '{route.model}': the endpoint {_url(route)} could not be reached after "
-            f"{tries} ({err}). Check that the server is running and the api_base is right."
-        )
-    if isinstance(err, RateLimited):
-        why = "kept rate-limiting the calls"
-        fix = "Lower max_concurrency for this model or raise max_retries."
-    elif isinstance(err, ServerError):
-        why = "kept answering with server errors"
-        fix = "The provider may be down; try again later or raise max_retries."
-    else:
-        why = f"did not answer within timeout_s = {route.timeout_s:g} s"
-        fix = "Raise timeout_s for this model, or lower max_tokens."
-    return ProviderError(
-        f"Model '{route.model}' at {_url(route)} {why} ({tries}; last: {err}). {fix}"
-    )
-
-
-def _check_reachable(model: str, url: str, timeout_s: float = 3.0) -> None:
-    parsed = urlparse(url)
-    host = parsed.hostname or ""
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            pass
-    except OSError as e:
-        raise EndpointUnreachableError(
-            f"Model '{model}': the endpoint {url} could not be reached ({e.strerror or e}). "
-            "Check that the server is running and the api_base is right."
-        ) from e

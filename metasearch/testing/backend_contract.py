@@ -22,6 +22,7 @@ paths and compare :meth:`Outcome.comparable`, which must be equal.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -74,8 +75,9 @@ class Outcome:
             else replace(r, latency_s=0.0)
             for r in self.replies
         ]
-        auth = [s.headers.get("Authorization") for s in self.seen]
-        return replies, self.bodies, auth, _no_latency(self.snapshot.total), self.max_in_flight
+        auth = sorted(str(s.headers.get("Authorization")) for s in self.seen)
+        bodies = sorted(json.dumps(b, sort_keys=True) for b in self.bodies)  # arrival order varies
+        return replies, bodies, auth, _no_latency(self.snapshot.total), self.max_in_flight
 
 
 def _shape(message: str) -> str:
