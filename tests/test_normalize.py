@@ -443,7 +443,7 @@ def test_sampling_settings_given_to_llmagentbase_are_dropped_and_inputs_kept_as_
     code = (
         "def forward(self, taskInfo):\n"
         "    a = LLMAgentBase(['thinking', 'answer'], 'A', seed=7, temperature=0.8, top_p=0.9)\n"
-        "    b = LLMAgentBase(['answer'], 'B', max_tokens=50)\n"
+        "    b = LLMAgentBase(['answer'], 'B', max_new_tokens=50)\n"
         "    thinking, answer = a([taskInfo], 'Solve.')\n"
         "    (final,) = b([taskInfo, answer], 'Check.')\n"
         "    return final\n"
@@ -452,6 +452,19 @@ def test_sampling_settings_given_to_llmagentbase_are_dropped_and_inputs_kept_as_
     assert result.findings == []
     assert "LLMAgentBase(['thinking', 'answer'], 'A', temperature=0.8)" in result.code
     assert "LLMAgentBase(['answer'], 'B')" in result.code
-    assert any("seed=, top_p=, max_tokens=" in c for c in result.changes)
-    kept = normalize_proposal(code.replace("max_tokens=50", "inputs=[taskInfo]"))
+    assert any("seed=, top_p=, max_new_tokens=" in c for c in result.changes)
+    kept = normalize_proposal(code.replace("max_new_tokens=50", "inputs=[taskInfo]"))
     assert [f.code for f in kept.findings] == ["agent-arguments"]
+
+
+def test_the_runtimes_own_keywords_protocol_and_max_tokens_are_kept():
+    """The runtime honours them (search-space trials use them), so they are part of the design."""
+    code = (
+        "def forward(self, taskInfo):\n"
+        "    a = LLMAgentBase(['thinking', 'answer'], 'A', temperature=0.8, protocol='answer_line',"
+        " max_tokens=256)\n"
+        "    thinking, answer = a([taskInfo], 'Solve.')\n"
+        "    return answer\n"
+    )
+    result = normalize_proposal(code)
+    assert (result.code, result.changes, result.findings) == (code, [], [])

@@ -10,6 +10,7 @@ from metasearch.runtime.agent_base import bind_agent_class
 from metasearch.runtime.context import RuntimeContext
 from metasearch.runtime.info import Info
 from metasearch.runtime.protocols import (
+    AnswerLineProtocol,
     JsonProtocol,
     describe_fields,
     find_json_object,
@@ -104,7 +105,7 @@ def test_describe_fields_and_unknown_protocol():
         "thinking": "Your thinking.",
         "final_answer": "Your answer. Return ONLY an integer, nothing else.",
     }
-    with pytest.raises(ConfigError, match="'json' or 'sections'"):
+    with pytest.raises(ConfigError, match="'json', 'sections', 'answer_line'"):
         get_protocol("auto")
 
 
@@ -157,3 +158,48 @@ def test_partial_first_reply_completed_by_repair():
 def test_no_repair_when_reply_is_good():
     values, t = _call("sections", ["## thinking\nt\n## answer\n42"])
     assert values == ["t", "42"] and len(t.requests) == 1 and t.notes == {}
+
+
+# -- answer_line, and the per-agent protocol= / max_tokens= keywords -----------------
+
+@pytest.mark.parametrize("text,fields,expected", [
+    ("First 7 + 5 = 12.\nThen 12 * 2 = 24.\nanswer: 24", F,
+     {"thinking": "First 7 + 5 = 12.\nThen 12 * 2 = 24.", "answer": "24"}),
+    ("I add them.\n**Final Answer:** 42", F, {"thinking": "I add them.", "answer": "42"}),
+    ("The answer: is unclear at first.\nanswer:\n42\n", F,
+     {"thinking": "The answer: is unclear at first.", "answer": "42"}),
+    ("Looks fine to me.\ncorrect: True", ["feedback", "correct"],
+     {"feedback": "Looks fine to me.", "correct": "True"}),
+    ("So it is seven.\nanswer: 7", ["answer"], {"answer": "7"}),
+    ("## thinking\nt\n## answer\n42", F, {"thinking": "t", "answer": "42"}),  # headings
+])
+def test_answer_line_reads_free_text_and_the_last_field_lines(text, fields, expected):
+    assert AnswerLineProtocol().parse(text, fields) == expected
+
+
+def test_answer_line_asks_for_the_final_lines_and_fails_without_them():
+    p = AnswerLineProtocol()
+    fmt = p.format_instruction(describe_fields(F, "an integer"))
+    assert "Write your thinking as plain text first." in fmt
+    assert "answer: <Your answer. Return ONLY an integer, nothing else.>" in fmt
+    assert "thinking:" not in fmt
+    assert p.parse("no final line at all", F) is None and p.response_format(F) is None
+
+
+def test_an_agent_may_choose_its_own_protocol_and_a_lower_reply_limit():
+    t = FakeTransport(replies=["I add.\nanswer: 42", '{"thinking": "t", "answer": "1"}'])
+    ctx = RuntimeContext(settings("json"), t)
+    agent_class = bind_agent_class(ctx)
+    with ctx.task_scope("q"):
+        out = agent_class(F, "A", protocol="answer_line", max_tokens=64)([TASK], "Solve.")
+    assert [i.content for i in out] == ["I add.", "42"]
+    req = t.requests[0]
+    assert req.response_format is None and req.max_tokens == 64
+    assert "end your reply with exactly these line(s)" in req.messages[0]["content"]
+    with ctx.task_scope("q2"):
+        agent_class(F, "B", max_tokens=10**6)([TASK], "Solve.")
+    assert t.requests[1].max_tokens == ctx.settings.max_tokens  # never above the run's limit
+    with pytest.raises(TypeError, match="reply protocol is one of"):
+        agent_class(F, "C", protocol="yaml")
+    with pytest.raises(TypeError, match="max_tokens"):
+        agent_class(F, "D", max_tokens=0)

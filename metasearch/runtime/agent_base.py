@@ -8,6 +8,10 @@ name ``LLMAgentBase``.
 ``model`` is accepted for ADAS compatibility but ignored: every call uses the
 run's task model (``AgentSettings.model``). ADAS archives name models such as
 ``gpt-3.5-turbo``; a run must be comparable across agents, so the run decides.
+
+Two optional keywords go beyond ADAS, for agents rendered from search spaces
+(``metasearch.search.spaces``): ``protocol=`` picks this agent's reply protocol
+(default: the run's) and ``max_tokens=`` lowers the run's reply limit for it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from metasearch.llm.types import ContextWindowError, LLMRequest
 from metasearch.runtime.context import RuntimeContext, request_key
 from metasearch.runtime.info import Info
-from metasearch.runtime.protocols import describe_fields, get_protocol
+from metasearch.runtime.protocols import PROTOCOLS, describe_fields, get_protocol
 
 UNPACK_HINT = (
     "LLMAgentBase(...) returns a list of Info, one per output field; unpack it: "
@@ -116,7 +120,16 @@ class LLMAgentBase:
         role: str = "helpful assistant",
         model: str | None = None,
         temperature: float = 0.5,
+        *,
+        protocol: str | None = None,
+        max_tokens: int | None = None,
     ) -> None:
+        if protocol is not None and protocol not in PROTOCOLS:
+            raise TypeError(f"LLMAgentBase(protocol={protocol!r}): the reply protocol is one of "
+                            f"{', '.join(repr(p) for p in PROTOCOLS)}; omit it for the run's.")
+        if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
+                                       or max_tokens < 1):
+            raise TypeError(f"LLMAgentBase(max_tokens={max_tokens!r}) takes a whole number >= 1.")
         if isinstance(output_fields, str):
             output_fields = [output_fields]
         if not output_fields or not all(isinstance(f, str) and f for f in output_fields):
@@ -129,6 +142,8 @@ class LLMAgentBase:
         self.role = str(role)
         self.model = model  # ignored: the run's task model is used (see module docstring)
         self.temperature = float(temperature)
+        self.protocol = protocol  # None: the run's protocol
+        self.max_tokens = max_tokens  # None: the run's limit; else at most the run's
         if self._ctx is not None:
             self.id = self._ctx.scope.new_agent_id()
         else:
@@ -149,7 +164,7 @@ class LLMAgentBase:
         """(system message, user message) for a call, as ADAS builds them."""
         ctx = self._context()
         descriptions = describe_fields(self.output_fields, ctx.settings.answer_hint)
-        protocol = get_protocol(ctx.settings.protocol)
+        protocol = get_protocol(self.protocol or ctx.settings.protocol)
         system = f"You are a {self.role}.\n\n{protocol.format_instruction(descriptions)}"
         return system, render_user_prompt(input_infos, instruction, repr(self))
 
@@ -170,7 +185,7 @@ class LLMAgentBase:
     def _ask(self, system: str, user: str) -> dict[str, str]:
         """Call, parse, repair once if needed, and fill what is still missing with ''."""
         ctx = self._context()
-        protocol = get_protocol(ctx.settings.protocol)
+        protocol = get_protocol(self.protocol or ctx.settings.protocol)
         fields = self.output_fields
         messages = ({"role": "system", "content": system}, {"role": "user", "content": user})
         text = self._complete(messages, protocol.response_format(fields))
@@ -202,15 +217,16 @@ class LLMAgentBase:
     def _complete(self, messages: tuple[dict[str, str], ...], response_format: dict | None) -> str:
         ctx = self._context()
         s = ctx.settings
+        max_tokens = min(self.max_tokens, s.max_tokens) if self.max_tokens else s.max_tokens
         key = request_key(
             model=s.model, messages=messages, temperature=self.temperature,
-            max_tokens=s.max_tokens, response_format=response_format,
+            max_tokens=max_tokens, response_format=response_format,
         )
         request = LLMRequest(
             model=s.model,
             messages=messages,
             temperature=self.temperature,
-            max_tokens=s.max_tokens,
+            max_tokens=max_tokens,
             response_format=response_format,
             sample_index=ctx.scope.next_sample_index(key),
             role="task",

@@ -1,6 +1,7 @@
 """Reply protocols: how an agent asks the model for its output fields and reads them back.
 
-Two protocols, chosen by ``AgentSettings.protocol``:
+Three protocols: ``json`` or ``sections`` for a run (``AgentSettings.protocol``),
+and any of the three for one agent (``LLMAgentBase(..., protocol=...)``):
 
 * ``json`` -- ADAS's format: the system prompt asks for EXACTLY one JSON object
   with the fields, and the request carries a ``json_schema`` response format
@@ -8,6 +9,8 @@ Two protocols, chosen by ``AgentSettings.protocol``:
   provider refuses schemas).
 * ``sections`` -- one ``## <field>`` markdown section per field. Small local
   models do far better with it (see docs on the local model measurements).
+* ``answer_line`` -- free text (the first field), then one ``field: value``
+  line per other field: how models write when no format is imposed.
 
 Both parse leniently. A protocol is pure: it builds text and parses text; the
 call / repair loop lives in :mod:`metasearch.runtime.agent_base`.
@@ -212,15 +215,68 @@ def parse_sections(text: str, fields: list[str]) -> dict[str, str] | None:
     return out
 
 
-ReplyProtocol = JsonProtocol | SectionsProtocol
+class AnswerLineProtocol:
+    """Free text for the first field, then a final ``field: value`` line for each other one.
+
+    With a single field the reply is free text ending in that field's line.
+    Parsing takes the last such line of each field; a reply written with
+    ``## field`` headings instead is read as ``sections``.
+    """
+
+    name = "answer_line"
+
+    def format_instruction(self, descriptions: dict[str, str]) -> str:
+        fields = list(descriptions)
+        lines = fields[1:] or fields
+        text = (f"Write your {fields[0]} as plain text first." if len(fields) > 1
+                else "Think it through in plain text first.")
+        body = "\n".join(f"{f}: <{descriptions[f]}>" for f in lines)
+        return (
+            "# Output Format:\n"
+            f"{text} Then end your reply with exactly these line(s), each starting with the "
+            f"name and a colon:\n\n{body}\n\nPut nothing after the last line."
+        )
+
+    def response_format(self, fields: list[str]) -> None:
+        return None
+
+    def parse(self, text: str, fields: list[str]) -> dict[str, str] | None:
+        body = _unfence(text)
+        lines = fields[1:] or fields
+        out: dict[str, str] = {}
+        cut = len(body)
+        for f in lines:
+            regex = re.compile(rf"^[ \t>*#-]*\**[ \t]*(?:final[ \t]+)?{re.escape(f)}(?!\w)[ \t]*\**[ \t]*[:=]"
+                               r"[ \t]*\**[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
+            hits = list(regex.finditer(body))
+            if hits:
+                m = hits[-1]
+                value = m.group(1).strip().strip("*").strip()
+                if not value:  # the value on the next non-empty line
+                    value = next((ln.strip() for ln in body[m.end():].splitlines() if ln.strip()), "")
+                out[f] = value
+                cut = min(cut, m.start())
+        if not out:
+            return parse_sections(text, fields)
+        if len(fields) > 1:
+            out[fields[0]] = body[:cut].strip()
+        return out
+
+    def failure_reason(self) -> str:
+        return "it does not end with the required `field: value` line(s)"
+
+
+ReplyProtocol = JsonProtocol | SectionsProtocol | AnswerLineProtocol
+
+#: Every protocol an agent may name (``LLMAgentBase(..., protocol=...)``).
+PROTOCOLS: dict[str, type[ReplyProtocol]] = {
+    "json": JsonProtocol, "sections": SectionsProtocol, "answer_line": AnswerLineProtocol}
 
 
 def get_protocol(name: str) -> ReplyProtocol:
-    if name == "json":
-        return JsonProtocol()
-    if name == "sections":
-        return SectionsProtocol()
+    if name in PROTOCOLS:
+        return PROTOCOLS[name]()
     raise ConfigError(
-        f"Unknown reply protocol {name!r}: the runtime expects 'json' or 'sections' "
-        "('auto' must be resolved before the agent runs)."
+        f"Unknown reply protocol {name!r}: the runtime expects one of "
+        f"{', '.join(repr(p) for p in PROTOCOLS)} ('auto' must be resolved before the agent runs)."
     )

@@ -123,6 +123,8 @@ def _find_problems(module: cst.Module) -> list[NormalizeFinding]:
 
 #: LLMAgentBase's parameters (ADAS's signature).
 AGENT_PARAMS = ("output_fields", "agent_name", "role", "model", "temperature")
+#: Keyword-only extensions of metasearch's runtime (per-agent reply protocol and limit).
+AGENT_KEYWORDS = ("protocol", "max_tokens")
 _HOW_TO_CALL = (
     "Create the agent once, then call it with the inputs: agent = LLMAgentBase(['thinking', "
     "'answer'], 'Solver'); thinking, answer = agent([taskInfo, ...], 'instruction')."
@@ -142,7 +144,8 @@ def _agent_misuse(mod: cst.Module, pos: Any) -> list[NormalizeFinding]:
             if not is_ctor(n):
                 return
             unknown = [a.keyword.value for a in n.args
-                       if a.keyword is not None and a.keyword.value not in AGENT_PARAMS]
+                       if a.keyword is not None
+                       and a.keyword.value not in AGENT_PARAMS + AGENT_KEYWORDS]
             positional = [a for a in n.args if a.keyword is None and not a.star]
             if unknown or len(positional) > len(AGENT_PARAMS):
                 start = pos[n].start
@@ -150,7 +153,8 @@ def _agent_misuse(mod: cst.Module, pos: Any) -> list[NormalizeFinding]:
                         else f"it was given {len(positional)} positional arguments")
                 findings.append(NormalizeFinding(
                     "agent-arguments", start.line, start.column + 1,
-                    f"LLMAgentBase takes ({', '.join(AGENT_PARAMS)}): {what}. The inputs "
+                    f"LLMAgentBase takes ({', '.join(AGENT_PARAMS)}, and the keywords "
+                    f"{' and '.join(AGENT_KEYWORDS)}): {what}. The inputs "
                     "go to the agent's call, not to LLMAgentBase.", _HOW_TO_CALL))
 
         def visit_Assign(self, n: cst.Assign) -> None:

@@ -146,8 +146,9 @@ class _AnnotationStripper(cst.CSTTransformer):
 #: Sampling and client settings a meta agent passes to LLMAgentBase by habit (OpenAI
 #: or transformers style). The runtime owns sampling, so dropping them changes no
 #: design; keywords that carry inputs (``inputs=``, ``instruction=``) stay findings.
+#: ``max_tokens`` is kept: the runtime honours it (at most the run's limit).
 _DROPPABLE_AGENT_SETTINGS = frozenset({
-    "seed", "top_p", "top_k", "max_tokens", "max_new_tokens", "stop", "presence_penalty",
+    "seed", "top_p", "top_k", "max_new_tokens", "stop", "presence_penalty",
     "frequency_penalty", "repetition_penalty", "timeout", "verbose", "debug", "n",
 })
 
