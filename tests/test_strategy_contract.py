@@ -11,6 +11,8 @@ from metasearch.llm.types import LLMRequest
 from metasearch.search.adas.context import TaskBrief
 from metasearch.search.adas.proposer import Proposer
 from metasearch.search.adas.strategy import AdasStrategy
+from metasearch.search.random import RandomStrategy
+from metasearch.search.spaces import load_space
 from metasearch.testing import TOY_SUITE, StrategyContract, toy_agent
 from metasearch.testing.campaigns import META_MODEL
 
@@ -55,3 +57,11 @@ class TestToyContract(StrategyContract):
 
     def make_strategy(self, gateway, parallel):
         return ToyStrategy(generations=3, width=2)
+
+
+class TestRandomContract(StrategyContract):
+    """Random trials of the shipped reasoning space: every block can come up."""
+
+    def make_strategy(self, gateway, parallel):
+        return RandomStrategy(space=load_space("search_spaces/reasoning.toml"), generations=2,
+                              width=3, seed=0)

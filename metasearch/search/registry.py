@@ -41,6 +41,7 @@ ENTRY_POINT_GROUP = "metasearch.strategies"
 #: Built-in strategies: one line each, ``name -> "module:ATTRIBUTE"``.
 BUILTIN: dict[str, str] = {
     "adas": "metasearch.search.adas:SPEC",
+    "random": "metasearch.search.random:SPEC",
 }
 
 
