@@ -18,7 +18,6 @@ import asyncio
 import random
 import threading
 import time
-from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -34,6 +33,7 @@ from metasearch.llm.backend import (
 )
 from metasearch.llm.budget import Budget
 from metasearch.llm.cache import ResponseCache, cache_key
+from metasearch.llm.hop import Hop
 from metasearch.llm.ledger import Ledger, LedgerSnapshot
 from metasearch.llm.local import LocalServers, ensure_model_file
 from metasearch.llm.routing import DEFAULT_URLS, Router, check_reachable, cost_of, give_up
@@ -87,6 +87,7 @@ class Gateway:
         self._router = Router(self.settings, lambda: self.backend)
         self._sems: dict[str, asyncio.Semaphore] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._hop: Hop  # set with the loop
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -94,18 +95,17 @@ class Gateway:
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         """Make one call; blocks. Safe to call from many threads at once."""
-        loop = self._ensure_loop()
+        self._ensure_loop()
         if threading.current_thread() is self._thread:
             raise RuntimeError("Gateway.complete() called on the gateway's loop; await acomplete()")
-        return asyncio.run_coroutine_threadsafe(self._acomplete(request), loop).result()
+        return self._hop.run(self._acomplete(request)).result()
 
     async def acomplete(self, request: LLMRequest) -> LLMResponse:
         """Make one call from any event loop (it runs on the gateway's own loop)."""
         loop = self._ensure_loop()
         if asyncio.get_running_loop() is loop:
             return await self._acomplete(request)
-        fut: Future[LLMResponse] = asyncio.run_coroutine_threadsafe(self._acomplete(request), loop)
-        return await asyncio.wrap_future(fut)
+        return await self._hop.call(self._acomplete(request))  # type: ignore[no-any-return]
 
     def note(self, event: str, *, candidate: str | None = None, n: int = 1) -> None:
         """Count a reply-protocol event (the ``Transport.note`` of the runtime)."""
@@ -211,6 +211,7 @@ class Gateway:
 
     async def _shutdown(self) -> None:
         """Close the backend and cancel what is left on the loop (e.g. litellm's log workers)."""
+        self._hop.close()
         aclose = getattr(self.backend, "aclose", None)
         if callable(aclose):
             await aclose()
@@ -236,6 +237,7 @@ class Gateway:
                 self._thread = threading.Thread(target=run, name="metasearch-gateway", daemon=True)
                 self._thread.start()
                 ready.wait()
+                self._hop = Hop(loop)
                 self._loop = loop
             return self._loop
 
