@@ -240,10 +240,34 @@ def test_reply_parsing_matches_metasearch(tmp_path: Path, reply: str) -> None:
 
     module = _module_for(tmp_path, "json")
     fields = ["thinking", "answer"]
-    for name in ("json", "sections"):
+    for name in ("json", "sections", "answer_line"):
         assert module.parse_reply(name, reply, fields) == get_protocol(name).parse(reply, fields), (
             name
         )
+
+
+def test_an_agents_own_protocol_and_reply_limit_match_metasearch(tmp_path: Path) -> None:
+    """Rendered search-space trials pass protocol= and max_tokens= to LLMAgentBase."""
+    from metasearch.runtime.agent_base import bind_agent_class
+    from metasearch.runtime.context import RuntimeContext
+    from metasearch.runtime.protocols import get_protocol
+    from metasearch.runtime.settings import AgentSettings
+
+    module = _module_for(tmp_path, "json")
+    ours = bind_agent_class(RuntimeContext(
+        AgentSettings(model="m", answer_hint="an integer", protocol="json"), transport=None))
+    for fields in (["thinking", "answer"], ["answer"], ["feedback", "correct"]):
+        theirs = module.LLMAgentBase(fields, "A", protocol="answer_line", max_tokens=64)
+        mine = ours(fields, "A", protocol="answer_line", max_tokens=64)
+        theirs.id = mine.id = "ab12"
+        task = Info("task", "User", "What is 2+3?", -1)
+        assert theirs.generate_prompt([module.Info(*task)], "Go.") == mine.generate_prompt(
+            [task], "Go.")
+    assert theirs.max_tokens == 64
+    assert module.LLMAgentBase(["answer"], "B", max_tokens=10**6).max_tokens == module.MAX_TOKENS
+    for reply in ("I add.\nFinal answer: 5", "**answer**: 5", "text only"):
+        assert module.parse_reply("answer_line", reply, ["thinking", "answer"]) == get_protocol(
+            "answer_line").parse(reply, ["thinking", "answer"])
 
 
 # --------------------------------------------------------------------------- solving
@@ -262,6 +286,43 @@ def test_solve_against_a_local_endpoint(tmp_path: Path, protocol: str, reply) ->
     assert first["model"] == "fake" and first["temperature"] == 0.8 and first["max_tokens"] == 1024
     assert ("response_format" in first) == (protocol == "json")
     assert first["messages"][1]["content"].startswith("# Your Task:\nWhat is 2+3?")
+
+
+def test_an_exported_search_space_trial_solves_with_its_own_protocols(tmp_path: Path) -> None:
+    from metasearch.search.spaces import load_space, render
+
+    space = load_space("search_spaces/reasoning.toml")
+    values = space.sample(PickLast())  # debate, refine rounds, answer_line for the solver
+    assert values["roles.solver.protocol"] == "answer_line" and values["blocks.ensemble"] == "debate"
+    module = _module_for(tmp_path, "json", code=render(space, values).code)
+    def reply(messages: list[dict[str, str]]) -> str:
+        if "JSON" in messages[0]["content"]:  # the roles left at the campaign's protocol
+            return '{"thinking": "t", "answer": "5", "feedback": "fine", "correct": "True"}'
+        return "I added them.\nanswer: 5"
+
+    with FakeOpenAI(reply) as server:
+        answer = module.solve("What is 2+3?", model="openai/fake", api_base=server.url, api_key="x")
+    assert answer == "5"
+    lines = [r for r in server.requests
+             if "end your reply with exactly these line(s)" in r["messages"][0]["content"]]
+    assert lines and all("response_format" not in r for r in lines)  # debaters and the judge
+    debaters = [r for r in lines if "You are a helpful assistant." not in r["messages"][0]["content"]]
+    assert len(debaters) == 6 and all(r["max_tokens"] == 256 for r in debaters)  # 3 agents x 2
+    others = [r for r in server.requests if r not in lines]  # the campaign's protocol, json
+    assert others and all("response_format" in r and r["max_tokens"] == 1024 for r in others)
+
+
+class PickLast:
+    """The last choice and the high end of every parameter."""
+
+    def int(self, name, low, high, *, step=1, log=False):
+        return high
+
+    def float(self, name, low, high, *, step=None, log=False):
+        return high
+
+    def categorical(self, name, choices):
+        return choices[-1]
 
 
 def test_solve_repairs_once_and_binds_helpers(tmp_path: Path) -> None:

@@ -81,6 +81,17 @@ def describe_fields(fields: Iterable[str], answer_hint: str) -> dict[str, str]:
 
 def format_instruction(protocol: str, descriptions: dict[str, str]) -> str:
     """The output-format part of the system message."""
+    if protocol == "answer_line":
+        fields = list(descriptions)
+        lines = fields[1:] or fields
+        text = (f"Write your {fields[0]} as plain text first." if len(fields) > 1
+                else "Think it through in plain text first.")
+        body = "\n".join(f"{f}: <{descriptions[f]}>" for f in lines)
+        return (
+            "# Output Format:\n"
+            f"{text} Then end your reply with exactly these line(s), each starting with the "
+            f"name and a colon:\n\n{body}\n\nPut nothing after the last line."
+        )
     if protocol == "json":
         return (
             "# Output Format:\n"
@@ -219,9 +230,35 @@ def parse_sections_reply(text: str, fields: list[str]) -> dict[str, str] | None:
     return out
 
 
+def parse_answer_line_reply(text: str, fields: list[str]) -> dict[str, str] | None:
+    """Free text for the first field, then the last ``field: value`` line of each other one."""
+    body = _unfence(text)
+    lines = fields[1:] or fields
+    out: dict[str, str] = {}
+    cut = len(body)
+    for f in lines:
+        regex = re.compile(rf"^[ \t>*#-]*\**[ \t]*(?:final[ \t]+)?{re.escape(f)}(?!\w)[ \t]*\**"
+                           r"[ \t]*[:=][ \t]*\**[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
+        hits = list(regex.finditer(body))
+        if hits:
+            m = hits[-1]
+            value = m.group(1).strip().strip("*").strip()
+            if not value:
+                value = next((ln.strip() for ln in body[m.end():].splitlines() if ln.strip()), "")
+            out[f] = value
+            cut = min(cut, m.start())
+    if not out:
+        return parse_sections_reply(text, fields)
+    if len(fields) > 1:
+        out[fields[0]] = body[:cut].strip()
+    return out
+
+
 def parse_reply(protocol: str, text: str, fields: list[str]) -> dict[str, str] | None:
     if protocol == "json":
         return parse_json_reply(text, fields)
+    if protocol == "answer_line":
+        return parse_answer_line_reply(text, fields)
     return parse_sections_reply(text, fields)
 
 
@@ -233,6 +270,8 @@ class LLMAgentBase:
 
     ``model`` is accepted for compatibility and ignored: every call uses the
     model given to :func:`solve`, as in the campaign that found the agent.
+    ``protocol=`` and ``max_tokens=`` (metasearch's extensions) pick this
+    agent's reply protocol and lower the reply limit, as in the campaign.
     """
 
     _model: str = DEFAULT_MODEL
@@ -245,9 +284,14 @@ class LLMAgentBase:
         role: str = "helpful assistant",
         model: str | None = None,
         temperature: float = 0.5,
+        *,
+        protocol: str | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         if isinstance(output_fields, str):
             output_fields = [output_fields]
+        self.protocol = protocol or PROTOCOL
+        self.max_tokens = min(max_tokens, MAX_TOKENS) if max_tokens else MAX_TOKENS
         self.output_fields = list(output_fields)
         self.agent_name = str(agent_name)
         self.role = str(role)
@@ -260,7 +304,7 @@ class LLMAgentBase:
 
     def generate_prompt(self, input_infos: list[Info], instruction: str) -> tuple[str, str]:
         descriptions = describe_fields(self.output_fields, ANSWER_HINT)
-        system = f"You are a {self.role}.\n\n{format_instruction(PROTOCOL, descriptions)}"
+        system = f"You are a {self.role}.\n\n{format_instruction(self.protocol, descriptions)}"
         return system, render_user_prompt(input_infos, instruction, repr(self))
 
     def __call__(
@@ -271,20 +315,20 @@ class LLMAgentBase:
         fields = self.output_fields
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         text = self._complete(messages)
-        parsed = parse_reply(PROTOCOL, text, fields)
+        parsed = parse_reply(self.protocol, text, fields)
         values = dict(parsed or {})
         missing = [f for f in fields if f not in values]
         if missing:  # one repair round, as metasearch does
-            fmt = format_instruction(PROTOCOL, describe_fields(fields, ANSWER_HINT))
+            fmt = format_instruction(self.protocol, describe_fields(fields, ANSWER_HINT))
             messages += [
                 {"role": "assistant", "content": text},
                 {
                     "role": "user",
-                    "content": f"Your reply could not be used: {_failure(parsed, missing)}. "
+                    "content": f"Your reply could not be used: {_failure(self.protocol, parsed, missing)}. "
                     f"Reply again with the same content, in exactly this format.\n\n{fmt}",
                 },
             ]
-            again = parse_reply(PROTOCOL, self._complete(messages), fields) or {}
+            again = parse_reply(self.protocol, self._complete(messages), fields) or {}
             values.update({f: v for f, v in again.items() if f not in values})
         me = repr(self)
         return [Info(f, me, values.get(f, ""), iteration_idx) for f in fields]
@@ -298,10 +342,10 @@ class LLMAgentBase:
             "model": self._model,
             "messages": messages,
             "temperature": self.temperature,
-            "max_tokens": MAX_TOKENS,
+            "max_tokens": self.max_tokens,
             "drop_params": True,
         }
-        fmt = response_format(PROTOCOL, self.output_fields)
+        fmt = response_format(self.protocol, self.output_fields)
         if fmt is not None:
             kwargs["response_format"] = fmt
         kwargs.update(self._kwargs)
@@ -319,11 +363,13 @@ class LLMAgentBase:
         return response.choices[0].message.content or ""
 
 
-def _failure(parsed: dict[str, str] | None, missing: list[str]) -> str:
+def _failure(protocol: str, parsed: dict[str, str] | None, missing: list[str]) -> str:
     if parsed is not None:
         return "it lacks the field(s) " + ", ".join(repr(f) for f in missing)
-    if PROTOCOL == "json":
+    if protocol == "json":
         return "it does not contain a well-formed JSON object"
+    if protocol == "answer_line":
+        return "it does not end with the required `field: value` line(s)"
     return "none of the required `## <field>` section headings were found"
 
 
