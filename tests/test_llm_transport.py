@@ -97,3 +97,34 @@ def test_retry_after_is_a_floor_capped_by_retry_max_delay() -> None:
     assert gw._delay(0, RateLimited("x", retry_after_s=3600.0)) == 5.0
     assert gw._delay(0, RateLimited("x")) == 0.0
     gw.close()
+
+
+def test_models_command_shows_each_configured_models_client(tmp_path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[models.meta]\nmodel = "anthropic/claude-3-5-haiku-latest"\n'
+                   '[models.task]\nmodel = "openai/qwen"\napi_base = "http://127.0.0.1:8000/v1"\n'
+                   'transport = "litellm"\n')  # fmt: skip
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    root = Path(__file__).resolve().parent.parent
+
+    def models(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "metasearch.cli.app", "models", *args],
+                              capture_output=True, text=True, env=env, cwd=root, timeout=120)  # fmt: skip
+
+    out = json.loads(models(str(cfg), "--json").stdout)["configured"]
+    assert [(m["role"], m["transport"]) for m in out] == [("meta", "litellm"), ("task", "litellm")]
+    assert "forced" in out[1]["reason"]
+    defaults = json.loads(models("--json").stdout)["configured"]
+    assert {m["transport"] for m in defaults} == {"http"}  # the embedded local models
+    text = models(str(cfg)).stdout
+    assert "Configured models" in text and "litellm" in text
+    cfg.write_text('[models.task]\ntransport = "fast"\n')
+    bad = models(str(cfg))
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "models.task.transport" in bad.stderr and '"litellm"' in bad.stderr

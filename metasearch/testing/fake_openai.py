@@ -156,9 +156,7 @@ class FakeOpenAIServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
         await site.start()
-        server = site._server
-        assert server is not None
-        return int(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        return int(self._runner.addresses[0][1])
 
     def bodies(self) -> list[dict[str, Any]]:
         with self._lock:
