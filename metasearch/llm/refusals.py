@@ -75,7 +75,10 @@ def unknown_model(route: Route, detail: str) -> UnknownModelError:
 
 
 def call_failed(route: Route, detail: str) -> ProviderError:
-    return ProviderError(f"The call to '{route.model}' failed: {detail}")
+    return ProviderError(
+        f"The provider refused the call to '{route.model}' ({detail}). Retrying will not help: "
+        "check that the key may use this model and that the request fits the provider's limits."
+    )
 
 
 def no_choices(route: Route) -> ProviderError:

@@ -332,6 +332,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              default=Reply(status=401, message="invalid api key")),
     Scenario("model_unknown", _gave_up("UnknownModelError", "does not know model", 1),
              default=Reply(status=404, message="model 'fake' not found")),
+    Scenario("other_refusal_fails_at_once", _gave_up("ProviderError", "refused the call", 1),
+             default=Reply(status=403, message="this key may not use model 'fake'")),
     Scenario("connection_refused", _gave_up("EndpointUnreachableError", "127.0.0.1:9", 0),
              api_base="http://127.0.0.1:9/v1"),
     Scenario("json_protocol_sends_the_schema", _check_json_protocol,
