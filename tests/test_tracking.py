@@ -82,6 +82,7 @@ def fill(arc: Archive) -> None:
             tokens=4000,
             cost_usd=0.01,
             errors=2,
+            meta={"params": {"blocks.ensemble": "self_consistency", "self_consistency.samples": 5}},
         ),
         code=CODE,
     )
@@ -128,6 +129,9 @@ def test_nested_runs_match_the_archive(store, tmp_path: Path) -> None:
         else:
             assert "val_score" not in run.data.metrics
             assert run.data.tags["reason"] == rec.reason
+    assert by_cid["g001-01"].data.params["param.self_consistency.samples"] == "5"
+    assert by_cid["g001-01"].data.params["param.blocks.ensemble"] == "self_consistency"
+    assert not any(k.startswith("param.") for k in by_cid["g001-00"].data.params)
     assert by_cid["g001-00"].info.status == "FAILED"
     arts = {a.path for a in t.client.list_artifacts(by_cid["g001-01"].info.run_id)}
     assert {"agent.py", "thought.md", "transcript.md", "results.json", "scores.json"} <= arts

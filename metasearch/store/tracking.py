@@ -212,6 +212,8 @@ class Tracker:
             "fingerprint": record.fingerprint,
             **{f"model.{k}": v for k, v in self._models.items()},
             **{f"model.{k}": str(v) for k, v in dict(record.meta.get("models") or {}).items()},
+            # a structured strategy's choices (a search-space trial's drawn knobs)
+            **{f"param.{k}": str(v) for k, v in dict(record.meta.get("params") or {}).items()},
         }
         metrics = {
             "calls": record.calls,
