@@ -28,7 +28,7 @@ from metasearch.search.spaces._cst import (
     statements,
     text_literal,
 )
-from metasearch.search.spaces.blocks import ROLES
+from metasearch.search.spaces.blocks import ANSWERERS, ENSEMBLES, ROLE_ASSIGNMENTS, ROLES
 from metasearch.search.spaces.space import Space
 
 __all__ = ["RenderedAgent", "render"]
@@ -122,9 +122,8 @@ class _Trial:
 
     def roles(self) -> list[str]:
         """The roles this trial instantiates, in the order their agents appear."""
-        used = ["router"] if self.routing == "router" else []
-        used += ["principle"] if self.answerer == "step_back" else []
-        used += ["solver"] + (["judge"] if self.ensemble == "debate" else [])
+        used = [*ROLE_ASSIGNMENTS[self.routing], *ANSWERERS[self.answerer], "solver",
+                *ENSEMBLES[self.ensemble]]
         return used + (["critic", "refiner"] if self.refine_rounds else [])
 
     def role_args(self, role: str, *first: cst.Arg) -> list[cst.Arg]:
