@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import multiprocessing as mp
 import os
 import socket
@@ -185,7 +186,7 @@ class Row:
 
 def measure(base: str, latency_s: float, concurrency: int, args: argparse.Namespace) -> Row:
     api_base = f"{base}/{round(latency_s * 1000)}/v1"
-    fast_calls = concurrency * max(2, round(args.seconds / latency_s))
+    fast_calls = concurrency * max(8, round(args.seconds / latency_s))  # whole waves
     slow_calls = concurrency * max(1, round(args.litellm_calls / concurrency))
     out: dict[str, Result] = {}
     out["raw aiohttp"] = asyncio.run(raw_aiohttp(api_base, fast_calls, concurrency))
@@ -259,7 +260,8 @@ def main() -> int:
     ap.add_argument("--latencies", default="0.1,1", help="seconds per call, comma-separated")
     ap.add_argument("--concurrency", default="64,256", help="comma-separated")
     ap.add_argument("--seconds", type=float, default=3.0,
-                    help="ideal duration of each aiohttp / fast-path run (default 3)")
+                    help="ideal duration of each aiohttp / fast-path run (default 3; at least "
+                         "8 waves of calls)")
     ap.add_argument("--litellm-calls", type=int, default=1024,
                     help="calls for each litellm run, rounded to the concurrency (default 1024)")
     ap.add_argument("--hits", type=int, default=500)
@@ -267,6 +269,8 @@ def main() -> int:
     latencies = [float(x) for x in args.latencies.split(",")]
     concurrencies = [int(x) for x in args.concurrency.split(",")]
 
+    # litellm leaves an aiohttp session per event loop unclosed; asyncio would log each one
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     port = free_port()
     server = mp.get_context("spawn").Process(target=serve, args=(port,), daemon=True)
     server.start()

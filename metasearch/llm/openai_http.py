@@ -108,6 +108,7 @@ class _Pool:
     session: Any
     loop: asyncio.AbstractEventLoop
     proxy: str | None
+    url: Any  # the parsed ``/chat/completions`` URL: parsing it per call cost a few us
 
 
 class OpenAIHTTPBackend:
@@ -153,27 +154,32 @@ class OpenAIHTTPBackend:
             limit=route.concurrency, limit_per_host=route.concurrency,
             keepalive_timeout=KEEPALIVE_S,
         )  # fmt: skip
+        from yarl import URL
+
         session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None),  # the gateway times each call itself
             trust_env=False,  # proxies are resolved once below, not on every request
+            cookie_jar=aiohttp.DummyCookieJar(),  # an API client keeps no cookies
             skip_auto_headers=("User-Agent",),
         )
-        pool = self._pools[route.endpoint] = _Pool(session, loop, _proxy_for(route.api_base or ""))
+        base = route.api_base or ""
+        url = URL(f"{base.rstrip('/')}/chat/completions")
+        pool = self._pools[route.endpoint] = _Pool(session, loop, _proxy_for(base), url)
         return pool
 
     async def acomplete(self, request: LLMRequest, route: Route) -> RawCompletion:
         import aiohttp
 
         pool = self._pool(route)
-        url = f"{(route.api_base or '').rstrip('/')}/chat/completions"
         headers = {"Content-Type": "application/json"}
         key = api_key(route)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         data = json.dumps(request_body(request, route)).encode()
         try:
-            async with pool.session.post(url, data=data, headers=headers, proxy=pool.proxy) as r:
+            async with pool.session.post(pool.url, data=data, headers=headers,
+                                         proxy=pool.proxy) as r:  # fmt: skip
                 status, payload, resp_headers = r.status, await r.read(), r.headers
         except aiohttp.ServerTimeoutError as e:
             raise CallTimeout(f"the endpoint timed out ({e})") from e
