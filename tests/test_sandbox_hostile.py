@@ -1,9 +1,13 @@
 """The hostile corpus: every agent in tests/hostile/ is (a) refused by validation at the
 line its header names and (b) contained by the sandbox when validation is skipped.
 
+The ``python_*`` agents are valid agents whose hostility is in the program they hand to
+``run_python`` (which no validation sees): their header says ``# validate: ok``, and the
+sandbox plus the tool's own limits must contain them.
+
 Each file's header says what to expect::
 
-    # validate: <finding code> line <n>
+    # validate: <finding code> line <n> | ok
     # sandbox: blocked | any | truncated | kind=<k>[|<k>...] | answer=<text> | contains=<text>
 
 ``@@NAME@@`` placeholders are filled in per test (ports, paths, a token). Every
@@ -43,19 +47,24 @@ MAX_CALLS = 6
 CALL_THREADS = 2
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "metasearch"
 SLOW = {"infinite_loop", "sleep_past_timeout", "cpu_burn_threads", "fork_bomb", "thread_bomb",
-        "stdout_flood", "rpc_malformed", "rpc_oversized", "rpc_call_flood", "deep_recursion"}
+        "stdout_flood", "rpc_malformed", "rpc_oversized", "rpc_call_flood", "deep_recursion",
+        "python_infinite_loop"}
 
 
 def header(path: Path) -> tuple[str, int, str]:
+    """(finding code, line, sandbox expectation); the code ``ok`` means validation passes."""
     text = path.read_text()
-    v = re.search(r"^# validate: (\S+) line (\d+)$", text, re.M)
+    v = re.search(r"^# validate: (?:(\S+) line (\d+)|(ok))$", text, re.M)
     s = re.search(r"^# sandbox: (.+)$", text, re.M)
     assert v and s, f"{path.name}: header lines '# validate:' and '# sandbox:' are required"
+    if v.group(3):
+        return "ok", 0, s.group(1).strip()
     return v.group(1), int(v.group(2)), s.group(1).strip()
 
 
 def test_corpus_is_large_enough() -> None:
     assert len(FILES) >= 25
+    assert len([p for p in FILES if p.stem.startswith("python_")]) >= 5
 
 
 @pytest.fixture()
@@ -132,6 +141,9 @@ def ids(files: list[Path]) -> list[str]:
 def test_validation_refuses(path: Path, world) -> None:
     code, line, _ = header(path)
     findings = validate_code(fill(path, world["subs"]))
+    if code == "ok":  # a valid agent: its hostility is in the program it runs
+        assert findings == [], "; ".join(f"{f.code}@{f.line}" for f in findings)
+        return
     assert any(f.code == code and f.line == line for f in findings), (
         f"expected a {code} finding at line {line}; got "
         + "; ".join(f"{f.code}@{f.line}" for f in findings))
@@ -176,7 +188,9 @@ def test_sandbox_contains(mode: str, path: Path, world) -> None:
                            max_output_chars=10_000, max_answer_chars=10_000,
                            max_log_bytes=8_192, max_inflight_calls=32)
     settings = AgentSettings(model=MODEL, answer_hint="an integer", protocol="json",
-                             candidate=CANDIDATE, max_tokens=256, threads=2)
+                             candidate=CANDIDATE, max_tokens=256, threads=2,
+                             python_timeout_s=1.0, python_memory_mb=128,
+                             python_output_chars=2000)
     tasks = [Task(id="t0", question="What is 6*7?", answer="42", meta={"gold": world["secret"]})]
     key_before = (world["home"] / ".ssh" / "id_rsa").read_text()
     other_before = (world["other"] / "notes.txt").read_text()

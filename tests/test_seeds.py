@@ -1,4 +1,5 @@
-"""The seven ADAS seed agents in archive/: structure and end-to-end runs on a fake model."""
+"""The seed agents in archive/ (ADAS's seven, then program-of-thought): structure and
+end-to-end runs on a fake model."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ SEEDS = list_seeds(ARCHIVE)
 SAFE_IMPORTS = {"collections", "itertools", "math", "re", "statistics", "random", "functools", "json", "string"}
 
 
-def test_the_seven_adas_seeds_in_order():
+def test_the_seven_adas_seeds_in_order_then_the_others():
     assert [s.name for s in SEEDS] == [
         "Chain-of-Thought",
         "Self-Consistency with Chain-of-Thought",
@@ -26,6 +27,7 @@ def test_the_seven_adas_seeds_in_order():
         "Step-back Abstraction",
         "Quality-Diversity",
         "Dynamic Assignment of Roles",
+        "Program-of-Thought",
     ]
 
 
@@ -56,7 +58,8 @@ def test_seed_runs_end_to_end_and_answers_42(seed, protocol):
     outs = run_tasks_inprocess(seed.code, [Task("t1", "What is 6*7?", "42")], settings(protocol, threads=1), t)
     assert outs[0].ok, outs[0].error
     assert outs[0].answer == "42"
-    assert t.notes == {}
+    # no reply-protocol events; program-of-thought ran its program ("42" prints nothing)
+    assert t.notes == ({"python_ok": 1} if seed.name == "Program-of-Thought" else {})
     assert all(r.role == "task" and r.candidate == "cand-1" for r in t.requests)
 
 

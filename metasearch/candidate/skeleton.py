@@ -26,7 +26,8 @@ import hashlib
 
 #: Names that keep their identity: the runtime, the agent's parameters, builtins.
 _KEPT = frozenset(
-    {"Info", "LLMAgentBase", "AgentSystem", "forward", "self", "taskInfo", *dir(builtins)}
+    {"Info", "LLMAgentBase", "run_python", "AgentSystem", "forward", "self", "taskInfo",
+     *dir(builtins)}
 )
 
 

@@ -63,7 +63,8 @@ DANGEROUS_ATTRIBUTES: frozenset[str] = frozenset({
     "f_locals", "f_builtins", "f_back", "f_code", "tb_frame", "tb_next", "co_code",
     "func_globals", "mro", "ProcessPoolExecutor",
 })
-RUNTIME_NAMES: frozenset[str] = frozenset({"LLMAgentBase", "Info"})
+# The names the runtime puts in the agent's namespace (``runtime.loader.NAMESPACE_NAMES``).
+RUNTIME_NAMES: frozenset[str] = frozenset({"LLMAgentBase", "Info", "run_python"})
 _NAME_HINTS = {
     "input": "No one types input while an agent runs: pass text to agents in their list of "
              "Info, e.g. agent([taskInfo, Info('note', 'User', text, -1)], 'instruction').",
@@ -421,8 +422,8 @@ class _Checker(cst.CSTVisitor):
             if root in RUNTIME_NAMES or root in self.module_aliases:
                 self.add(target, "monkeypatch",
                          f"Assigning to `{_dotted(target)}` changes the runtime or a module.",
-                         "Do not modify LLMAgentBase, Info or imported modules; use your own "
-                         "variables.")
+                         "Do not modify LLMAgentBase, Info, run_python or imported modules; "
+                         "use your own variables.")
         elif isinstance(target, cst.Tuple | cst.List):
             for el in target.elements:
                 self._check_target(el.value)

@@ -3,8 +3,9 @@
 This is the code that runs *inside* the sandbox worker (or in-process for the
 trusted seeds). It does no sandboxing of its own. It execs the code in a fresh
 namespace that holds ``LLMAgentBase`` (bound to this load's settings and
-transport), ``Info`` and the normal builtins, then binds ``forward`` as the
-method of an otherwise empty ``AgentSystem`` object, as ADAS does.
+transport), ``Info``, ``run_python`` (the code-execution tool, under this
+load's limits) and the normal builtins, then binds ``forward`` as the method of
+an otherwise empty ``AgentSystem`` object, as ADAS does.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from metasearch.runtime.agent_base import LLMAgentBase, bind_agent_class
 from metasearch.runtime.context import RuntimeContext
 from metasearch.runtime.failures import AGENT_FILENAME, task_error_from_exception
 from metasearch.runtime.info import Info
+from metasearch.runtime.python_tool import PythonTool, limits_from_settings
 from metasearch.runtime.settings import AgentSettings
 from metasearch.runtime.transport import Transport
 
+#: The names the runtime puts in every agent's namespace.
+NAMESPACE_NAMES = ("LLMAgentBase", "Info", "run_python")
 _SIGNATURE_HELP = (
     "Define it as `def forward(self, taskInfo):`, where taskInfo is an Info holding the "
     "task, and return the final answer (an Info or a string)."
@@ -115,7 +119,7 @@ def _find_forward(namespace: dict[str, Any]) -> types.FunctionType:
                 "at the top level; use LLMAgentBase and Info as they are, without redefining them."
             )
         defined = sorted(n for n in namespace if not n.startswith("__")
-                         and n not in ("LLMAgentBase", "Info"))
+                         and n not in NAMESPACE_NAMES)
         raise AgentCodeError(
             "The agent code defines no top-level function named `forward`"
             + (f" (it defines: {', '.join(defined)})" if defined else "")
@@ -137,19 +141,23 @@ def _find_forward(namespace: dict[str, Any]) -> types.FunctionType:
     return forward
 
 
-def load_agent(code: str, settings: AgentSettings, transport: Transport) -> LoadedAgent:
+def load_agent(code: str, settings: AgentSettings, transport: Transport, *,
+               sandboxed: bool = False) -> LoadedAgent:
     """Exec ``code`` and return a callable ``question -> answer`` (a :class:`LoadedAgent`).
 
     Raises :class:`AgentCodeError` with a message written for the meta agent
     when the code has a syntax error, fails at the top level, or has no
-    usable ``forward``.
+    usable ``forward``. ``sandboxed`` is set by the sandbox worker: its
+    ``run_python`` then hardens the worker before starting children.
     """
     compiled = _compile(code)
     ctx = RuntimeContext(settings, transport)
     agent_cls = bind_agent_class(ctx)
+    run_python = PythonTool(limits_from_settings(settings), note=ctx.note,
+                            harden_parent=sandboxed).function()
     namespace: dict[str, Any] = {
         "__name__": "agent_code", "__builtins__": builtins,
-        "LLMAgentBase": agent_cls, "Info": Info,
+        "LLMAgentBase": agent_cls, "Info": Info, "run_python": run_python,
     }
     try:
         exec(compiled, namespace)
@@ -166,6 +174,7 @@ def load_agent(code: str, settings: AgentSettings, transport: Transport) -> Load
         namespace["LLMAgentBase"] = agent_cls
     if namespace.get("Info") is not Info:
         namespace["Info"] = Info
+    namespace["run_python"] = run_python
     forward = _find_forward(namespace)
 
     system_cls = type("AgentSystem", (AgentSystem,), {"forward": forward})

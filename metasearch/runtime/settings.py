@@ -15,6 +15,8 @@ class AgentSettings:
     ``model`` is the run's task model: the default of ``LLMAgentBase`` when the
     agent code does not name one. ``protocol`` is already resolved (never
     ``auto``). ``answer_hint`` comes from the suite, e.g. "an integer".
+    The ``python_*`` fields are the limits of each ``run_python`` child: wall
+    clock, memory, and the characters of stdout (and of stderr) kept.
     """
 
     model: str
@@ -24,6 +26,9 @@ class AgentSettings:
     max_tokens: int = 1024
     task_timeout_s: float = 300.0
     threads: int = 8
+    python_timeout_s: float = 10.0
+    python_memory_mb: int = 256
+    python_output_chars: int = 4000
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,6 +22,9 @@ class Transport(Protocol):
 
         Events: ``parse_failure`` (reply could not be parsed even after
         repair), ``repair`` (a repair call was made), ``missing_field`` (a
-        requested field was absent and filled with ''), ``truncated``.
+        requested field was absent and filled with ''), ``truncated``; and
+        one ``python_<kind>`` per ``run_python`` run (``python_ok``,
+        ``python_error``, ``python_timeout``, ``python_memory``,
+        ``python_output``, ``python_crash``, ``python_refused``).
         """
         ...

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-RUNTIME_NAMES = frozenset({"Info", "LLMAgentBase", "AgentSystem"})
+# The runtime's names (``runtime.loader.NAMESPACE_NAMES``) and ADAS's ``AgentSystem``.
+RUNTIME_NAMES = frozenset({"Info", "LLMAgentBase", "run_python", "AgentSystem"})
 
 
 def _src(node: cst.CSTNode) -> str:

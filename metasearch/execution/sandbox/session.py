@@ -30,10 +30,11 @@ from metasearch.execution.sandbox.protocol import FrameBuffer, ProtocolError, en
 from metasearch.execution.sandbox.types import SandboxError, SandboxLimits, SandboxResult, _Worker
 from metasearch.llm.types import BudgetExceeded, LLMError, LLMRequest, LLMResponse
 from metasearch.outcomes import TaskError, TaskOutcome
+from metasearch.runtime.python_tool import PYTHON_EVENTS
 from metasearch.runtime.settings import AgentSettings
 from metasearch.suites.task import Task
 
-NOTE_EVENTS = frozenset({"parse_failure", "repair", "missing_field", "truncated"})
+NOTE_EVENTS = frozenset({"parse_failure", "repair", "missing_field", "truncated"}) | PYTHON_EVENTS
 _ERROR_KINDS = frozenset({"exception", "timeout", "crash", "budget", "refused"})
 _REQUEST_KEYS = frozenset({"model", "messages", "temperature", "max_tokens", "response_format",
                            "sample_index", "role", "candidate"})

@@ -7,6 +7,8 @@ before it reads any agent code, says ``hello``, receives ``init`` (code,
 settings, tasks as ``[index, question]`` — never the gold answers), loads the
 agent with the runtime's ``load_agent`` and an :class:`RPCTransport`, and runs
 the tasks on ``settings.threads`` threads, sending one ``result`` per task.
+The socket is not inheritable, so ``run_python``'s children (started from
+here, inside the same jail) never hold it.
 
 Everything here runs next to hostile code, so nothing here is trusted by the
 host: the host validates every message it receives.
@@ -214,6 +216,7 @@ def main(argv: list[str]) -> None:
     apply_rlimits(limits)
     from metasearch.runtime.loader import load_agent  # before hello: proves the runtime loads
 
+    os.set_inheritable(fd, False)  # run_python's children must never get the RPC socket
     sock = socket.socket(fileno=fd)
     channel = Channel(sock, int(limits.get("max_message_bytes") or 1 << 22))
     channel.send({"op": "hello", "pid": os.getpid(), "uid": os.getuid()})
@@ -230,7 +233,7 @@ def main(argv: list[str]) -> None:
     sys.stdout = _Capture(sys.stdout, local)
     sys.stderr = _Capture(sys.stderr, local)
     try:
-        agent = load_agent(init["code"], settings, RPCTransport(channel))
+        agent = load_agent(init["code"], settings, RPCTransport(channel), sandboxed=True)
     except BaseException as e:  # noqa: B036 - the top level of agent code may raise anything
         channel.send({"op": "load_error", "type": type(e).__name__,
                       "message": _trim(str(e), caps["max_error_chars"])[0]})

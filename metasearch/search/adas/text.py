@@ -12,7 +12,7 @@ Message = dict[str, str]
 
 
 RUNTIME_API = """\
-These two names already exist in the agent's namespace. Use them; never import, define or subclass them.
+These three names already exist in the agent's namespace. Use them; never import, define or subclass them.
 
 Info: a namedtuple Info(name, author, content, iteration_idx).
 - taskInfo is Info('task', 'User', <the question>, -1). The question text is taskInfo.content.
@@ -27,6 +27,9 @@ LLMAgentBase(output_fields, agent_name, role='helpful assistant', temperature=0.
       thinking, answer = agent([taskInfo], "Think step by step, then answer.")
   Each item is an Info; answer.content is the text. Pass Infos on to other agents:
       feedback, correct = critic([taskInfo, thinking, answer], "Check the answer.")
+
+run_python(code) runs a Python program (standard library only, a few seconds) and returns what it printed
+as a string; if the program fails, the string starts with "Error:". Use it to compute exactly.
 
 forward(self, taskInfo) returns the final answer: an Info (e.g. `answer`) or a string."""
 

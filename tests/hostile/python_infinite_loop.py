@@ -1,0 +1,8 @@
+# Hostile: spin forever through run_python (the agent's own code is a valid agent).
+# ruff: noqa  (agent code in the ADAS dialect, not a project module)
+# validate: ok
+# sandbox: contains=did not finish within its time limit
+
+
+def forward(self, taskInfo):
+    return run_python("while True:\n    pass\n")
