@@ -116,6 +116,24 @@ class AgentSystem:
     assert any("removed function Info" in c for c in r.changes)
 
 
+def test_a_redefined_run_python_is_dropped_and_the_runtime_one_is_no_undefined_name():
+    code = """
+def run_python(code):
+    return ''
+
+def forward(self, taskInfo):
+    coder = LLMAgentBase(['code'], 'Coder')
+    (code,) = coder([taskInfo], "Write a program that prints the answer.")
+    return run_python(code.content)
+"""
+    r = normalize_proposal(code)
+    assert r.ok, r.findings
+    assert top_level_names(r.code) == ["forward"]
+    assert any("removed function run_python" in c for c in r.changes)
+    plain = normalize_proposal(code.split("\n\n", 1)[1])
+    assert plain.ok and plain.findings == []
+
+
 PLACEHOLDER_HELPERS = """
 def verify(answer):
     \"\"\"Check whether the answer is right.\"\"\"

@@ -143,3 +143,34 @@ def test_seed_passes_strict_validator(seed):
     for source in (seed.code, Path(seed.path).read_text()):
         findings = validate_code(source, strict)
         assert findings == [], format_findings(findings)
+
+
+def _pot(fn):
+    return _count_calls("Program-of-Thought", fn)
+
+
+def test_program_of_thought_runs_the_program_and_answers_its_last_line():
+    def fn(req):
+        return well_formed(req, {"code": "```python\nprint('working')\nprint(6 * 7)\n```"})
+
+    answer, reqs = _pot(fn)
+    assert answer == "42" and len(reqs) == 1
+    assert requested_fields(reqs[0]) == ["thinking", "code"]
+
+
+@pytest.mark.parametrize("program", ["print(1 / 0)", "x = 6 * 7", "while True:\n    pass"])
+def test_program_of_thought_falls_back_to_reasoning_shown_the_failure(program):
+    def fn(req):
+        return well_formed(req, {"code": program, "answer": "41"})
+
+    seed = next(s for s in SEEDS if s.name == "Program-of-Thought")
+    t = FakeTransport(fn)
+    agent = load_agent(seed.code, settings(python_timeout_s=0.5), t)
+    assert agent("What is 6*7?") == "41"
+    assert [requested_fields(r) for r in t.requests] == [["thinking", "code"], ["thinking", "answer"]]
+    shown = t.requests[1].messages[1]["content"]
+    assert "### program_output by Python:" in shown and program.splitlines()[0] in shown
+    if program == "x = 6 * 7":
+        assert "(the program printed nothing)" in shown
+    else:
+        assert "Error: the program" in shown

@@ -144,6 +144,23 @@ def test_monkeypatching_is_refused() -> None:
     assert codes(code) == [("monkeypatch", 3), ("monkeypatch", 4), ("monkeypatch", 5)]
 
 
+def test_run_python_is_a_runtime_name_and_cannot_be_patched() -> None:
+    code = ("def forward(self, taskInfo):\n    out = run_python('print(6 * 7)')\n"
+            "    return out.strip()\n")
+    assert codes(code) == []
+    assert codes("def forward(self, t):\n    run_python.limits = None\n    return 1\n") == [
+        ("monkeypatch", 2)]
+
+
+def test_the_validators_runtime_names_are_the_loaders() -> None:
+    from metasearch.candidate.normalize import RUNTIME_NAMES as NORMALIZE_NAMES
+    from metasearch.candidate.validate import RUNTIME_NAMES
+    from metasearch.runtime.loader import NAMESPACE_NAMES
+
+    assert RUNTIME_NAMES == set(NAMESPACE_NAMES)
+    assert NORMALIZE_NAMES == {*NAMESPACE_NAMES, "AgentSystem"}
+
+
 def test_global_and_loops_and_literals() -> None:
     code = ("def forward(self, t):\n    global X\n    while True:\n        pass\n"
             "    return 'a' * 10**9\n")
