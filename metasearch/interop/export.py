@@ -3,7 +3,8 @@
 - :func:`render_module` / :func:`export_py`: one Python file that needs only
   ``litellm``: the agent's code, a minimal runtime (``Info``, ``LLMAgentBase``
   with the campaign's reply protocol), ``solve(question, model=...)``, a
-  ``__main__``, and a provenance header. The runtime is
+  ``__main__``, and a provenance header (plus ``run_python``, copied from the
+  runtime, when the agent uses it). The runtime is
   ``metasearch/interop/standalone_template.py``, a real module; export replaces the block
   between its ``<export>`` markers.
 - :func:`export_mlflow`: that module logged as an MLflow pyfunc model
@@ -32,6 +33,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from metasearch.errors import ConfigError, DataError, MetasearchError
+from metasearch.interop.python_block import TOOLS_BLOCK, tools_block
 from metasearch.store.archive import Archive
 from metasearch.store.records import CandidateRecord, SplitScore
 
@@ -249,6 +251,7 @@ def render_module(
     body, n = _BLOCK.subn(lambda _m: block, template, count=1)
     if n != 1:
         raise RuntimeError(f"{TEMPLATE} lost its <export> block")
+    body = TOOLS_BLOCK.sub(lambda _m: tools_block(code), body, count=1)
     body = _TEMPLATE_NOTE.sub("", body, count=1)
     return _header(rec, info, protocol, model) + body
 

@@ -15,12 +15,14 @@ OpenAI-compatible server works with ``model="openai/<name>", api_base=URL``.
 
 The agent's code (``AGENT_SOURCE``) is the ``forward`` function exactly as
 the archive holds it. It is executed in a fresh namespace per ``solve`` call
-that holds ``Info`` and ``LLMAgentBase``, as in ADAS, so nothing it defines can
-clash with this runtime. The runtime builds the same prompts as metasearch's
-(ADAS's shape) and reads replies with the campaign's reply protocol.
+that holds ``Info`` and ``LLMAgentBase``, as in ADAS (and ``run_python`` if the
+agent uses it), so nothing it defines can clash with this runtime. The runtime
+builds the same prompts as metasearch's (ADAS's shape) and reads replies with the
+campaign's reply protocol.
 
 (In the metasearch package this file is the template of ``metasearch export
---format py``; the block between the ``<export>`` markers is replaced.)
+--format py``; the blocks between the ``<export>`` and the ``<tools>`` markers are
+replaced.)
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ def forward(self, taskInfo):
 # </export>
 
 AGENT_FILENAME = "<agent>"
+
+# <tools>
+TOOLS: dict[str, Any] = {}  # names besides the ADAS API that the agent uses
+# </tools>
 
 
 class Info(NamedTuple):
@@ -410,6 +416,7 @@ def load_agent(model: str = DEFAULT_MODEL, **litellm_kwargs: Any) -> Any:
         "__builtins__": builtins,
         "LLMAgentBase": bound,
         "Info": Info,
+        **TOOLS,
     }
     exec(compile(AGENT_SOURCE, AGENT_FILENAME, "exec"), namespace)
     forward = namespace["forward"]

@@ -25,8 +25,9 @@ code is compiled, never in a ``preexec_fn`` (unsafe in a threaded parent).
 Each limit is clamped to this process's own hard limit, so the child always
 sits inside the worker's. Runs are deterministic where Python allows it
 (hash seed 0, ``random`` seeded with 0), so a rerun sends the same prompts
-and hits the response cache. Standard library only: the sandbox worker
-imports this module.
+and hits the response cache. Standard library only, and no imports from
+metasearch: the sandbox worker imports this module, and ``metasearch export``
+copies it into standalone agent modules that use ``run_python``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import resource
 import select
 import shutil
@@ -41,13 +43,15 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 PROGRAM_FILENAME = "<program>"
 _MEMORY_EXIT = 86  # the launcher's exit status for MemoryError
 _STDERR_KEEP = 1500  # characters of a failure's stderr kept in the error text
 _STDERR_CAP = 65536  # more stderr than this is a flood: the program is stopped
+_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 
 _LAUNCHER = r"""
 import json, linecache, os, random, resource, sys, traceback
@@ -87,13 +91,14 @@ except BaseException as e:
 """
 
 
-@dataclass(frozen=True)
-class PythonLimits:
+class PythonLimits(NamedTuple):
     """The limits of one ``run_python`` child.
 
     ``output_chars`` caps stdout (the returned text); ``cpu_s`` defaults to the
     wall-clock limit rounded up (a backstop: the wall clock stops the program
     first). Every limit is further clamped to the parent's own hard limit.
+    (A NamedTuple, not a dataclass: an exported module loaded from a file path
+    is not in ``sys.modules``, which dataclasses need.)
     """
 
     timeout_s: float = 10.0
@@ -150,8 +155,19 @@ def refused(message: str) -> PythonResult:
     return PythonResult(f"Error: {message}", kind="refused")
 
 
+def program_source(text: str) -> str:
+    """The program in ``text``: its first fenced block if it has one, dedented."""
+    fenced = _FENCE.search(text)
+    if fenced is not None:
+        text = fenced.group(1)
+    return textwrap.dedent(text).strip("\n")
+
+
 def run_program(code: str, limits: PythonLimits, *, python: str | None = None) -> PythonResult:
     """Run ``code`` as a fresh ``python`` process under ``limits``; never raises for its faults."""
+    if not code.strip():
+        return refused("the program is empty. Write Python code that prints the answer, "
+                       "e.g. print(6 * 7).")
     if len(code) > limits.max_code_chars:
         return refused(f"the program is {len(code)} characters long; the limit is "
                        f"{limits.max_code_chars}. Write a shorter program.")

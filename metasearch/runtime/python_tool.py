@@ -25,19 +25,22 @@ socket with ``pidfd_getfd``.
 
 from __future__ import annotations
 
-import re
-import textwrap
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from metasearch.runtime.info import Info
-from metasearch.runtime.pyrun import PythonLimits, PythonResult, refused, run_program
+from metasearch.runtime.pyrun import (
+    PythonLimits,
+    PythonResult,
+    program_source,
+    refused,
+    run_program,
+)
 from metasearch.runtime.settings import AgentSettings
 
 KINDS = ("ok", "error", "timeout", "memory", "output", "crash", "refused")
 PYTHON_EVENTS = frozenset(f"python_{k}" for k in KINDS)
-_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 _PR_SET_DUMPABLE = 4
 
 
@@ -54,10 +57,7 @@ def program_text(code: Any) -> str:
         raise TypeError(
             f"run_python takes the program's source as a string, got {type(code).__name__}: "
             "run_python(code.content) or run_python('print(6 * 7)').")
-    fenced = _FENCE.search(code)
-    if fenced is not None:
-        code = fenced.group(1)
-    return textwrap.dedent(code).strip("\n")
+    return program_source(code)
 
 
 def make_undumpable() -> None:
@@ -92,10 +92,7 @@ class PythonTool:
         return result
 
     def _run(self, code: str) -> PythonResult:
-        if not code.strip():
-            return refused("the program is empty. Write Python code that prints the answer, "
-                           "e.g. print(6 * 7).")
-        if self._harden and not self._ready():
+        if self._harden and code.strip() and not self._ready():
             return refused("the sandbox could not protect itself from the program, so it "
                            "was not run.")
         return run_program(code, self.limits)
