@@ -64,6 +64,7 @@ def check(result, events, programs: list[str]) -> None:
     pot = by_id["seed-program_of_thought"]
     assert pot.status == "ok" and pot.val.mean == 1.0
     assert events["seed-program_of_thought"] == {"python_ok": len(VAL)}
+    assert pot.meta["events"] == {"python_ok": len(VAL)}  # the record keeps the runs
     for g in range(len(programs)):
         rec = by_id[f"g00{g + 1}-00"]  # recorded, ran, and the next generation still came
         assert rec.status == "ok", rec.reason

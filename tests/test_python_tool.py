@@ -113,6 +113,22 @@ def test_no_stdin_and_no_inherited_fds():
     assert r == "''\n[]\n", r
 
 
+def test_a_parent_with_more_than_1024_open_fds_still_reads_the_output():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip("the hard limit on open files is below 2048")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (2048, hard))
+    held = []
+    try:
+        null = os.open(os.devnull, os.O_RDONLY)
+        held = [null] + [os.dup(null) for _ in range(1100)]
+        assert run("print('high')\n") == "high\n"
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_minimal_environment_private_cwd_and_no_site_packages(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET-123")
     r = run("""

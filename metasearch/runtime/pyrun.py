@@ -47,8 +47,7 @@ import textwrap
 import time
 from typing import NamedTuple
 
-PROGRAM_FILENAME = "<program>"
-_MEMORY_EXIT = 86  # the launcher's exit status for MemoryError
+_MEMORY_EXIT = 86  # the launcher's exit status for MemoryError (its ``sys.exit(86)``)
 _STDERR_KEEP = 1500  # characters of a failure's stderr kept in the error text
 _STDERR_CAP = 65536  # more stderr than this is a flood: the program is stopped
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
@@ -201,6 +200,9 @@ def _collect(proc: subprocess.Popen[bytes], limits: PythonLimits) -> tuple[str, 
     cap = limits.output_chars
     out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
     bufs = {out_fd: bytearray(), err_fd: bytearray()}
+    poller = select.poll()  # not select(): a busy host process has fds above 1024
+    for fd in bufs:
+        poller.register(fd, select.POLLIN)
     reading = set(bufs)
     deadline = time.monotonic() + limits.timeout_s
     why = ""
@@ -209,11 +211,11 @@ def _collect(proc: subprocess.Popen[bytes], limits: PythonLimits) -> tuple[str, 
         if left <= 0:
             why = "timeout"
             break
-        ready, _, _ = select.select(sorted(reading), [], [], left)
-        for fd in ready:
+        for fd, _ in poller.poll(left * 1000):
             chunk = os.read(fd, 1 << 16)
-            if not chunk:
+            if not chunk:  # EOF (POLLHUP with nothing left to read)
                 reading.discard(fd)
+                poller.unregister(fd)
                 continue
             bufs[fd] += chunk
             limit = cap if fd == out_fd else _STDERR_CAP
