@@ -47,8 +47,7 @@ MAX_CALLS = 6
 CALL_THREADS = 2
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "metasearch"
 SLOW = {"infinite_loop", "sleep_past_timeout", "cpu_burn_threads", "fork_bomb", "thread_bomb",
-        "stdout_flood", "rpc_malformed", "rpc_oversized", "rpc_call_flood", "deep_recursion",
-        "python_infinite_loop"}
+        "stdout_flood", "rpc_malformed", "rpc_oversized", "rpc_call_flood", "deep_recursion"}
 
 
 def header(path: Path) -> tuple[str, int, str]:

@@ -1,6 +1,7 @@
 """What agent code may use, and how it is loaded and run.
 
-Agent code sees ``LLMAgentBase`` and ``Info`` (ADAS-compatible). The host uses
+Agent code sees ``LLMAgentBase`` and ``Info`` (ADAS-compatible) and
+``run_python`` (the code-execution tool, :mod:`.python_tool`). The host uses
 :func:`load_agent` (inside the sandbox worker) or :func:`run_tasks_inprocess`
 (trusted seeds only), with a :class:`GatewayTransport` in-process.
 """
