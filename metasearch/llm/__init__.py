@@ -1,7 +1,8 @@
 """The LLM gateway: every model call of a campaign goes through a :class:`Gateway`.
 
 Importing this package does not import litellm (it is imported on the first
-real call), so the CLI stays fast.
+call that needs it: a model litellm serves, or a price-map lookup), so the CLI
+stays fast, and a campaign on ``local/`` models never imports it.
 """
 
 from metasearch.llm.backend import Backend, RawCompletion, Route

@@ -4,7 +4,10 @@ Around each call: response cache, budget check, per-endpoint concurrency
 limit, per-call timeout, retries with exponential backoff and jitter, error
 mapping, cost, ledger. All calls run on one event loop in a background thread
 owned by the gateway, so the per-endpoint limits hold across every thread and
-event loop that uses the same gateway.
+event loop that uses the same gateway (calls cross to it in batches, see
+:mod:`metasearch.llm.hop`). The default backend sends OpenAI-compatible
+endpoints over a direct HTTP fast path and the rest through litellm
+(:mod:`metasearch.llm.transport`); everything above stays here, the same for both.
 
 >>> from metasearch.llm import LLMRequest, scripted_gateway
 >>> with scripted_gateway(["4"]) as gw:
