@@ -114,3 +114,29 @@ def test_real_local_model_through_gateway(tmp_path) -> None:
         second = gw.complete(req)
         assert second.cached and second.text == first.text
         assert list(gw._local.running().values())[0].startswith("http://127.0.0.1:")
+
+
+@pytest.mark.slow
+def test_real_local_model_same_reply_on_both_clients() -> None:
+    """The fast path and litellm get the same completion from the real server (temperature 0)."""
+    from dataclasses import replace
+
+    from metasearch.llm import Gateway, LLMRequest, ModelSettings
+
+    model = "local/qwen2.5-coder-0.5b"
+    ms = ModelSettings(n_parallel=1, n_threads=2, n_ctx_per_slot=1024)
+    messages = ({"role": "user", "content": "Name three prime numbers, comma-separated."},)
+    with Gateway(settings=GatewaySettings(models={model: ms}, cache_enabled=False)) as fast:
+        req = LLMRequest(model=model, messages=messages, temperature=0.0, max_tokens=24)
+        first = fast.complete(req)
+        assert fast._routes[model].transport == "http"
+        (api_base,) = fast._local.running().values()
+        alias = "openai/qwen2.5-coder-0.5b"
+        slow_ms = ModelSettings(api_base=api_base, transport="litellm")
+        slow_settings = GatewaySettings(models={alias: slow_ms}, cache_enabled=False)
+        with Gateway(settings=slow_settings) as slow:
+            second = slow.complete(replace(req, model=alias))
+            assert slow._routes[alias].transport == "litellm"
+    assert first.text and first.completion_tokens > 0
+    same = ("text", "prompt_tokens", "completion_tokens", "finish_reason", "cost_usd", "meta")
+    assert [getattr(first, f) for f in same] == [getattr(second, f) for f in same]
