@@ -93,3 +93,20 @@ def test_close_ends_calls_in_flight_instead_of_leaving_them_hanging() -> None:
     assert len(results) == 3 and all(isinstance(r, BaseException) for r in results), results
     with pytest.raises(RuntimeError, match="closed"):
         gw.complete(req())
+
+
+def test_finished_caller_loops_are_not_kept_alive() -> None:
+    import gc
+    import weakref
+
+    with scripted_gateway(["ok"]) as gw:
+        refs = []
+
+        async def one() -> None:
+            refs.append(weakref.ref(asyncio.get_running_loop()))
+            await gw.acomplete(req())
+
+        for _ in range(3):
+            asyncio.run(one())
+        gc.collect()
+        assert all(r() is None for r in refs), "the gateway holds on to closed event loops"

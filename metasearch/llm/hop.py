@@ -37,7 +37,8 @@ class _Outbox:
     """Results bound for one caller loop, handed over in batches."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # weak: the Hop keys its outboxes weakly by loop, which a strong reference here would defeat
+        self.loop = weakref.ref(loop)
         self.items: list[tuple[asyncio.Future[Any], asyncio.Future[Any]]] = []
         self.scheduled = False
         self.lock = threading.Lock()
@@ -48,8 +49,10 @@ class _Outbox:
             if self.scheduled:
                 return
             self.scheduled = True
+        loop = self.loop()
         try:
-            self.loop.call_soon_threadsafe(self.flush)
+            if loop is not None:
+                loop.call_soon_threadsafe(self.flush)
         except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
             pass
 
