@@ -8,10 +8,12 @@ import random
 from pathlib import Path
 
 import pytest
+from test_runtime_fakes import FakeTransport, requested_fields, settings, well_formed
 
 from metasearch.candidate.normalize import normalize_proposal
 from metasearch.candidate.validate import validate_code
 from metasearch.errors import ConfigError
+from metasearch.runtime.loader import load_agent
 from metasearch.search.spaces import (
     OptunaDraw,
     RandomDraw,
@@ -84,6 +86,7 @@ def test_every_block_combination_renders_to_a_clean_candidate(
     tree = ast.parse(code)
     names = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
     agents = {"Principle Agent": answerer == "step_back",
+              "Program-of-Thought Agent": answerer == "program_of_thought",
               "Final Decision Agent": ensemble == "debate",
               "Critic Agent": refine > 0,
               "Routing Agent": routing == "router" and ensemble != "debate"}
@@ -91,6 +94,35 @@ def test_every_block_combination_renders_to_a_clean_candidate(
     assert ("Counter" in code) == (ensemble == "self_consistency")
     assert ("for i in range(max_refine_rounds)" in code) == (refine == 2)
     assert ("debate_instruction" in code) == (ensemble == "debate" and rounds == 2)
+    assert ("run_python(code.content)" in code) == (answerer == "program_of_thought")
+
+
+@pytest.mark.parametrize("ensemble", ["none", "self_consistency", "debate"])
+def test_a_program_of_thought_trial_answers_with_its_programs_output(ensemble):
+    """The program's last printed line is the answer; a failed program falls back to reasoning."""
+    space = load_space(REASONING)
+    values = space.sample(Pick({"blocks.answerer": "program_of_thought", "blocks.ensemble": ensemble,
+                                "blocks.refine_rounds": 0, "self_consistency.samples": 3,
+                                "debate.rounds": 1, "blocks.role_assignment": "none",
+                                "roles.solver.protocol": "campaign", "roles.judge.protocol": "campaign"}))
+    code = render(space, values).code
+    assert_clean(code)
+
+    def reply(req):
+        if requested_fields(req) == ["thinking", "code"]:
+            return well_formed(req, {"code": "print('working')\nprint(6 * 7)"})
+        shown = req.messages[1]["content"]
+        return well_formed(req, {"answer": "42" if "### program_output by Python:\nworking\n42" in shown
+                                 else "41"})
+
+    t = FakeTransport(reply)
+    assert load_agent(code, settings(), t)("What is 6*7?") == "42"
+    coder_calls = [r for r in t.requests if requested_fields(r) == ["thinking", "code"]]
+    assert len(coder_calls) == (3 if ensemble == "self_consistency" else 1)
+    if ensemble != "debate":  # the program answered: no reasoning call was needed
+        assert len(t.requests) == len(coder_calls)
+    broken = FakeTransport(lambda r: well_formed(r, {"code": "print(1 / 0)", "answer": "41"}))
+    assert load_agent(code, settings(), broken)("What is 6*7?") == "41"  # reasoned instead
 
 
 @pytest.mark.parametrize("protocol", ["campaign", "json", "sections", "answer_line"])
@@ -248,3 +280,11 @@ def test_a_missing_or_broken_file_says_so(tmp_path):
     (tmp_path / "bare.toml").write_text("[blocks]\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"space is missing\. Expected the \[space\] table"):
         load_space(tmp_path / "bare.toml")
+
+
+def test_the_readme_shows_the_code_the_renderer_gives():
+    readme = (REASONING.parents[1] / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("The trial `g001-00` of seed 0", 1)[1].split("```python\n", 1)[1]
+    space = load_space(REASONING)
+    code = render(space, space.sample(RandomDraw(seeded_random(0, "g001-00")))).code
+    assert shown.split("```", 1)[0] == code

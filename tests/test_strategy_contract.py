@@ -60,8 +60,8 @@ class TestToyContract(StrategyContract):
 
 
 class TestRandomContract(StrategyContract):
-    """Random trials of the shipped reasoning space: every block can come up."""
+    """Random trials of the shipped reasoning space; seed 2's six trials use every block."""
 
     def make_strategy(self, gateway, parallel):
         return RandomStrategy(space=load_space("search_spaces/reasoning.toml"), generations=2,
-                              width=3, seed=0)
+                              width=3, seed=2)

@@ -2,8 +2,11 @@
 
 A rendered agent has four *slots*, each filled by one block:
 
-- ``answerer`` -- how one answer is produced: ``chain_of_thought``, or
-  ``step_back`` (state the principles first, then solve with them);
+- ``answerer`` -- how one answer is produced: ``chain_of_thought``,
+  ``step_back`` (state the principles first, then solve with them), or
+  ``program_of_thought`` (write a program, run it with the runtime's
+  ``run_python`` tool, answer its last printed line; reason step by step when
+  it fails; in a debate the program's run is shown to every debater);
 - ``ensemble`` -- ``none``, ``self_consistency`` (n samples, majority vote) or
   ``debate`` (k agents, r rounds, a judge);
 - ``refine_rounds`` -- 0 to 2 critic / refine passes over the final answer;
@@ -15,8 +18,7 @@ role's knobs (temperature, max_tokens, protocol, instruction) exist only when
 a block that brings it is chosen: that is where a space's implied conditions
 come from (:func:`role_condition`).
 
-**Adding a block** (program-of-thought, once the runtime has the
-``run_python`` tool): one entry in the slot's table below, its roles in
+**Adding a block**: one entry in the slot's table below, its roles in
 :data:`ROLES` (and a field in ``format.RolesTable``), and its template in
 ``render.py``. Nothing else reads block names.
 """
@@ -71,6 +73,11 @@ ROLES: dict[str, Role] = {
         ("thinking", "answer"), "Refine Agent", "refiner", "refine_instruction", 0.5,
         "Read your earlier attempt and the feedback on it. Think again, step by step, avoid "
         "the mistakes pointed out, and give an improved final answer."),
+    "coder": Role(
+        ("thinking", "code"), "Program-of-Thought Agent", "coder", "code_instruction", 0.5,
+        "Write a short Python program that computes the answer to the task and prints only "
+        "the final answer on the last line. Use only the standard library. Put the whole "
+        "program in 'code'."),
     "router": Role(
         ("choice",), "Routing Agent", "router", "router_instruction", 0.1,
         "Which expert is best suited to solve this task? Reply with the name of one expert "
@@ -81,6 +88,7 @@ ROLES: dict[str, Role] = {
 ANSWERERS: dict[str, tuple[str, ...]] = {
     "chain_of_thought": (),
     "step_back": ("principle",),
+    "program_of_thought": ("coder",),
 }
 #: Ensemble blocks -> their roles.
 ENSEMBLES: dict[str, tuple[str, ...]] = {

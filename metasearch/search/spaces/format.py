@@ -282,6 +282,7 @@ class RolesTable(_Table):
     judge: RoleTable = Field(default_factory=RoleTable, description="[roles.judge]")
     critic: RoleTable = Field(default_factory=RoleTable, description="[roles.critic]")
     refiner: RoleTable = Field(default_factory=RoleTable, description="[roles.refiner]")
+    coder: RoleTable = Field(default_factory=RoleTable, description="[roles.coder]")
     router: RoleTable = Field(default_factory=RoleTable, description="[roles.router]")
 
 

@@ -54,9 +54,46 @@ samples = []
 for _ in range(n_samples):
     thinking, answer = solver(INPUTS, cot_instruction)
     samples.append((thinking, answer))
+"""
+VOTE = """
 votes = Counter(str(answer.content).strip() for _, answer in samples)
 top = votes.most_common(1)[0][0]
 thinking, answer = next(pair for pair in samples if str(pair[1].content).strip() == top)
+"""
+# program-of-thought: the program's last printed line is the answer; reasoning is the fallback
+PROGRAM = """
+coder = LLMAgentBase(["thinking", "code"], "Program-of-Thought Agent", **CODER)
+solver = LLMAgentBase(["thinking", "answer"], "Chain-of-Thought Agent", **SOLVER)
+thinking, code = coder(INPUTS, code_instruction)
+output = run_python(code.content)
+lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+if lines and not output.startswith("Error:"):
+    answer = Info("answer", "Python", lines[-1], -1)
+else:
+    result = Info("program_output", "Python", output or "(the program printed nothing)", -1)
+    thinking, answer = solver(INPUTS + [code, result], cot_instruction)
+"""
+PROGRAM_SAMPLES = """
+coder = LLMAgentBase(["thinking", "code"], "Program-of-Thought Agent", **CODER)
+solver = LLMAgentBase(["thinking", "answer"], "Chain-of-Thought Agent", **SOLVER)
+n_samples = N_SAMPLES
+samples = []
+for _ in range(n_samples):
+    thinking, code = coder(INPUTS, code_instruction)
+    output = run_python(code.content)
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    if lines and not output.startswith("Error:"):
+        samples.append((thinking, Info("answer", "Python", lines[-1], -1)))
+if not samples:
+    thinking, answer = solver(INPUTS, cot_instruction)
+    samples.append((thinking, answer))
+"""
+# in a debate, one program's run is evidence every debater sees
+PROGRAM_EVIDENCE = """
+coder = LLMAgentBase(["thinking", "code"], "Program-of-Thought Agent", **CODER)
+thinking, code = coder([taskInfo], code_instruction)
+output = run_python(code.content)
+result = Info("program_output", "Python", output or "(the program printed nothing)", -1)
 """
 DEBATE = """
 roles = PERSONAS
@@ -151,8 +188,11 @@ def render(space: Space, values: Mapping[str, Any]) -> RenderedAgent:
     roles = t.roles()
     role_args = {name.upper(): t.role_args(name) for name in roles}
     if t.routing == "router":
-        role_args["SOLVER"] = t.role_args("solver", keyword("role", cst.Name("expert")))
-    inputs = ["taskInfo", "principle"] if t.answerer == "step_back" else ["taskInfo"]
+        for role in {"solver", "coder"} & set(roles):  # the router's expert answers
+            role_args[role.upper()] = t.role_args(role, keyword("role", cst.Name("expert")))
+    inputs = {"step_back": ["taskInfo", "principle"],
+              "program_of_thought": ["taskInfo", "code", "result"] if t.ensemble == "debate"
+              else ["taskInfo"]}.get(t.answerer, ["taskInfo"])
     holes: dict[str, cst.BaseExpression] = {"INPUTS": names(inputs)}
 
     body: list[cst.BaseStatement] = []
@@ -188,19 +228,23 @@ def render(space: Space, values: Mapping[str, Any]) -> RenderedAgent:
 def _ensemble(t: _Trial, holes: dict[str, cst.BaseExpression],
               role_args: dict[str, list[cst.Arg]]) -> list[cst.BaseStatement]:
     v, spec = t.values, t.space.spec
+    program = t.answerer == "program_of_thought"
     if t.ensemble == "self_consistency":
-        return statements(SELF_CONSISTENCY, {**holes, "N_SAMPLES": literal(
-            v["self_consistency.samples"])}, role_args)
+        sampling = PROGRAM_SAMPLES if program else SELF_CONSISTENCY
+        return statements(sampling, {**holes, "N_SAMPLES": literal(
+            v["self_consistency.samples"])}, role_args) + statements(VOTE, blank_line=False)
     if t.ensemble != "debate":
-        return statements(SINGLE, holes, role_args)
+        return statements(PROGRAM if program else SINGLE, holes, role_args)
     personas = list(spec.debate.personas[: int(v["debate.agents"])])
-    out = statements(DEBATE, {**holes, "PERSONAS": literal(personas)}, role_args)
+    out = statements(PROGRAM_EVIDENCE, holes, role_args) if program else []
+    out += statements(DEBATE, {**holes, "PERSONAS": literal(personas)}, role_args)
     if int(v["debate.rounds"]) > 1:
         out += statements(DEBATE_ROUNDS, {**holes, "ROUNDS": literal(v["debate.rounds"])})
     return out + statements(JUDGE, holes, blank_line=False)
 
 
-_LABELS = {"chain_of_thought": "Chain-of-Thought", "step_back": "Step-back"}
+_LABELS = {"chain_of_thought": "Chain-of-Thought", "step_back": "Step-back",
+           "program_of_thought": "Program-of-Thought"}
 
 
 def _name(t: _Trial) -> str:
