@@ -71,7 +71,7 @@ def test_the_builtin_is_registered_and_built_from_a_campaign_config():
     config = load_config(ROOT / "experiments" / "random-local.toml")
     assert config.search.strategy == "random"
     settings = config.search.settings
-    assert isinstance(settings, RandomSettings) and settings.width == 4
+    assert isinstance(settings, RandomSettings) and settings.width == 3
     built = spec.build(StrategyContext(settings=settings, config=config, gateway=None,
                                        suite=None))
     assert isinstance(built, RandomStrategy) and built.space.name == "reasoning"
