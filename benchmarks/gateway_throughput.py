@@ -17,7 +17,7 @@ per call minus that of the raw client below it (aiohttp or litellm). Then
 the p50 latency of cache hits.
 
     python benchmarks/gateway_throughput.py [--latencies 0.1,1] [--concurrency 64,256]
-        [--seconds 3] [--litellm-calls 1024] [--hits 500]
+        [--seconds 3] [--litellm-calls 1024] [--rounds 3] [--hits 500]
 
 Targets: fast path >= 0.9 of raw aiohttp; at 1 s and concurrency 64 the fast
 path >= 0.95 of ideal; the litellm path's CPU over raw litellm <= 1 ms a call;
@@ -185,19 +185,30 @@ class Row:
 
 
 def measure(base: str, latency_s: float, concurrency: int, args: argparse.Namespace) -> Row:
+    """The four clients; each pair (raw, gateway) alternates in ``--rounds`` parts, so a
+    change in the machine's load between them falls on both sides alike."""
     api_base = f"{base}/{round(latency_s * 1000)}/v1"
-    fast_calls = concurrency * max(8, round(args.seconds / latency_s))  # whole waves
-    slow_calls = concurrency * max(1, round(args.litellm_calls / concurrency))
+    waves = max(3 * args.rounds, round(args.seconds / latency_s))
+    fast_calls = concurrency * max(1, waves // args.rounds)  # whole waves per part
+    slow_calls = concurrency * max(1, round(args.litellm_calls / args.rounds / concurrency))
     out: dict[str, Result] = {}
-    out["raw aiohttp"] = asyncio.run(raw_aiohttp(api_base, fast_calls, concurrency))
-    with gateway(api_base, concurrency, "auto") as gw:
-        out["gateway fast path"] = asyncio.run(through(gw, fast_calls, concurrency))
-        assert gw._routes[MODEL].transport == "http"
-    out["raw litellm"] = asyncio.run(raw_litellm(api_base, slow_calls, concurrency))
-    with gateway(api_base, concurrency, "litellm") as gw:
-        out["gateway on litellm"] = asyncio.run(through(gw, slow_calls, concurrency))
-        assert gw._routes[MODEL].transport == "litellm"
-    return Row(latency_s, concurrency, out)
+
+    def add(name: str, r: Result) -> None:
+        old = out.get(name)
+        out[name] = r if old is None else Result(old.calls + r.calls, old.wall_s + r.wall_s,
+                                                 old.cpu_s + r.cpu_s)  # fmt: skip
+
+    with gateway(api_base, concurrency, "auto") as fast, \
+            gateway(api_base, concurrency, "litellm") as slow:  # fmt: skip
+        for _ in range(args.rounds):
+            add("raw aiohttp", asyncio.run(raw_aiohttp(api_base, fast_calls, concurrency)))
+            add("gateway fast path", asyncio.run(through(fast, fast_calls, concurrency)))
+            add("raw litellm", asyncio.run(raw_litellm(api_base, slow_calls, concurrency)))
+            add("gateway on litellm", asyncio.run(through(slow, slow_calls, concurrency)))
+        assert fast._routes[MODEL].transport == "http"
+        assert slow._routes[MODEL].transport == "litellm"
+    order = ("raw aiohttp", "gateway fast path", "raw litellm", "gateway on litellm")
+    return Row(latency_s, concurrency, {k: out[k] for k in order})
 
 
 def cache_hits(api_base: str, hits: int) -> tuple[float, float]:
@@ -261,9 +272,11 @@ def main() -> int:
     ap.add_argument("--concurrency", default="64,256", help="comma-separated")
     ap.add_argument("--seconds", type=float, default=3.0,
                     help="ideal duration of each aiohttp / fast-path run (default 3; at least "
-                         "8 waves of calls)")
+                         "3 waves of calls per round)")
     ap.add_argument("--litellm-calls", type=int, default=1024,
                     help="calls for each litellm run, rounded to the concurrency (default 1024)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="parts each raw/gateway pair alternates in (default 3)")
     ap.add_argument("--hits", type=int, default=500)
     args = ap.parse_args()
     latencies = [float(x) for x in args.latencies.split(",")]
