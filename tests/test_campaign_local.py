@@ -47,7 +47,7 @@ enabled = false
 [run]
 concurrency = 2
 sandbox = "auto"
-task_timeout_s = 120
+task_timeout_s = 300  # two local servers share 2 cores; a loaded machine needs the room
 candidate_timeout_s = 300
 
 [local]
