@@ -1,7 +1,7 @@
 # Hostile: spin forever through run_python (the agent's own code is a valid agent).
 # ruff: noqa  (agent code in the ADAS dialect, not a project module)
 # validate: ok
-# sandbox: contains=did not finish within its time limit
+# sandbox: contains=and was stopped. Make it faster
 
 
 def forward(self, taskInfo):
