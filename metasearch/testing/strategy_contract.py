@@ -16,6 +16,7 @@ Each test runs small campaigns over the toy suite with the scripted model
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from metasearch.store.records import CandidateRecord
 from metasearch.testing.campaigns import ScriptedModel, close_campaign, comparable, toy_campaign
 
 
-class StrategyContract:
+class StrategyContract(abc.ABC):
     """Resume, budget, time limit, parents, and independence from ``parallel_candidates``."""
 
     #: How many candidates run at once in the "parallel" runs.
@@ -32,9 +33,9 @@ class StrategyContract:
 
     # ----------------------------------------------------------- to implement
 
+    @abc.abstractmethod
     def make_strategy(self, gateway: Any, parallel: int) -> Any:
         """A fresh strategy for one campaign run (``gateway.complete`` reaches the meta model)."""
-        raise NotImplementedError
 
     def meta_reply(self, request: LLMRequest) -> str:
         """The scripted meta model's reply (a pure function of the request)."""
