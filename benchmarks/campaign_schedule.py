@@ -22,9 +22,10 @@ It ignores the gateway limit; the bound printed beside it does not (the
 optimal schedule of the same call chains on ``--concurrency`` slots: with 4
 candidates x 20 tasks = 80 chains on 64 slots it is 9 s, not 7 s).
 ``--detail`` breaks each generation down (proposal, slowest evaluation,
-commit lag, gap before it); ``--backend direct`` swaps litellm for a bare
-aiohttp client under the same gateway, to tell the loop's scheduling from
-litellm's per-call CPU; ``--sandbox-call-threads`` sets the sandbox host's
+commit lag, gap before it); ``--backend direct`` swaps the gateway's own
+transport (its fast path for this OpenAI-compatible endpoint; litellm for
+other providers) for a bare aiohttp client under the same gateway, to tell
+the loop's scheduling from the transport's per-call CPU; ``--sandbox-call-threads`` sets the sandbox host's
 LLM call threads, which the library leaves at its default.
 
     python benchmarks/campaign_schedule.py [--quick] [--candidates 12] [--tasks 20]
@@ -577,8 +578,8 @@ def main() -> int:
     ap.add_argument("--sandbox-call-threads", type=int, default=0,
                     help="with --sandbox: the host's LLM call threads (default: the library's)")
     ap.add_argument("--backend", choices=("litellm", "direct"), default="litellm",
-                    help="the gateway's backend: litellm (the real one) or, to diagnose, a "
-                         "bare aiohttp client")
+                    help="the gateway's backend: 'litellm' = the real routing (the fast path for "
+                         "this endpoint) or, to diagnose, 'direct' = a bare aiohttp client")
     ap.add_argument("--detail", action="store_true", help="print the per-generation breakdown")
     args = ap.parse_args()
     args.candidates = args.candidates or (8 if args.quick else 12)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import statistics
 import sys
 import time
 import urllib.request
@@ -82,6 +84,7 @@ def main() -> None:
                        transport="litellm" if args.litellm else "auto")  # fmt: skip
     settings = GatewaySettings(models={MODEL: ms}, cache_enabled=False)
     tok = {"raw": 0, "gateway": 0}
+    ratios: list[float] = []
     sec = {"raw": 0.0, "gateway": 0.0}
     with Gateway(settings=settings) as gw, ThreadPoolExecutor(args.slots) as pool:
         t0 = time.perf_counter()
@@ -97,17 +100,32 @@ def main() -> None:
         for call in sides.values():
             one_round(pool, call, args.slots)  # warm-up
         for r in range(args.rounds):
-            for side, call in sides.items():
-                n, dt = one_round(pool, call, args.slots)
+            tps = {}
+            for side in (("raw", "gateway") if r % 2 == 0 else ("gateway", "raw")):
+                n, dt = one_round(pool, sides[side], args.slots)
                 tok[side] += n
                 sec[side] += dt
+                tps[side] = n / dt
                 print(f"round {r + 1} {side:<7}: {n} tokens in {dt:.2f} s = {n / dt:.1f} tok/s")
+            ratios.append(tps["gateway"] / tps["raw"])
     raw_tps = tok["raw"] / sec["raw"]
     gw_tps = tok["gateway"] / sec["gateway"]
     print(f"raw HTTP: {tok['raw']} tokens in {sec['raw']:.2f} s = {raw_tps:.1f} tok/s")
     print(f"gateway:  {tok['gateway']} tokens in {sec['gateway']:.2f} s = {gw_tps:.1f} tok/s")
     ok = gw_tps / raw_tps >= 0.95
     print(f"gateway/raw = {gw_tps / raw_tps:.3f} (target >= 0.95: {'met' if ok else 'MISSED'})")
+    if len(ratios) > 1:
+        mean = statistics.fmean(ratios)
+        half = t95(len(ratios) - 1) * statistics.stdev(ratios) / math.sqrt(len(ratios))
+        print(f"per-round gateway/raw: mean {mean:.3f}, 95% CI [{mean - half:.3f}, {mean + half:.3f}] "
+              f"over {len(ratios)} rounds")
+
+
+def t95(df: int) -> float:
+    """Two-sided 95% Student-t quantile (numpy has none; scipy is not a dependency)."""
+    table = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+             9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}  # fmt: skip
+    return table.get(df) or next((v for k, v in sorted(table.items()) if k >= df), 1.96)
 
 
 if __name__ == "__main__":
