@@ -1,0 +1,100 @@
+"""Where a campaign's Optuna study lives, and how to open it again.
+
+One study per campaign. By default it is a journal file in the campaign
+directory (``optuna.journal``: append-only, so a kill -9 mid-write loses at
+most the line being written, and Optuna's own recovery skips it); any RDB URL
+(``sqlite:///...``, ``postgresql://...``) may be given instead through
+``search.optuna.storage`` or ``metasearch run --storage``. The campaign
+directory records which storage and study it used in ``optuna.json``, so
+``metasearch ui --optuna`` and the report find the study without being told.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from metasearch.errors import ConfigError, DataError
+
+__all__ = ["JOURNAL_FILE", "STUDY_FILE", "StudyLocation", "open_storage", "read_location",
+           "redact", "write_location"]
+
+JOURNAL_FILE = "optuna.journal"
+STUDY_FILE = "optuna.json"
+
+
+@dataclass(frozen=True)
+class StudyLocation:
+    """A storage (a journal file path or an RDB URL) and the study's name in it."""
+
+    storage: str
+    study: str
+
+    @property
+    def is_url(self) -> bool:
+        return "://" in self.storage
+
+
+def default_location(directory: Path, study: str) -> StudyLocation:
+    return StudyLocation(str((directory / JOURNAL_FILE).resolve()), study)
+
+
+def open_storage(storage: str) -> Any:
+    """An Optuna storage for a journal file path or an RDB URL, with a clear error if neither."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    if "://" not in storage:
+        path = Path(storage)
+        if path.is_dir():
+            raise ConfigError(f"The Optuna storage {storage!r} is a directory. Give a journal "
+                              "file path (it is created) or an RDB URL such as "
+                              "sqlite:///study.db or postgresql://user@host/db.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    try:
+        return optuna.storages.RDBStorage(storage, heartbeat_interval=None)
+    except Exception as exc:  # bad dialect, unreachable server, missing driver
+        raise ConfigError(
+            f"Cannot open the Optuna storage {redact(storage)}: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}. Give an RDB URL SQLAlchemy can "
+            "open (sqlite:///path/study.db, postgresql://user@host/db with its driver "
+            "installed), or leave search.optuna.storage unset for a journal file in the "
+            "campaign directory.") from None
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for files, logs and MLflow."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def write_location(directory: Path, location: StudyLocation) -> None:
+    data = {"storage": redact(location.storage), "study": location.study}
+    (directory / STUDY_FILE).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def read_location(directory: Path, storage: str | None = None) -> StudyLocation:
+    """The study a campaign directory used; ``storage`` overrides a redacted URL."""
+    path = directory / STUDY_FILE
+    if not path.exists():
+        raise DataError(f"{directory} has no Optuna study ({STUDY_FILE} is missing): only "
+                        "campaigns run with search.strategy = \"optuna\" have one.")
+    try:
+        data = json.loads(path.read_text())
+        loc = StudyLocation(str(storage or data["storage"]), str(data["study"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path} is not a study location ({exc}); it should hold "
+                        '{"storage": ..., "study": ...}.') from None
+    if ":***@" in loc.storage:
+        raise DataError(f"{path} names a password-protected storage ({loc.storage}); pass "
+                        "the full URL with --storage.")
+    return loc
