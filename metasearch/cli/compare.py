@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from metasearch.cli._output import print_json
+from metasearch.cli._output import escape, print_json
 
 
 def compare_cmd(
@@ -93,7 +93,25 @@ def _print(result: Any, plotted: Path | None) -> None:
                 verdict,
             )
         console.print(pairs)
+    for c in result.campaigns:
+        if c.front is not None and c.front.points:
+            console.print(_front_table(c.name, c.front))
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
     if plotted is not None:
         console.print(f"Plot: {plotted}")
+
+
+def _front_table(name: str, front: Any) -> Any:
+    from rich.table import Table
+
+    pruned = f"; {front.pruned} pruned left out" if front.pruned else ""
+    table = Table(title=f"Pareto front of {escape(name)}: validation score against {front.cost_label} "
+                        f"({len(front.points)} ok candidates{pruned})")
+    for col in ("id", "name", "validation", front.cost_label):
+        table.add_column(col)
+    for p in front.front:
+        cost = f"${p.cost:.4g}" if front.unit == "usd" else f"{p.cost:.1f}"
+        table.add_row(escape(p.id), escape(p.name), f"{100 * p.score:.1f} [{100 * p.ci_low:.1f}, "
+                      f"{100 * p.ci_high:.1f}] (n={p.n})", cost)
+    return table

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from metasearch.errors import ConfigError, DataError
+from metasearch.reporting.pareto import Front, FrontPoint, front_of_points
 from metasearch.store.tracking import (
     CampaignData,
     CandidateRow,
@@ -34,6 +35,7 @@ __all__ = [
     "PairComparison",
     "ScoreCI",
     "compare_campaigns",
+    "front_of_rows",
     "load_campaigns",
     "paired_difference",
     "plot_comparison",
@@ -86,6 +88,7 @@ class CampaignSummary:
     cost_usd: float
     wall_s: float
     curve: tuple[tuple[float, float, float], ...] = ()  # (cum cost, cum calls, best val)
+    front: Front | None = None  # validation score against cost per task
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +108,7 @@ class CampaignSummary:
             "cost_usd": self.cost_usd,
             "wall_s": self.wall_s,
             "curve": [{"cum_cost_usd": c, "cum_calls": n, "best_val": b} for c, n, b in self.curve],
+            "pareto_front": self.front.to_json() if self.front else None,
         }
 
 
@@ -205,6 +209,28 @@ def _curve(data: CampaignData) -> tuple[tuple[float, float, float], ...]:
     return tuple(out)
 
 
+def front_of_rows(rows: Sequence[CandidateRow]) -> Front:
+    """The Pareto front from a tracking store's candidate runs (as ``front_of_records``).
+
+    Cost per task is the run's ``cost_usd`` (when any run cost more than $0) or
+    ``calls``, over its ``val_n``; only ``ok`` runs with a validation score count.
+    """
+    usd = any(r.metrics.get("cost_usd", 0.0) > 0 for r in rows)
+    points = []
+    for r in sorted(rows, key=lambda r: r.start_time):
+        m = r.metrics
+        n = int(m.get("val_n", 0))
+        if r.status != "ok" or "val_score" not in m or n <= 0:
+            continue
+        spent = m.get("cost_usd", 0.0) if usd else m.get("calls", 0.0)
+        points.append(FrontPoint(id=r.id, name=r.name, score=m["val_score"],
+                                 ci_low=m.get("val_ci_low", m["val_score"]),
+                                 ci_high=m.get("val_ci_high", m["val_score"]), n=n,
+                                 cost=float(spent) / n))
+    pruned = sum(1 for r in rows if r.status == "pruned")
+    return front_of_points(points, unit="usd" if usd else "calls", pruned=pruned)
+
+
 def summarize(data: CampaignData) -> CampaignSummary:
     rows = data.candidates
     best = _best(rows)
@@ -231,6 +257,7 @@ def summarize(data: CampaignData) -> CampaignSummary:
         cost_usd=total("cost_usd"),
         wall_s=total("wall_s"),
         curve=_curve(data),
+        front=front_of_rows(rows),
     )
 
 

@@ -23,12 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from metasearch.reporting.importance import SEED, Importance, param_importance
+from metasearch.reporting.pareto import Front, front_of_records
 from metasearch.store.records import CandidateRecord, SplitScore, progress_curve
 
-__all__ = ["PairedSummary", "render_markdown", "plot_progress", "write_report"]
+__all__ = ["PairedSummary", "plot_front", "plot_progress", "render_markdown", "write_report"]
 
 REPORT_FILE = "report.md"
 PLOT_FILE = "progress.png"
+FRONT_PLOT_FILE = "pareto.png"
 YIELD_STAGES = ("proposed", "parsed", "normalised", "valid", "new structure", "ran", "scored>0")
 
 
@@ -70,10 +73,16 @@ def write_report(
     paired: PairedSummary | None = None,
     notes: Sequence[str] = (),
 ) -> Path:
-    """Write ``progress.png`` and ``report.md`` into ``campaign_dir``; returns the report path."""
+    """Write ``progress.png``, ``pareto.png`` and ``report.md`` into ``campaign_dir``.
+
+    The Pareto front and the parameter importances are computed here from
+    ``records`` (see :mod:`.pareto` and :mod:`.importance`). Returns the report path.
+    """
     root = Path(campaign_dir)
     root.mkdir(parents=True, exist_ok=True)
     plotted = plot_progress(records, root / PLOT_FILE) if records else None
+    front = front_of_records(records)
+    front_plot = plot_front(front, root / FRONT_PLOT_FILE) if front.points else None
     text = render_markdown(
         records,
         title=title or f"Campaign {root.resolve().name}",
@@ -81,6 +90,9 @@ def write_report(
         paired=paired,
         plot_name=plotted.name if plotted else None,
         notes=notes,
+        front=front,
+        front_plot=front_plot.name if front_plot else None,
+        importance=param_importance(records),
     )
     path = root / REPORT_FILE
     _atomic_write(path, text)
@@ -95,11 +107,18 @@ def render_markdown(
     paired: PairedSummary | None = None,
     plot_name: str | None = None,
     notes: Sequence[str] = (),
+    front: Front | None = None,
+    front_plot: str | None = None,
+    importance: Importance | None = None,
 ) -> str:
     out = [f"# {title}", ""]
     out += _summary(records)
     if plot_name:
         out += ["## Search progress", "", f"![best-so-far validation score]({plot_name})", ""]
+    if front is not None and front.points:
+        out += _front_section(front, front_plot)
+    if importance is not None:
+        out += _importance_section(importance)
     out += _archive_table(records)
     if yield_counts:
         out += _yield_table(yield_counts)
@@ -151,6 +170,54 @@ def _best(records: Sequence[CandidateRecord]) -> CandidateRecord | None:
     if not scored:
         return None
     return max(scored, key=lambda r: (r.val.mean, r.val.ci_low))  # type: ignore[union-attr]
+
+
+def _cost(front: Front, cost: float) -> str:
+    return f"${cost:.4g}" if front.unit == "usd" else f"{cost:.1f}"
+
+
+def _front_section(front: Front, plot_name: str | None) -> list[str]:
+    unit = ("USD per validation task" if front.unit == "usd"
+            else "LLM calls per validation task, cached ones included (no call cost money)")
+    pruned = (f"; {front.pruned} pruned candidate(s) are left out: they were evaluated on "
+              "fewer tasks" if front.pruned else "")
+    out = ["## Validation score against cost", ""]
+    if plot_name:
+        out += [f"![validation score against cost per task]({plot_name})", ""]
+    out += [
+        "The Pareto front: the candidates that no other candidate beats on validation score "
+        f"without costing more. Cost is {unit}: everything spent on the candidate (for `adas`, "
+        "the meta agent's calls for it too) over the tasks it was scored on. "
+        f"{len(front.points)} scored (`ok`) candidate(s) take part{pruned}.",
+        "",
+        f"| id | name | validation | cost ({'$' if front.unit == 'usd' else 'calls'}/task) |",
+        "|---|---|---|---:|",
+    ]
+    for p in front.front:
+        out.append(f"| `{p.id}` | {_cell(p.name)} | {_pct(p.score)} [{_pct(p.ci_low)}, "
+                   f"{_pct(p.ci_high)}] (n={p.n}) | {_cost(front, p.cost)} |")
+    return [*out, ""]
+
+
+def _importance_section(imp: Importance) -> list[str]:
+    out = ["## Which knobs mattered", ""]
+    if not imp.ok:
+        return [*out, f"Parameter importances are not computed: {imp.skipped}", ""]
+    left = (f" Conditional parameters absent from some trials are left out (Optuna uses the "
+            f"intersection search space): {', '.join(f'`{n}`' for n in imp.left_out)}."
+            if imp.left_out else "")
+    excluded = (f"; {imp.excluded} other record(s) with parameters (pruned, failed or outside "
+                "the space) are left out" if imp.excluded else "")
+    out += [
+        "Share of the validation score's variance each parameter explains (fANOVA, "
+        f"`optuna.importance`, seed {SEED}), over {imp.trials} scored trials of "
+        f"`{_cell(imp.space_file)}`{excluded}.{left} With few trials these are rough.",
+        "",
+        "| parameter | importance |",
+        "|---|---:|",
+        *[f"| `{name}` | {value:.3f} |" for name, value in imp.importances],
+    ]
+    return [*out, ""]
 
 
 def _archive_table(records: Sequence[CandidateRecord]) -> list[str]:
@@ -276,6 +343,42 @@ def plot_progress(records: Sequence[CandidateRecord], path: str | Path) -> Path:
     axes[0].set_ylabel("validation score (%)")
     axes[1].legend(loc="best", fontsize=8)
     fig.suptitle("Best-so-far validation score")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_front(front: Front, path: str | Path) -> Path:
+    """Every scored candidate's validation score (95% CI) against its cost per task.
+
+    The Pareto front is drawn as a step line, its members labelled by id.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), dpi=100)
+    ax = fig.subplots()
+    pts = front.points
+    means = [100 * p.score for p in pts]
+    err = [[m - 100 * p.ci_low for m, p in zip(means, pts, strict=True)],
+           [100 * p.ci_high - m for m, p in zip(means, pts, strict=True)]]
+    ax.errorbar([p.cost for p in pts], means, yerr=err, fmt="o", ms=4, capsize=3, alpha=0.35,
+                color="tab:gray", label="scored candidate, 95% CI")
+    xs = [p.cost for p in front.front]
+    ys = [100 * p.score for p in front.front]
+    ax.step(xs, ys, where="post", color="tab:red", alpha=0.7)
+    ax.scatter(xs, ys, s=36, color="tab:red", zorder=3, label="Pareto front")
+    for p in front.front:
+        ax.annotate(p.id, (p.cost, 100 * p.score), textcoords="offset points", xytext=(4, 4),
+                    fontsize=7)
+    ax.set_xlabel(front.cost_label + ("" if front.unit == "usd" else " (all calls cost $0)"))
+    ax.set_ylabel("validation score (%)")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Validation score against cost per task", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")

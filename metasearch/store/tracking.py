@@ -24,12 +24,13 @@ import json
 import math
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from metasearch.store.archive import Archive
+from metasearch.reporting.pareto import front_of_records
+from metasearch.store.archive import ARCHIVE_FILE, Archive
 from metasearch.store.records import CandidateRecord, SplitScore, progress_curve
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ TAG_CANDIDATE = "metasearch.candidate_id"
 TAG_STATUS = "status"
 TAG_GENERATION = "metasearch.generation"
 TAG_COMPLETE = "metasearch.complete"
+TAG_PARETO = "pareto_front"  # "true" on the runs of the Pareto front (set with the report)
 _PARAM_MAX = 500
 _RUN_STATUS = {"ok": "FINISHED", "pruned": "KILLED", "budget": "KILLED"}  # else FAILED
 
@@ -156,12 +158,33 @@ class Tracker:
         if self.parent_run_id is not None:
             self.client.set_terminated(self.parent_run_id, status=status)
 
-    def log_report(self, campaign_dir: str | Path) -> None:
-        """Attach ``report.md`` and its plot (when present) to the parent run."""
+    def log_report(
+        self, campaign_dir: str | Path, records: Sequence[CandidateRecord] | None = None
+    ) -> None:
+        """Attach ``report.md`` and its plots (when present) to the parent run, and tag the front.
+
+        The front (:func:`metasearch.reporting.pareto.front_of_records`) is that of
+        ``records``, or of the campaign directory's archive when none are given.
+        """
         root = Path(campaign_dir)
-        for name in ("report.md", "progress.png"):
+        for name in ("report.md", "progress.png", "pareto.png"):
             if (root / name).is_file():
                 self.client.log_artifact(self._parent(), str(root / name))
+        if records is None and (root / ARCHIVE_FILE).is_file():
+            with Archive.open(root, readonly=True) as archive:
+                records = archive.records()
+        if records is not None:
+            self.tag_front(records)
+
+    def tag_front(self, records: Sequence[CandidateRecord]) -> frozenset[str]:
+        """Tag every candidate run ``pareto_front`` = ``"true"`` or ``"false"``; returns the front.
+
+        The front moves as records arrive, so this runs once, with the report.
+        """
+        front = front_of_records(records).ids
+        for cid, rid in self._runs.items():
+            self.client.set_tag(rid, TAG_PARETO, "true" if cid in front else "false")
+        return front
 
     # ---- candidates (nested runs)
 
