@@ -17,16 +17,26 @@ Example::
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from metasearch.errors import ConfigError
 from metasearch.explain import explain_validation, short_value
+from metasearch.llm.local import KNOWN_MODELS
 
 __all__ = [
     "BudgetConfig",
@@ -39,6 +49,7 @@ __all__ = [
     "RunConfig",
     "SearchConfig",
     "SuiteConfig",
+    "TaskAlternative",
     "TaskModelConfig",
     "load_config",
     "parse_override",
@@ -123,8 +134,57 @@ class MetaModelConfig(ModelConfig):
     max_tokens: int = Field(1536, ge=1, le=1_000_000, description="an integer >= 1")
 
 
+def check_routable(model: str) -> str:
+    """Raise ValueError unless the gateway can route ``model`` (``<provider>/<name>``)."""
+    provider, _, name = model.partition("/")
+    if not provider or not name:
+        raise ValueError(f"{model!r} names no provider; write <provider>/<model>, e.g. "
+                         "local/qwen2.5-coder-1.5b or openai/gpt-4o-mini")
+    if provider == "local" and name not in KNOWN_MODELS and not name.endswith(".gguf"):
+        known = ", ".join(f"local/{n}" for n in KNOWN_MODELS)
+        raise ValueError(f"{model!r} is not an embedded model; known: {known}, or "
+                         "local/<path to a .gguf file>")
+    return model
+
+
+class TaskAlternative(_Section):
+    """One entry of ``models.task.alternatives``: a model agents may name with ``model=``.
+
+    Written as a plain string (``"local/qwen2.5-coder-1.5b"``) or as an inline table when it
+    needs its own endpoint or prices; temperature and max_tokens stay the task model's.
+    """
+
+    model: str = Field(
+        ..., min_length=1,
+        description="a litellm model string such as local/qwen2.5-coder-1.5b or openai/gpt-4o")
+    protocol: Literal["auto", "json", "sections"] = Field(
+        "auto", description='"auto", "json" or "sections"')
+    transport: Literal["auto", "litellm"] = Field(
+        "auto", description='"auto" (the direct fast path for OpenAI-compatible servers) or '
+        '"litellm"')
+    api_base: str | None = Field(
+        None, description="the endpoint URL, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="the NAME of an environment variable holding the key (never the key itself)")
+    input_usd_per_mtok: float | None = Field(
+        None, ge=0.0, description="the price in USD per million prompt tokens, a number >= 0")
+    output_usd_per_mtok: float | None = Field(
+        None, ge=0.0, description="the price in USD per million completion tokens, a number >= 0")
+
+    @field_validator("model")
+    @classmethod
+    def _routable(cls, v: str) -> str:
+        return check_routable(v)
+
+
 class TaskModelConfig(ModelConfig):
-    """[models.task]: the default model of the agents' LLMAgentBase calls."""
+    """[models.task]: the default model of the agents' LLMAgentBase calls.
+
+    ``alternatives`` are the other models an agent may name with
+    ``LLMAgentBase(model=...)`` (a search space's per-role ``model`` knob); any
+    other name gets ``model``. The sandbox host refuses every model not listed.
+    """
 
     model: str = Field(
         DEFAULT_TASK_MODEL,
@@ -132,6 +192,35 @@ class TaskModelConfig(ModelConfig):
         description="a litellm model string such as local/qwen2.5-coder-0.5b or openai/gpt-4o-mini",
     )
     max_tokens: int = Field(512, ge=1, le=1_000_000, description="an integer >= 1")
+    alternatives: list[TaskAlternative] = Field(
+        default_factory=list,
+        description='a list of other task models agents may choose with LLMAgentBase(model=...),'
+        ' each a litellm string such as "local/qwen2.5-coder-1.5b" or a table '
+        '{ model = "...", api_base = "...", input_usd_per_mtok = ... }')
+
+    @field_validator("alternatives", mode="before")
+    @classmethod
+    def _strings_are_models(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"model": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("alternatives")
+    @classmethod
+    def _distinct(cls, v: list[TaskAlternative], info: ValidationInfo) -> list[TaskAlternative]:
+        names = [a.model for a in v]
+        if info.data.get("model") in names:
+            raise ValueError(f"it lists the task model {info.data['model']!r} itself, which "
+                             "agents always may use; list only the other models")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"it lists {twice[0]!r} twice")
+        return v
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        """Every model an agent may call: the task model first, then the alternatives."""
+        return (self.model, *(a.model for a in self.alternatives))
 
 
 class ModelsConfig(_Section):
@@ -280,6 +369,10 @@ class CampaignConfig(_Section):
         out: dict[str, str] = {}
         dump = self.model_dump(mode="json")
         dump["search"][self.search.strategy] = self.search.settings.model_dump(mode="json")
+        dump["models"]["task"]["alternatives"] = [  # a name, or its table's fields as JSON
+            a.model if a.model_fields_set == {"model"}
+            else json.dumps(a.model_dump(mode="json", exclude_unset=True), sort_keys=True)
+            for a in self.models.task.alternatives]
         _flatten(dump, "", out)
         return out
 

@@ -57,7 +57,7 @@ def _models_in(ann: Any) -> list[type[BaseModel]]:
     if isinstance(ann, type) and issubclass(ann, BaseModel):
         return [ann]
     origin = typing.get_origin(ann)
-    if origin is typing.Annotated:
+    if origin is typing.Annotated or origin is list:  # a list's index is kept by resolve_loc
         return _models_in(typing.get_args(ann)[0])
     if origin is typing.Union or origin is types.UnionType:
         return [m for a in typing.get_args(ann) for m in _models_in(a)]

@@ -247,7 +247,7 @@ BAD = [
     ('[roles.solver]\ninstruction = "terse"\n', "roles.solver.instruction", "terse"),
     ('[roles.judge]\ntemperature = 0.2\n', "roles.judge.temperature", "never used"),
     ('[roles.solver]\nmodel = { kind = "categorical", choices = ["a", "b"] }\n',
-     "roles.solver.model", "per-role models are not supported yet"),
+     "roles.solver.model", "<provider>/<model>"),
     ('[blocks]\nensemble = "debate"\n[debate]\nagents = 4\n', "debate.agents", "personas"),
     ('[roles.solver]\nmax_tokens = { kind = "categorical", choices = [128, 256], '
      'when = { "blocks.ensembel" = "none" } }\n', "roles.solver.max_tokens.when",

@@ -165,11 +165,14 @@ def build_bench(
     candidate_timeout_s: float = 3600.0,
     prewarm: int = 0,
     preflight: Sequence[str] = (),
+    alternatives: Sequence[str] = (),
 ) -> Bench:
     """Build and connect a :class:`Bench`; on any failure nothing is left running.
 
     ``preflight`` names models to check (key set, endpoint reachable, local
-    weights assembled) before the sandbox starts; the task model always is.
+    weights assembled) before the sandbox starts; the task model and the
+    ``alternatives`` (other task models agents may name with ``model=``;
+    give their settings in ``models``) always are.
     """
     from metasearch.runtime.settings import AgentSettings
 
@@ -177,15 +180,17 @@ def build_bench(
                             models=models, cache_dir=cache_dir, cache_enabled=cache_enabled,
                             concurrency=concurrency, budget=budget)
     try:
-        for model in dict.fromkeys([task_model, *preflight]):
+        for model in dict.fromkeys([task_model, *alternatives, *preflight]):
             gateway.preflight(model)
         settings = AgentSettings(
             model=task_model, answer_hint=suite.answer_hint,
             protocol=gateway.resolve_protocol(task_model), max_tokens=max_tokens,
             task_timeout_s=task_timeout_s, threads=concurrency,
+            alternatives={m: gateway.resolve_protocol(m) for m in alternatives
+                          if m != task_model},
         )
         # every candidate in flight may have `concurrency` calls waiting on the gateway
-        runner = build_sandbox(sandbox, gateway, allowed_models=[task_model],
+        runner = build_sandbox(sandbox, gateway, allowed_models=settings.allowed,
                                candidate_timeout_s=candidate_timeout_s, prewarm=prewarm,
                                call_threads=max(16, concurrency * max(1, prewarm)))
     except BaseException:
@@ -253,6 +258,8 @@ def build_campaign(
             json.dumps(config.to_flat_params(), indent=1, sort_keys=True), encoding="utf-8")
     meta_m, task_m = config.models.meta, config.models.task
     models = {task_m.model: model_settings(task_m, config.local)}
+    for alt in task_m.alternatives:  # other task models agents may name (started on demand)
+        models.setdefault(alt.model, model_settings(alt, config.local))
     models.setdefault(meta_m.model, model_settings(meta_m, config.local))
     budget = BudgetSettings(max_usd=config.budget.max_usd, max_calls=config.budget.max_calls,
                             max_tokens=config.budget.max_tokens)
@@ -265,12 +272,13 @@ def build_campaign(
             max_tokens=task_m.max_tokens, task_timeout_s=config.run.task_timeout_s,
             candidate_timeout_s=config.run.candidate_timeout_s,
             prewarm=config.run.parallel_candidates, preflight=[meta_m.model],
+            alternatives=[a.model for a in task_m.alternatives],
         )
         bench.gateway.budget.add_prior(**prior_spend(archive))
         spec = get_strategy(config.search.strategy)
         strategy = spec.build(StrategyContext(
             settings=config.search.settings, config=config, gateway=bench.gateway, suite=suite,
-            parallel=config.run.parallel_candidates))
+            parallel=config.run.parallel_candidates, directory=out, resume=resume))
         tracker = Tracker.for_campaign(out, tracking_uri=tracking_uri or config.run.tracking_uri)
         tracker.start(config.to_flat_params() | {
             "runtime.protocol": bench.settings.protocol,

@@ -138,9 +138,13 @@ def _build_evaluator(
     if not task_model:
         raise ConfigError("--evaluate needs the task model: pass --model (a litellm string).")
     models = {}
+    alternatives: list[str] = []
     if (campaign / "config.toml").is_file() and not model and not api_base:
         cfg = load_config(campaign / "config.toml")  # the campaign's own model settings
         models[task_model] = model_settings(cfg.models.task, cfg.local)
+        for alt in cfg.models.task.alternatives:  # the models its agents may name
+            models.setdefault(alt.model, model_settings(alt, cfg.local))
+            alternatives.append(alt.model)
     options: dict[str, Any] = {}
     if params.get("suite.difficulty"):
         options["difficulty"] = int(params["suite.difficulty"])
@@ -159,6 +163,7 @@ def _build_evaluator(
         protocol=params.get("models.task.protocol") or "auto", models=models or None,
         cache_dir=campaign / "cache", concurrency=int(params.get("run.concurrency") or 4),
         sandbox=sandbox, max_tokens=int(params.get("models.task.max_tokens") or 512),
+        alternatives=alternatives,
     ))
     counter = itertools.count()
 

@@ -5,9 +5,14 @@ per-load subclass bound to a :class:`RuntimeContext` (settings + transport)
 with :func:`bind_agent_class` and puts it in the agent's namespace under the
 name ``LLMAgentBase``.
 
-``model`` is accepted for ADAS compatibility but ignored: every call uses the
-run's task model (``AgentSettings.model``). ADAS archives name models such as
-``gpt-3.5-turbo``; a run must be comparable across agents, so the run decides.
+``model`` picks the model of this agent's calls when it names the run's task
+model or one of the campaign's allowed alternatives (``AgentSettings.alternatives``,
+from ``models.task.alternatives``); that model's reply protocol and cache key go
+with it, and the ledger counts the call under it. Any other name, and None,
+means the run's task model (``AgentSettings.model``): ADAS archives name models
+such as ``gpt-3.5-turbo``, and a run must be comparable across agents, so the
+campaign decides which models agents may use. In the sandbox the host enforces
+the same list: a request for any other model is refused, never routed.
 
 Two optional keywords go beyond ADAS, for agents rendered from search spaces
 (``metasearch.search.spaces``): ``protocol=`` picks this agent's reply protocol
@@ -140,7 +145,7 @@ class LLMAgentBase:
         self.output_fields = list(output_fields)
         self.agent_name = str(agent_name)
         self.role = str(role)
-        self.model = model  # ignored: the run's task model is used (see module docstring)
+        self.model = model  # as written; the call uses it only if the run allows it
         self.temperature = float(temperature)
         self.protocol = protocol  # None: the run's protocol
         self.max_tokens = max_tokens  # None: the run's limit; else at most the run's
@@ -164,7 +169,7 @@ class LLMAgentBase:
         """(system message, user message) for a call, as ADAS builds them."""
         ctx = self._context()
         descriptions = describe_fields(self.output_fields, ctx.settings.answer_hint)
-        protocol = get_protocol(self.protocol or ctx.settings.protocol)
+        protocol = self._protocol(ctx)
         system = f"You are a {self.role}.\n\n{protocol.format_instruction(descriptions)}"
         return system, render_user_prompt(input_infos, instruction, repr(self))
 
@@ -185,7 +190,7 @@ class LLMAgentBase:
     def _ask(self, system: str, user: str) -> dict[str, str]:
         """Call, parse, repair once if needed, and fill what is still missing with ''."""
         ctx = self._context()
-        protocol = get_protocol(self.protocol or ctx.settings.protocol)
+        protocol = self._protocol(ctx)
         fields = self.output_fields
         messages = ({"role": "system", "content": system}, {"role": "user", "content": user})
         text = self._complete(messages, protocol.response_format(fields))
@@ -214,16 +219,24 @@ class LLMAgentBase:
                 ctx.note("missing_field", n=len(missing))
         return {f: values.get(f, "") for f in fields}
 
+    def _protocol(self, ctx: RuntimeContext) -> Any:
+        """This agent's reply protocol: its own, else that of the model it calls."""
+        return get_protocol(self.protocol or ctx.settings.protocol_for(self._model(ctx)))
+
+    def _model(self, ctx: RuntimeContext) -> str:
+        return ctx.settings.model_for(self.model)
+
     def _complete(self, messages: tuple[dict[str, str], ...], response_format: dict | None) -> str:
         ctx = self._context()
         s = ctx.settings
+        model = self._model(ctx)
         max_tokens = min(self.max_tokens, s.max_tokens) if self.max_tokens else s.max_tokens
         key = request_key(
-            model=s.model, messages=messages, temperature=self.temperature,
+            model=model, messages=messages, temperature=self.temperature,
             max_tokens=max_tokens, response_format=response_format,
         )
         request = LLMRequest(
-            model=s.model,
+            model=model,
             messages=messages,
             temperature=self.temperature,
             max_tokens=max_tokens,

@@ -49,7 +49,9 @@ class SandboxRunner:
     candidate=, n=)``), such as the gateway or a ``Transport``, or a bare
     ``complete`` function; None refuses LLM calls. ``mode`` is ``"auto"``
     (bwrap, else unshare; never silently ``none``), ``"bwrap"``,
-    ``"unshare"`` or ``"none"``. Thread-safe: concurrent runs get distinct
+    ``"unshare"`` or ``"none"``. A worker's LLM request for a model outside
+    its run's ``AgentSettings.allowed`` (and, when given, outside
+    ``allowed_models``) is refused, never routed. Thread-safe: concurrent runs get distinct
     uids from ``uids`` and distinct scratch directories.
 
     ``prewarm`` is how many spare workers to keep started and waiting for

@@ -10,7 +10,9 @@ Two kinds of failure, kept apart:
 
 The host never trusts the worker: every frame is size-capped and
 schema-checked, requests are relabelled host-side (``role="task"``, the
-run's candidate and model, ``max_tokens`` capped), and any violation kills
+run's candidate, ``max_tokens`` capped), a model outside the run's allowed
+list (``AgentSettings.allowed``, within the runner's ``allowed_models``) is
+refused and never routed, and any violation kills
 the worker and fails the candidate's remaining tasks.
 """
 
@@ -77,6 +79,10 @@ class _Session:
         self.notes = 0
         self.eof = False
         self.loaded_s = 0.0
+        # the models this run's agents may call: the host's settings, within the runner's list
+        allowed = frozenset(settings.allowed)
+        self.allowed = allowed if runner._allowed_models is None else (
+            allowed & runner._allowed_models)
 
     # -- lifecycle ---------------------------------------------------------------
     def run(self) -> SandboxResult:
@@ -272,10 +278,11 @@ class _Session:
                 or not (mt is None or type(mt) is int) or type(idx) is not int
                 or not 0 <= idx < 1_000_000 or not (rf is None or isinstance(rf, dict))):
             raise _Violation("malformed LLM request fields")
-        allowed = self.r._allowed_models or {self.settings.model}
-        if model not in allowed:
+        if model not in self.allowed:
             return (f"model {model[:100]!r} is not available to agents in this run; "
-                    f"use the run's task model ({self.settings.model})")
+                    f"use the run's task model ({self.settings.model})"
+                    + (f" or one of {', '.join(sorted(self.settings.alternatives))}"
+                       if self.settings.alternatives else ""))
         cap = self.settings.max_tokens
         return LLMRequest(
             model=model, messages=tuple({"role": m["role"], "content": m["content"]} for m in msgs),

@@ -9,13 +9,15 @@ from __future__ import annotations
 from metasearch.search.random.settings import RandomSettings
 from metasearch.search.random.strategy import RandomStrategy
 from metasearch.search.registry import StrategyContext, StrategySpec
-from metasearch.search.spaces import load_space
+from metasearch.search.spaces import check_space_models, load_space
 
 
 def build(ctx: StrategyContext) -> RandomStrategy:
     """A :class:`RandomStrategy` over the ``[search.random]`` space of a campaign config."""
     s: RandomSettings = ctx.settings
-    return RandomStrategy(space=load_space(s.space), generations=ctx.config.search.generations,
+    space = load_space(s.space)
+    check_space_models(space, ctx.config)
+    return RandomStrategy(space=space, generations=ctx.config.search.generations,
                           width=s.width, seed=s.seed)
 
 

@@ -15,7 +15,7 @@ trial into the code of an ordinary ADAS-style agent (:mod:`.render`)::
 from metasearch.search.spaces.draw import Draw, OptunaDraw, RandomDraw, seeded_random
 from metasearch.search.spaces.load import DEFAULT_SPACE, load_space, resolve_space_path
 from metasearch.search.spaces.render import RenderedAgent, render
-from metasearch.search.spaces.space import Condition, Param, Space
+from metasearch.search.spaces.space import Condition, Param, Space, check_space_models
 
 __all__ = [
     "DEFAULT_SPACE",
@@ -26,6 +26,7 @@ __all__ = [
     "RandomDraw",
     "RenderedAgent",
     "Space",
+    "check_space_models",
     "load_space",
     "render",
     "resolve_space_path",

@@ -245,7 +245,9 @@ class RoleTable(_Table):
     instructions: dict[str, str] = Field(
         default_factory=dict, description="a table of instruction variants, name = text")
     model: Knob | None = Field(
-        None, description="reserved: per-role models need the runtime to honour model=")
+        None, description="campaign (the run's task model: no keyword) or a model string such "
+        "as local/qwen2.5-coder-1.5b, which the campaign must allow in "
+        f"models.task.alternatives ({_KNOB})")
 
     @field_validator("temperature")
     @classmethod
@@ -266,6 +268,17 @@ class RoleTable(_Table):
     @classmethod
     def _instruction(cls, v: Any) -> Any:
         return check_knob(v, what="an instruction variant", words=())
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: Any) -> Any:
+        check_knob(v, what="a model", words=())
+        values = v.choices if isinstance(v, CategoricalParam) else [v]
+        bad = [m for m in values if m != "campaign" and "/" not in str(m).strip("/")]
+        if bad:
+            raise ValueError(f"a model is 'campaign' or <provider>/<model> such as "
+                             f"local/qwen2.5-coder-1.5b; {bad[0]!r} is not")
+        return v
 
     @field_validator("instructions")
     @classmethod

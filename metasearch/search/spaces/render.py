@@ -7,9 +7,10 @@ so every trial is syntactically sound by construction, and the output is
 what a person would write: instructions in named variables at the top, one
 agent per role, ``[taskInfo, principle]`` rather than ``[taskInfo] + [principle]``.
 
-A rendered agent uses only ``LLMAgentBase`` and ``Info``'s API. Two keywords
-go beyond ADAS and appear only when a trial chooses them: ``protocol=`` (a
-role's reply protocol, when not the campaign's) and ``max_tokens=``.
+A rendered agent uses only ``LLMAgentBase`` and ``Info``'s API. A role's
+``model=`` (ADAS's own keyword) appears when a trial chooses a model for it;
+two keywords go beyond ADAS and appear only when a trial chooses them:
+``protocol=`` (a role's reply protocol, when not the campaign's) and ``max_tokens=``.
 """
 
 from __future__ import annotations
@@ -170,6 +171,8 @@ class _Trial:
             args.append(keyword("protocol", v[f"roles.{role}.protocol"]))
         if f"roles.{role}.max_tokens" in v:
             args.append(keyword("max_tokens", v[f"roles.{role}.max_tokens"]))
+        if v.get(f"roles.{role}.model", "campaign") != "campaign":
+            args.append(keyword("model", v[f"roles.{role}.model"]))
         return args
 
     def instruction(self, role: str) -> str:
@@ -265,6 +268,7 @@ def _thought(t: _Trial) -> str:
     settings = "; ".join(
         f"{r}: temperature {v[f'roles.{r}.temperature']}, protocol {v[f'roles.{r}.protocol']}"
         + (f", max_tokens {v[f'roles.{r}.max_tokens']}" if f"roles.{r}.max_tokens" in v else "")
+        + (f", model {v[f'roles.{r}.model']}" if f"roles.{r}.model" in v else "")
         + f", instruction {v[f'roles.{r}.instruction']!r}" for r in t.roles())
     return (f"A trial of the search space {t.space.name!r} ({t.space.source}), rendered from "
             f"its parameters. Blocks: answerer {t.answerer}, ensemble {t.ensemble}, "

@@ -30,9 +30,10 @@ from metasearch.search.spaces.format import (
 )
 
 if TYPE_CHECKING:
+    from metasearch.config import CampaignConfig
     from metasearch.search.spaces.draw import Draw
 
-__all__ = ["Condition", "Fixed", "Param", "Space", "compile_space"]
+__all__ = ["Condition", "Fixed", "Param", "Space", "check_space_models", "compile_space"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,11 @@ class Space:
         """The parameters a sampler draws (fixed knobs are not asked for)."""
         return tuple(p for p in self.params if p.searched)
 
+    def models(self) -> dict[str, tuple[str, ...]]:
+        """``roles.NAME.model`` -> the model strings it can take (``campaign`` left out)."""
+        return {p.name: tuple(str(v) for v in _possible(p) if v != "campaign")
+                for p in self.params if p.name.endswith(".model")}
+
     def sample(self, draw: Draw) -> dict[str, Scalar]:
         """Every active knob's value, drawing the searched ones from ``draw`` in order."""
         values: dict[str, Scalar] = {}
@@ -164,17 +170,17 @@ def _knobs(spec: SpaceFile) -> Iterable[tuple[str, Any, tuple[Condition, ...], b
                 continue
             yield (f"roles.{name}.{f}", default if knob is None else knob, when,
                    f in table.model_fields_set)
+    # models last: adding model choices to a space leaves its other knobs' draws as they were
+    for name in ROLES:
+        table = getattr(spec.roles, name)
+        if table.model is not None:
+            implied = role_condition(name)
+            yield (f"roles.{name}.model", table.model, (Condition(*implied),) if implied else (),
+                   True)
 
 
 def compile_space(spec: SpaceFile, source: str) -> Space:
     """Check what the file's fields cannot check alone, and order the parameters."""
-    for name in ROLES:
-        if getattr(spec.roles, name).model is not None:
-            raise _invalid(source, f"roles.{name}.model", (
-                "is set, but per-role models are not supported yet: the runtime uses the "
-                "campaign's task model for every LLMAgentBase and ignores model=. The field is "
-                "reserved in the format for when it honours model= within a list of allowed "
-                "models; remove it for now."))
     raw = [(n, _domain(k), implied, written,
             getattr(k, "when", {})) for n, k, implied, written in _knobs(spec)]
     by_name = {n: Param(n, d) for n, d, *_ in raw}
@@ -271,3 +277,26 @@ def _check_references(spec: SpaceFile, params: tuple[Param, ...], source: str) -
         raise _invalid(source, "debate.agents", (
             f"can be {max(agents)}, but debate.personas lists only {len(personas)} roles: "
             "give each debater a persona."))
+
+
+def check_space_models(space: Space, config: CampaignConfig) -> None:
+    """Raise ``ConfigError`` unless the campaign allows every model ``space`` can choose.
+
+    Call it wherever a strategy builds from a space (``StrategyContext.config``):
+    an agent that names a model the campaign does not allow would run on the
+    task model instead, so the trial would not be what its parameters say.
+    """
+    task = config.models.task
+    for name, models in space.models().items():
+        missing = [m for m in models if m not in task.allowed]
+        if not missing:
+            continue
+        them = "it" if len(missing) == 1 else "them"
+        listed = ", ".join(f'"{m}"' for m in missing)
+        others = ", ".join(task.allowed[1:]) or "none"
+        raise ConfigError(
+            f"Search space {space.source}: {name} can choose {listed}, which the campaign "
+            f"does not allow agents to call (models.task.model is {task.model}; "
+            f"models.task.alternatives: {others}). Add {them} to models.task.alternatives in "
+            f"the campaign config ([models.task] alternatives = [{listed}]), or remove {them} "
+            f"from {name}.")
