@@ -184,12 +184,22 @@ def _print_validation(report: dict[str, Any]) -> None:
 @friendly_errors
 def ui_cmd(
     campaign: Annotated[Path, typer.Argument(help="A campaign directory.")] = Path("."),
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+    port: Annotated[int | None, typer.Option(
+        help="Port on 127.0.0.1 (default 5000 for MLflow, 8080 with --optuna).")] = None,
+    optuna: Annotated[bool, typer.Option(
+        "--optuna", help="Serve optuna-dashboard on the campaign's study instead.")] = False,
+    storage: Annotated[str | None, typer.Option(
+        help="With --optuna: the study's storage URL, for one whose password optuna.json "
+             "redacts.")] = None,
 ) -> None:
-    """Open a campaign's MLflow store in the MLflow UI on 127.0.0.1."""
+    """Open a campaign's MLflow store in the MLflow UI (or its Optuna study) on 127.0.0.1."""
     import os
     import subprocess
 
+    if optuna:
+        _serve_optuna(campaign, storage, 8080 if port is None else port)
+        return
+    port = 5000 if port is None else port
     db = campaign / "mlflow.db"
     if not db.exists():
         from metasearch.errors import DataError
@@ -201,6 +211,40 @@ def ui_cmd(
            "--backend-store-uri", f"sqlite:///{db.resolve()}"]
     typer.echo(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
     subprocess.run(cmd, env=env, check=False)
+
+
+def _serve_optuna(campaign: Path, storage: str | None, port: int) -> None:
+    """optuna-dashboard on the study the campaign's ``optuna.json`` names, until Ctrl-C."""
+    from metasearch.errors import DataError
+    from metasearch.search.optuna.storage import open_storage, read_location, redact
+
+    try:
+        loc = read_location(campaign, storage)
+    except DataError as exc:
+        raise DataError(f"{exc} Without --optuna, `metasearch ui {campaign}` opens the MLflow "
+                        "UI, which every campaign has.") from None
+    where = loc.storage
+    if not loc.is_url and not Path(where).is_file():
+        moved = campaign / Path(where).name  # the directory was moved or copied
+        if not moved.is_file():
+            raise DataError(f"The Optuna journal {where} named in {campaign / 'optuna.json'} "
+                            "does not exist (nor does it sit in the campaign directory). Pass "
+                            "the journal's path or the study's RDB URL with --storage.")
+        where = str(moved)
+    opened = open_storage(where)
+    try:
+        study_id = opened.get_study_id_from_name(loc.study)
+    except KeyError:
+        raise DataError(f"The Optuna storage {redact(loc.storage)} has no study named {loc.study!r}. "
+                        "Pass the storage that campaign used with --storage.") from None
+    import optuna_dashboard
+
+    typer.echo(f"optuna-dashboard on http://127.0.0.1:{port}/dashboard/studies/{study_id} "
+               f"(study {loc.study}; Ctrl-C to stop)")
+    try:
+        optuna_dashboard.run_server(opened, host="127.0.0.1", port=port)
+    except KeyboardInterrupt:
+        pass
 
 
 app.command("run")(friendly_errors(run_cmd))
