@@ -113,6 +113,8 @@ def test_report_has_the_front_plot_and_table(tmp_path: Path) -> None:
     assert "| `seed-a` | agent seed-a | 50.0 [30.0, 70.0] (n=10) | 1.0 |" in section
     assert "| `g001-00` | agent g001-00 | 70.0 [50.0, 90.0] (n=10) | 5.0 |" in section
     assert "`g001-01`" not in section and "`g001-02`" not in section
+    doc = json.loads((tmp_path / "pareto.json").read_text())
+    assert doc["unit"] == "calls" and [p["id"] for p in doc["front"]] == ["seed-a", "g001-00"]
 
 
 def test_report_without_scored_candidates_has_no_front(tmp_path: Path) -> None:
@@ -138,19 +140,21 @@ def test_front_members_are_tagged_in_mlflow(tmp_path_factory: pytest.TempPathFac
     tracker.start({})
     tracker.sync(arc)
     write_report(root, arc.records())
-    tracker.log_report(root)  # reads the archive itself, as the campaign loop calls it
+    tracker.log_report(root)  # as the campaign loop calls it: the front from pareto.json
     runs = tracker.client.search_runs([tracker.experiment_id or ""], max_results=100)
     tags = {r.data.tags.get("metasearch.candidate_id"): r.data.tags.get(TAG_PARETO)
             for r in runs if r.data.tags.get("metasearch.role") == "candidate"}
     assert tags == {"seed-a": "true", "g001-00": "true", "g001-01": "false", "g001-02": "false"}
     parent = tracker.client.list_artifacts(tracker.parent_run_id or "")
-    assert {"report.md", "progress.png", "pareto.png"} <= {a.path for a in parent}
+    assert {"report.md", "progress.png", "pareto.png", "pareto.json"} <= {a.path for a in parent}
     # the front moves as records arrive: a later, better and cheaper candidate retags
-    better = rec("g002-00", 0.8, calls=20)
-    arc.add(better, code=CODE)
+    arc.add(rec("g002-00", 0.8, calls=20), code=CODE)
     tracker.sync(arc)
-    assert tracker.tag_front(arc.records()) == {"seed-a", "g002-00"}
-    assert tracker.client.get_run(tracker._runs["g001-00"]).data.tags[TAG_PARETO] == "false"
+    write_report(root, arc.records())
+    tracker.log_report(root)
+    run = tracker.client.get_run
+    assert run(tracker._runs["g001-00"]).data.tags[TAG_PARETO] == "false"
+    assert run(tracker._runs["g002-00"]).data.tags[TAG_PARETO] == "true"
     arc.close()
 
 

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ __all__ = ["PairedSummary", "plot_front", "plot_progress", "render_markdown", "w
 REPORT_FILE = "report.md"
 PLOT_FILE = "progress.png"
 FRONT_PLOT_FILE = "pareto.png"
+FRONT_FILE = "pareto.json"  # the front, for the MLflow tags (Tracker.log_report) and for tools
 YIELD_STAGES = ("proposed", "parsed", "normalised", "valid", "new structure", "ran", "scored>0")
 
 
@@ -73,7 +75,7 @@ def write_report(
     paired: PairedSummary | None = None,
     notes: Sequence[str] = (),
 ) -> Path:
-    """Write ``progress.png``, ``pareto.png`` and ``report.md`` into ``campaign_dir``.
+    """Write ``progress.png``, ``pareto.png``, ``pareto.json`` and ``report.md`` into ``campaign_dir``.
 
     The Pareto front and the parameter importances are computed here from
     ``records`` (see :mod:`.pareto` and :mod:`.importance`). Returns the report path.
@@ -83,6 +85,7 @@ def write_report(
     plotted = plot_progress(records, root / PLOT_FILE) if records else None
     front = front_of_records(records)
     front_plot = plot_front(front, root / FRONT_PLOT_FILE) if front.points else None
+    _atomic_write(root / FRONT_FILE, json.dumps(front.to_json(), indent=2) + "\n")
     text = render_markdown(
         records,
         title=title or f"Campaign {root.resolve().name}",

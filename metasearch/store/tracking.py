@@ -24,13 +24,12 @@ import json
 import math
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from metasearch.reporting.pareto import front_of_records
-from metasearch.store.archive import ARCHIVE_FILE, Archive
+from metasearch.store.archive import Archive
 from metasearch.store.records import CandidateRecord, SplitScore, progress_curve
 
 if TYPE_CHECKING:
@@ -50,6 +49,7 @@ TAG_STATUS = "status"
 TAG_GENERATION = "metasearch.generation"
 TAG_COMPLETE = "metasearch.complete"
 TAG_PARETO = "pareto_front"  # "true" on the runs of the Pareto front (set with the report)
+FRONT_FILE = "pareto.json"  # the front as the report computed it (reporting/pareto.py)
 _PARAM_MAX = 500
 _RUN_STATUS = {"ok": "FINISHED", "pruned": "KILLED", "budget": "KILLED"}  # else FAILED
 
@@ -158,33 +158,28 @@ class Tracker:
         if self.parent_run_id is not None:
             self.client.set_terminated(self.parent_run_id, status=status)
 
-    def log_report(
-        self, campaign_dir: str | Path, records: Sequence[CandidateRecord] | None = None
-    ) -> None:
-        """Attach ``report.md`` and its plots (when present) to the parent run, and tag the front.
+    def log_report(self, campaign_dir: str | Path) -> None:
+        """Attach ``report.md``, its plots and ``pareto.json`` (when present) to the parent run.
 
-        The front (:func:`metasearch.reporting.pareto.front_of_records`) is that of
-        ``records``, or of the campaign directory's archive when none are given.
+        The Pareto front in ``pareto.json`` (written with the report) is tagged on
+        the candidate runs: see :meth:`tag_front`.
         """
         root = Path(campaign_dir)
-        for name in ("report.md", "progress.png", "pareto.png"):
+        for name in ("report.md", "progress.png", "pareto.png", FRONT_FILE):
             if (root / name).is_file():
                 self.client.log_artifact(self._parent(), str(root / name))
-        if records is None and (root / ARCHIVE_FILE).is_file():
-            with Archive.open(root, readonly=True) as archive:
-                records = archive.records()
-        if records is not None:
-            self.tag_front(records)
+        front = _front_ids(root / FRONT_FILE)
+        if front is not None:
+            self.tag_front(front)
 
-    def tag_front(self, records: Sequence[CandidateRecord]) -> frozenset[str]:
-        """Tag every candidate run ``pareto_front`` = ``"true"`` or ``"false"``; returns the front.
+    def tag_front(self, front: Iterable[str]) -> None:
+        """Tag every candidate run ``pareto_front`` = ``"true"`` (its id is in ``front``) or ``"false"``.
 
         The front moves as records arrive, so this runs once, with the report.
         """
-        front = front_of_records(records).ids
+        ids = set(front)
         for cid, rid in self._runs.items():
-            self.client.set_tag(rid, TAG_PARETO, "true" if cid in front else "false")
-        return front
+            self.client.set_tag(rid, TAG_PARETO, "true" if cid in ids else "false")
 
     # ---- candidates (nested runs)
 
@@ -367,6 +362,15 @@ class Tracker:
                 continue
             found[cid] = run.info.run_id
         return found
+
+
+def _front_ids(path: Path) -> set[str] | None:
+    """The ids of the front in a report's ``pareto.json``; ``None`` without a readable one."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return {str(p["id"]) for p in doc["front"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _all_runs(client: MlflowClient, exp_id: str, filter_string: str) -> list[Any]:
