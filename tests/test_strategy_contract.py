@@ -11,6 +11,7 @@ from metasearch.llm.types import LLMRequest
 from metasearch.search.adas.context import TaskBrief
 from metasearch.search.adas.proposer import Proposer
 from metasearch.search.adas.strategy import AdasStrategy
+from metasearch.search.optuna import OptunaSettings, OptunaStrategy, open_study
 from metasearch.search.random import RandomStrategy
 from metasearch.search.spaces import load_space
 from metasearch.testing import TOY_SUITE, StrategyContract, toy_agent
@@ -65,3 +66,25 @@ class TestRandomContract(StrategyContract):
     def make_strategy(self, gateway, parallel):
         return RandomStrategy(space=load_space("search_spaces/reasoning.toml"), generations=2,
                               width=3, seed=2)
+
+
+class TestOptunaContract(StrategyContract):
+    """TPE over the shipped reasoning space, its study in a journal file beside the campaign."""
+
+    def make_strategy(self, gateway, parallel):
+        space = load_space("search_spaces/reasoning.toml")
+        settings = OptunaSettings(width=3, seed=2, startup_trials=2)
+        return OptunaStrategy(space=space, study=open_study(self.campaign_dir, settings, space),
+                              settings=settings, generations=2)
+
+
+class TestOptunaParetoContract(StrategyContract):
+    """Two objectives (score, calls per task) with NSGA-II in an RDB (sqlite URL) storage."""
+
+    def make_strategy(self, gateway, parallel):
+        space = load_space("search_spaces/reasoning.toml")
+        url = f"sqlite:///{self.campaign_dir.parent / (self.campaign_dir.name + '.db')}"
+        settings = OptunaSettings(width=3, seed=1, objectives=["score", "cost"], cost="calls",
+                                  sampler="nsga2", storage=url)
+        return OptunaStrategy(space=space, study=open_study(self.campaign_dir, settings, space),
+                              settings=settings, generations=2)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from metasearch.campaign.inorder import InOrder
-from metasearch.campaign.racing import race
+from metasearch.campaign.racing import race, race_stepwise
 from metasearch.campaign.recording import Done, invalid_record, scored_record, split_score
 from metasearch.campaign.summary import best_generated, best_of, prior_spend, yield_counts
 from metasearch.evaluation.run import Evaluation, evaluate_agent
@@ -35,7 +35,14 @@ from metasearch.execution.base import AgentRunner
 from metasearch.llm.ledger import Counts
 from metasearch.llm.types import BudgetExceeded
 from metasearch.runtime.settings import AgentSettings
-from metasearch.search.base import ArchiveView, Fixer, ProposalOutcome, SearchStrategy, Slot
+from metasearch.search.base import (
+    ArchiveView,
+    Fixer,
+    ProposalOutcome,
+    Pruner,
+    SearchStrategy,
+    Slot,
+)
 from metasearch.search.feedback import debug_feedback_from_outcomes
 from metasearch.store.archive import Archive
 from metasearch.store.records import CampaignState, CandidateRecord, seed_id
@@ -272,6 +279,12 @@ class Campaign:
         label = f"{cid} {proposal.name}"
 
         def run(code: str) -> Any:
+            if isinstance(self.strategy, Pruner) and self.pruning:
+                strategy: Pruner = self.strategy
+                return race_stepwise(
+                    self.val_tasks, evaluate=lambda ts: self._evaluate(code, ts, cid, label),
+                    judge=lambda scores: strategy.should_prune(slot, scores),
+                    minibatch=self.minibatch)
             return race(self.val_tasks, evaluate=lambda ts: self._evaluate(code, ts, cid, label),
                         incumbent=inc_score, minibatch=self.minibatch,
                         confidence=self.confidence, enabled=self.pruning)

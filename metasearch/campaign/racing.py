@@ -1,9 +1,14 @@
 """Spend less on losers: evaluate a minibatch first, stop when clearly worse.
 
-A candidate is pruned when the upper bound of its minibatch CI lies below
-the lower bound of the incumbent's validation CI. Both bounds are bootstrap
-percentiles at the configured confidence, so a pruned candidate is one the
-data already says is worse, not merely unlucky on a few tasks.
+:func:`race` (the default): a candidate is pruned when the upper bound of its
+minibatch CI lies below the lower bound of the incumbent's validation CI.
+Both bounds are bootstrap percentiles at the configured confidence, so a
+pruned candidate is one the data already says is worse, not merely unlucky
+on a few tasks.
+
+:func:`race_stepwise`: for a strategy that prunes itself
+(:class:`~metasearch.search.base.Pruner`, e.g. Optuna's ``WilcoxonPruner``):
+evaluate minibatch after minibatch and ask it after each one.
 """
 
 from __future__ import annotations
@@ -55,6 +60,32 @@ def race(
         return RaceResult(first, pruned=True, reason=reason, calls_saved=saved)
     rest = evaluate(tasks[minibatch:])
     return RaceResult(merge(first, rest), pruned=False)
+
+
+def race_stepwise(
+    tasks: Sequence[Task],
+    *,
+    evaluate: Callable[[Sequence[Task]], Evaluation],
+    judge: Callable[[list[float]], str | None],
+    minibatch: int,
+) -> RaceResult:
+    """Evaluate ``tasks`` ``minibatch`` at a time; stop when ``judge(scores so far)`` says why."""
+    if minibatch <= 0 or minibatch >= len(tasks):
+        return RaceResult(evaluate(tasks), pruned=False)
+    done: Evaluation | None = None
+    for start in range(0, len(tasks), minibatch):
+        part = evaluate(tasks[start:start + minibatch])
+        done = part if done is None else merge(done, part)
+        n = len(done.result.results)
+        if n >= len(tasks):
+            break
+        reason = judge([r.score for r in done.result.results])
+        if reason:
+            saved = round(done.cost.calls / max(1, n) * (len(tasks) - n))
+            return RaceResult(done, pruned=True, reason=f"pruned after {n} of {len(tasks)} "
+                              f"tasks: {reason}", calls_saved=saved)
+    assert done is not None
+    return RaceResult(done, pruned=False)
 
 
 def _lower_bound(incumbent: SplitScore, confidence: float) -> float:

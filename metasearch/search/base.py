@@ -40,6 +40,7 @@ __all__ = [
     "Fixer",
     "Proposal",
     "ProposalOutcome",
+    "Pruner",
     "SearchStrategy",
     "Slot",
 ]
@@ -192,4 +193,24 @@ class Fixer(Protocol):
     def fix(self, slot: Slot, proposal: Proposal, feedback: DebugFeedback, debug_round: int,
             archive: ArchiveView) -> ProposalOutcome:
         """Revise ``proposal`` after its evaluation raised errors or scored zero."""
+        ...
+
+
+@runtime_checkable
+class Pruner(Protocol):
+    """Optional: a strategy that decides pruning itself, task by task (Optuna's pruners).
+
+    Without it the loop races each candidate's first minibatch against the
+    incumbent's confidence interval (:mod:`metasearch.campaign.racing`). With
+    it the loop evaluates in minibatches and asks after each one; the answer
+    must depend only on ``scores`` and what the slot may see, so that it is
+    the same for any number of candidates in flight.
+    """
+
+    def should_prune(self, slot: Slot, scores: Sequence[float]) -> str | None:
+        """A reason to stop evaluating ``slot``, or ``None``.
+
+        ``scores`` are the validation scores so far, in the campaign's task
+        order (task ``i`` is step ``i``).
+        """
         ...

@@ -18,6 +18,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -41,6 +42,7 @@ ENTRY_POINT_GROUP = "metasearch.strategies"
 #: Built-in strategies: one line each, ``name -> "module:ATTRIBUTE"``.
 BUILTIN: dict[str, str] = {
     "adas": "metasearch.search.adas:SPEC",
+    "optuna": "metasearch.search.optuna:SPEC",
     "random": "metasearch.search.random:SPEC",
 }
 
@@ -60,6 +62,8 @@ class StrategyContext:
     gateway: Any  # the LLM gateway: complete(LLMRequest), resolve_protocol(model)
     suite: Any  # the task suite (description, answer hint, scorer)
     parallel: int = 1  # run.parallel_candidates
+    directory: Path | None = None  # the campaign directory (a strategy may keep state there)
+    resume: bool = False  # whether the campaign is resumed (its directory has records)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ too if the strategy calls the meta model::
             return MyStrategy(generations=2, width=3)
 
 Each test runs small campaigns over the toy suite with the scripted model
-(:mod:`metasearch.testing.campaigns`), in process, in a few seconds.
+(:mod:`metasearch.testing.campaigns`), in process, in a few seconds. A
+strategy that keeps state beside the campaign (Optuna's study) finds the
+directory of the run being built in ``self.campaign_dir``; a resumed run
+builds its strategy again on the same directory.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class StrategyContract(abc.ABC):
 
     #: How many candidates run at once in the "parallel" runs.
     parallel = 3
+    #: The campaign directory of the run whose strategy is being made.
+    campaign_dir: Path
 
     # ----------------------------------------------------------- to implement
 
@@ -45,6 +50,7 @@ class StrategyContract(abc.ABC):
 
     def _run(self, directory: Path, *, parallel: int = 1, **kw: Any) -> tuple[Any, ScriptedModel]:
         model = ScriptedModel(self.meta_reply)
+        self.campaign_dir = directory
         campaign = toy_campaign(directory, model, self.make_strategy, parallel=parallel, **kw)
         try:
             return campaign.run(), model

@@ -1,0 +1,89 @@
+"""The ``optuna`` strategy: an Optuna study over a declarative search space.
+
+``SPEC`` is what the strategy registry loads. :func:`build` opens (or
+creates) the campaign's one study, in a journal file in the campaign
+directory unless ``search.optuna.storage`` names an RDB URL, and records where
+it is in ``optuna.json`` (:mod:`.storage`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import optuna
+
+from metasearch.errors import ConfigError
+from metasearch.search.optuna.settings import OptunaSettings
+from metasearch.search.optuna.storage import (
+    STUDY_FILE,
+    StudyLocation,
+    default_location,
+    open_storage,
+    read_location,
+    write_location,
+)
+from metasearch.search.optuna.strategy import OptunaStrategy, objective_values
+from metasearch.search.registry import StrategyContext, StrategySpec
+from metasearch.search.spaces import Space, load_space
+
+__all__ = ["SPEC", "OptunaSettings", "OptunaStrategy", "build", "objective_values", "open_study"]
+
+
+def build(ctx: StrategyContext) -> OptunaStrategy:
+    """An :class:`OptunaStrategy` on the campaign's study (created on the first run)."""
+    s: OptunaSettings = ctx.settings
+    space = load_space(s.space)
+    if ctx.directory is None:
+        raise ConfigError("The optuna strategy keeps its study beside the campaign; build it "
+                          "with a campaign directory (StrategyContext.directory).")
+    study = open_study(Path(ctx.directory), s, space)
+    return OptunaStrategy(space=space, study=study, settings=s,
+                          generations=ctx.config.search.generations)
+
+
+def open_study(directory: Path, settings: OptunaSettings, space: Space) -> optuna.Study:
+    """The campaign's study: loaded when ``optuna.json`` names one, else created (warm-started)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    directions = ["maximize"] + ["minimize"] * (len(settings.objectives) - 1)
+    if (directory / STUDY_FILE).exists():
+        loc = read_location(directory, settings.storage)
+        try:
+            study = optuna.load_study(study_name=loc.study, storage=open_storage(loc.storage))
+        except KeyError:
+            raise ConfigError(
+                f"{directory / STUDY_FILE} names the study {loc.study!r}, which is not in the "
+                f"storage {loc.storage}. Give search.optuna.storage (or --storage) the storage "
+                "this campaign used, or start a new campaign directory.") from None
+        if [d.name.lower() for d in study.directions] != directions:
+            raise ConfigError(
+                f"The study {loc.study!r} of this campaign optimises "
+                f"{len(study.directions)} objective(s), but search.optuna.objectives = "
+                f"{settings.objectives}. Keep the objectives of a resumed campaign.")
+        return study
+    name = f"{directory.resolve().name}-{uuid.uuid4().hex[:8]}"
+    loc = (StudyLocation(settings.storage, name) if settings.storage
+           else default_location(directory, name))
+    study = optuna.create_study(study_name=name, storage=open_storage(loc.storage),
+                                directions=directions)
+    study.set_user_attr("space", space.source)
+    study.set_user_attr("objectives", list(settings.objectives))
+    study.set_user_attr("cost", settings.cost)
+    if settings.warm_start:
+        for config in warm_start_configs(space):
+            study.enqueue_trial(dict(config.params), user_attrs={"warm_start": config.name})
+    write_location(directory, loc)
+    return study
+
+
+def warm_start_configs(space: Space) -> tuple[object, ...]:
+    """The space's ``[[warm_start]]`` entries (name, params), validated when the space loads."""
+    return tuple(getattr(space, "warm_start", ()) or ())
+
+
+SPEC = StrategySpec(
+    name="optuna",
+    settings=OptunaSettings,
+    build=build,
+    summary="an Optuna study (TPE / NSGA-II, Wilcoxon pruning) over a declarative search space",
+)

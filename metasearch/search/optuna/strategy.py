@@ -1,0 +1,274 @@
+"""Optuna over a declarative search space: TPE (or NSGA-II), Wilcoxon pruning, a stored study.
+
+Each trial is one candidate: its parameters are drawn from the space through
+:class:`~metasearch.search.spaces.OptunaDraw`, rendered to ordinary agent
+code, and evaluated by the campaign loop like any other candidate; its record
+carries the parameters and its objective values go back with ``study.tell``.
+
+Reproducible by construction, for any number of candidates in flight:
+
+- Trials come in generations of ``width``. A generation is asked all at once,
+  on the loop's thread, only when every trial before it is told; so each trial
+  sees the same finished trials and the same RUNNING ones (constant liar).
+- The sampler of each trial is seeded by (seed, candidate id), so a trial's
+  draw does not depend on how many draws this process made before it.
+- Pruning compares with the best trial of *earlier* generations only (Optuna's
+  own ``trial.should_prune`` would use whatever finished first).
+
+Resume after kill -9: the study is in storage. A trial that was RUNNING with no
+archived record is proposed again with its stored parameters (its evaluation
+replays from the response cache); one whose record was archived but not told is
+told from the record; a trial asked without a candidate id (a crash inside
+``ask``) is failed and never shown to the sampler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from metasearch.candidate.normalize import normalize_proposal
+from metasearch.candidate.validate import format_findings, validate_code
+from metasearch.search.base import STAGES, ArchiveView, Proposal, ProposalOutcome, Slot
+from metasearch.search.optuna.settings import OptunaSettings
+from metasearch.search.spaces import OptunaDraw, Space, render
+from metasearch.search.spaces.format import Scalar
+from metasearch.store.archive import Archive
+from metasearch.store.records import CandidateRecord, candidate_id
+
+__all__ = ["OptunaStrategy", "objective_values"]
+
+CID = "candidate_id"  # trial user attribute: which candidate a trial is
+GEN = "generation"
+
+
+class _Replay:
+    """The stored parameters of a trial, as a :class:`Draw` (resume, warm start)."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.params = params
+
+    def int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        return int(self.params[name])
+
+    def float(self, name: str, low: float, high: float, *, step: float | None = None,
+              log: bool = False) -> float:
+        return float(self.params[name])
+
+    def categorical(self, name: str, choices: Sequence[Scalar]) -> Scalar:
+        return self.params[name]  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence Optuna's ExperimentalWarning for features chosen knowingly, and nothing else."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def _seed(seed: int, cid: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{cid}".encode()).digest()[:4], "big")
+
+
+def objective_values(record: CandidateRecord, settings: OptunaSettings) -> list[float] | None:
+    """The values told for ``record``: validation score, and cost per task; ``None`` if unscored."""
+    if record.val is None or not record.val.n:
+        return None
+    values = [float(record.val.mean)]
+    if "cost" in settings.objectives:
+        spent = {"usd": record.cost_usd, "tokens": record.tokens, "calls": record.calls}
+        values.append(float(spent[settings.cost]) / record.val.n)
+    return values
+
+
+class _Earlier:
+    """What :meth:`WilcoxonPruner.prune` reads of a study, limited to earlier generations."""
+
+    def __init__(self, best_trial: Any, direction: Any) -> None:
+        self._best, self.direction = best_trial, direction
+
+    @property
+    def best_trial(self) -> Any:
+        if self._best is None:
+            raise ValueError("no completed trial in an earlier generation")
+        return self._best
+
+
+class _Values:
+    """A running trial's scores so far, as the pruner reads a trial."""
+
+    def __init__(self, number: int, scores: Sequence[float]) -> None:
+        self.number = number
+        self.intermediate_values = {i: float(s) for i, s in enumerate(scores)}
+
+
+class OptunaStrategy:
+    name = "optuna"
+
+    def __init__(self, *, space: Space, study: optuna.Study, settings: OptunaSettings,
+                 generations: int) -> None:
+        self.space, self.study, self.settings, self.generations = space, study, settings, generations
+        self._lock = threading.Lock()  # storage writes come from the loop; reads from candidates
+        self._queue: list[Slot] = []
+        self._values: dict[str, dict[str, Scalar]] = {}  # candidate id -> rendered values
+        self._trial: dict[str, int] = {}  # candidate id -> trial number
+        self._best_before: dict[int, Any] = {}  # generation -> best complete trial before it
+        self._reconciled = False
+        self._pruner = None
+        if settings.pruner == "wilcoxon" and len(settings.objectives) == 1:
+            with _quiet():
+                self._pruner = optuna.pruners.WilcoxonPruner(
+                    p_threshold=settings.p_threshold, n_startup_steps=settings.min_tasks)
+
+    # ------------------------------------------------------------------ ask
+
+    def ask(self, free: int, archive: Archive) -> list[Slot]:
+        if not self._reconciled:
+            self._reconcile(archive)
+        if not self._queue:
+            self._open_generation(archive)
+        slots, self._queue = self._queue[:free], self._queue[free:]
+        return slots
+
+    def _trials(self) -> list[Any]:
+        return self.study.get_trials(deepcopy=False)
+
+    def _reconcile(self, archive: Archive) -> None:
+        """Resume: tell what was archived, re-queue what was running, fail what has no id."""
+        self._reconciled = True
+        for t in self._trials():
+            cid = t.user_attrs.get(CID)
+            if t.state != TrialState.RUNNING:
+                if cid:
+                    self._trial[cid] = t.number
+                continue
+            if not cid:
+                self.study.tell(t.number, state=TrialState.FAIL)
+                continue
+            self._trial[cid] = t.number
+            if archive.has(cid):
+                self._tell(archive.get(cid))
+            else:
+                gen = int(t.user_attrs[GEN])
+                self._values[cid] = self.space.sample(_Replay(t.params))
+                self._queue.append(Slot(cid, gen, int(cid.rsplit("-", 1)[1])))
+        self._queue.sort(key=lambda s: (s.generation, s.index))
+
+    def _open_generation(self, archive: Archive) -> None:
+        """Ask the next generation's trials together, once every earlier trial is told."""
+        trials = self._trials()
+        if any(t.state == TrialState.RUNNING for t in trials):
+            return  # wait: the previous generation is still being evaluated
+        gens = [int(t.user_attrs[GEN]) for t in trials if GEN in t.user_attrs]
+        last = max(gens, default=0)
+        partial = [t for t in trials if t.user_attrs.get(GEN) == last]
+        gen = last if 0 < len(partial) < self.settings.width else last + 1
+        if gen > self.generations:
+            return
+        for i in range(self.settings.width):
+            cid = candidate_id(gen, i)
+            if cid in self._trial or archive.has(cid):
+                continue
+            self.study.sampler = self._sampler(cid)
+            trial = self.study.ask()
+            trial.set_user_attr(CID, cid)
+            trial.set_user_attr(GEN, gen)
+            self._values[cid] = self.space.sample(OptunaDraw(trial))
+            self._trial[cid] = trial.number
+            self._queue.append(Slot(cid, gen, i))
+
+    def _sampler(self, cid: str) -> optuna.samplers.BaseSampler:
+        s, seed = self.settings, _seed(self.settings.seed, cid)
+        if s.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if s.sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed)
+        with _quiet():  # multivariate and group are "experimental" since Optuna 2.2 / 2.8
+            return optuna.samplers.TPESampler(
+                seed=seed, multivariate=True, group=True, constant_liar=True,
+                n_startup_trials=s.startup_trials)
+
+    # -------------------------------------------------------------- propose
+
+    def propose(self, slot: Slot, archive: ArchiveView) -> ProposalOutcome:
+        values = self._values[slot.candidate_id]
+        agent = render(self.space, values)
+        searched = {p.name for p in self.space.searched()}
+        proposal = Proposal(
+            code=agent.code, name=agent.name, thought=agent.thought, parents=(),
+            params={k: v for k, v in values.items() if k in searched},
+            meta={"space": self.space.name, "space_file": self.space.source,
+                  "seed": self.settings.seed, "study": self.study.study_name,
+                  "trial": self._trial[slot.candidate_id]})
+        normalised = normalize_proposal(agent.code)
+        findings = validate_code(agent.code)
+        if normalised.code != agent.code or normalised.findings or findings:
+            problems = format_findings(findings) or "; ".join(
+                [*normalised.changes, *(f.message for f in normalised.findings)])
+            return ProposalOutcome(
+                status="invalid", proposal=proposal, failure="invalid",
+                reason=f"the rendered trial is not a clean candidate (a renderer bug): {problems}",
+                stages=("parsed",))
+        return ProposalOutcome(status="valid", proposal=proposal, stages=STAGES)
+
+    # ---------------------------------------------------------------- prune
+
+    def should_prune(self, slot: Slot, scores: Sequence[float]) -> str | None:
+        if self._pruner is None:
+            return None
+        best = self._best_before_generation(slot.generation)
+        if best is None:
+            return None
+        earlier = _Earlier(best, self.study.direction)
+        number = self._trial[slot.candidate_id]
+        if not self._pruner.prune(earlier, _Values(number, scores)):  # type: ignore[arg-type]
+            return None
+        mean = sum(scores) / len(scores)
+        best_mean = sum(best.intermediate_values[i] for i in range(len(scores))) / len(scores)
+        return (f"Wilcoxon signed-rank test against trial {best.number} "
+                f"({best.user_attrs.get(CID, '?')}) on the same {len(scores)} tasks: "
+                f"{mean:.1%} vs {best_mean:.1%}, p < {self.settings.p_threshold:g}")
+
+    def _best_before_generation(self, generation: int) -> Any | None:
+        with self._lock:
+            if generation not in self._best_before:
+                done = [t for t in self._trials() if t.state == TrialState.COMPLETE
+                        and int(t.user_attrs.get(GEN, 0)) < generation
+                        and t.intermediate_values]
+                self._best_before[generation] = max(
+                    done, key=lambda t: (t.value, -t.number), default=None)
+            return self._best_before[generation]
+
+    # ----------------------------------------------------------------- tell
+
+    def tell(self, record: CandidateRecord) -> None:
+        if record.id in self._trial:
+            self._tell(record)
+
+    def _tell(self, record: CandidateRecord) -> None:
+        number = self._trial[record.id]
+        with self._lock:
+            trial = self.study.get_trials(deepcopy=False)[number]
+            if trial.state != TrialState.RUNNING:
+                return  # already told (a replayed commit)
+            if record.val is not None and len(self.settings.objectives) == 1:
+                live = optuna.trial.Trial(self.study, trial._trial_id)
+                for step, score in enumerate(record.val.scores.values()):
+                    if step not in trial.intermediate_values:
+                        live.report(float(score), step)
+            values = objective_values(record, self.settings)
+            if record.status == "pruned":
+                self.study.tell(number, state=TrialState.PRUNED)
+            elif values is None:
+                self.study.tell(number, state=TrialState.FAIL)
+            else:
+                self.study.tell(number, values)
+            self._best_before.clear()

@@ -1,0 +1,214 @@
+"""The optuna strategy: pruning on minibatches, resume after kill -9, storage, settings, config."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+sys.path.insert(0, str(Path(__file__).parent))
+import optuna_kit as kit  # noqa: E402
+
+from metasearch.config import load_config  # noqa: E402
+from metasearch.errors import ConfigError, DataError  # noqa: E402
+from metasearch.search.optuna import (  # noqa: E402
+    OptunaSettings,
+    OptunaStrategy,
+    objective_values,
+    open_study,
+)
+from metasearch.search.optuna.storage import read_location, redact  # noqa: E402
+from metasearch.search.registry import StrategyContext, get_strategy  # noqa: E402
+from metasearch.store.archive import Archive  # noqa: E402
+from metasearch.store.records import CandidateRecord, SplitScore  # noqa: E402
+from metasearch.testing.campaigns import comparable  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+KIT = Path(kit.__file__)
+
+
+def test_wilcoxon_prunes_a_trial_worse_than_the_best_earlier_one_on_the_same_tasks(tmp_path):
+    result, strategy = kit.run(tmp_path / "c", kit.ColdModel())
+    records = {r.id: r for r in result.records}
+    pruned = [r for r in result.records if r.status == "pruned"]
+    assert pruned, "a hot (always wrong) trial after a cold (always right) one was not pruned"
+    for r in pruned:
+        assert r.meta["params"]["roles.solver.temperature"] == 0.9
+        assert r.val.n == 6 and r.val.mean == 0.0  # two minibatches of 3, then the test
+        assert "Wilcoxon signed-rank test against trial" in r.reason
+        assert r.meta["calls_saved_by_pruning"] == r.calls  # half the tasks were skipped
+        assert r.generation > 1  # generation 1 has no earlier trial to compare with
+    # generation 1's hot trials ran to the end: nothing earlier to compare with
+    assert all(r.status == "ok" for r in records.values() if r.generation == 1)
+    trials = strategy.study.get_trials()
+    by_cid = {t.user_attrs["candidate_id"]: t for t in trials}
+    assert sorted(by_cid) == sorted(r.id for r in result.records if not r.is_seed)
+    for cid, t in by_cid.items():
+        r = records[cid]
+        assert t.state == (TrialState.PRUNED if r.status == "pruned" else TrialState.COMPLETE)
+        assert t.params == r.meta["params"] and r.meta["trial"] == t.number
+        assert list(t.intermediate_values.values()) == list(r.val.scores.values())
+        if t.state == TrialState.COMPLETE:
+            assert t.value == pytest.approx(r.val.mean)
+    assert "Pruning saved an estimated" in (tmp_path / "c" / "report.md").read_text()
+
+
+def test_pruning_off_evaluates_every_task(tmp_path):
+    opt = kit.settings().model_copy(update={"pruner": "none"})
+    result, _ = kit.run(tmp_path / "c", kit.ColdModel(), opt=opt)
+    assert not [r for r in result.records if r.status == "pruned"]
+    assert all(r.val.n == 12 for r in result.records)
+
+
+def keys(d: Path) -> list[str]:
+    log = d / "calls.log"
+    return [json.loads(x)["key"] for x in log.read_text().splitlines()] if log.exists() else []
+
+
+def child(d: Path, *, delay_s: float = 0.0, parallel: int = 1) -> subprocess.Popen:
+    env = os.environ | {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    return subprocess.Popen([sys.executable, str(KIT), str(d), str(delay_s), str(parallel)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ref") / "c"
+    proc = child(d)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    return d
+
+
+def summary(d: Path) -> list[tuple]:
+    with Archive.open(d, readonly=True) as arc:
+        return comparable(arc.records())
+
+
+def study_of(d: Path) -> optuna.Study:
+    loc = read_location(d)
+    return optuna.load_study(study_name=loc.study, storage=kit_storage(loc.storage))
+
+
+def kit_storage(path: str):
+    from metasearch.search.optuna.storage import open_storage
+
+    return open_storage(path)
+
+
+@pytest.mark.parametrize(("at", "parallel"), [(0.05, 1), (0.5, 1), (0.3, 3), (0.8, 3)])
+def test_resume_after_kill_9_replays_the_study_without_rebilling(tmp_path, reference, at,
+                                                                 parallel):
+    """kill -9 from outside after a fraction ``at`` of the reference run's calls."""
+    at_call = max(1, int(at * len(keys(reference))))
+    d = tmp_path / "c"
+    proc = child(d, delay_s=0.01, parallel=parallel)
+    deadline = time.monotonic() + 120
+    while len(keys(d)) < at_call and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.003)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the campaign finished before the kill"
+    before = keys(d)
+    proc = child(d, parallel=parallel)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    after = keys(d)[len(before):]
+    # a call cut off inside the backend may be sent again; nothing answered before may
+    rebilled = set(after) & set(before[:-parallel])
+    assert not rebilled, f"{len(rebilled)} calls were billed twice"
+    assert summary(d) == summary(reference)
+    trials = study_of(d).get_trials()
+    ids = [t.user_attrs.get("candidate_id") for t in trials if t.state != TrialState.FAIL]
+    assert sorted(ids) == sorted(r[0] for r in summary(d) if not r[0].startswith("seed-"))
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+               for t in trials)
+    ref = {t.user_attrs["candidate_id"]: (t.params, t.state) for t in study_of(reference).trials}
+    assert {t.user_attrs["candidate_id"]: (t.params, t.state) for t in trials
+            if t.state != TrialState.FAIL} == ref
+
+
+def test_an_rdb_url_holds_the_study_and_a_bad_one_is_a_clear_error(tmp_path):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    opt = kit.settings().model_copy(update={"storage": url})
+    kit.run(tmp_path / "c", kit.ColdModel(), opt=opt, generations=1)
+    loc = read_location(tmp_path / "c")
+    assert loc.storage == url and not (tmp_path / "c" / "optuna.journal").exists()
+    assert len(optuna.load_study(study_name=loc.study, storage=url).trials) == 3
+    bad = kit.settings().model_copy(update={"storage": "nosuchdb://x/y"})
+    with pytest.raises(ConfigError, match=r"Cannot open the Optuna storage nosuchdb://x/y"):
+        kit.run(tmp_path / "d", kit.ColdModel(), opt=bad)
+    assert redact("postgresql://me:secret@host/db") == "postgresql://me:***@host/db"
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "optuna.json").write_text(json.dumps(
+        {"storage": "postgresql://me:***@host/db", "study": "s"}))
+    with pytest.raises(DataError, match="pass the full URL with --storage"):
+        read_location(tmp_path / "e")
+
+
+def test_a_resumed_study_keeps_its_objectives(tmp_path):
+    kit.run(tmp_path / "c", kit.ColdModel(), generations=1)
+    two = kit.settings().model_copy(update={"objectives": ["score", "cost"]})
+    with pytest.raises(ConfigError, match=r"optimises 1 objective\(s\).*Keep the objectives"):
+        kit.run(tmp_path / "c", kit.ColdModel(), opt=two)
+
+
+def test_two_objectives_tell_score_and_cost_per_task(tmp_path):
+    opt = kit.settings().model_copy(update={"objectives": ["score", "cost"], "cost": "calls"})
+    result, strategy = kit.run(tmp_path / "c", kit.ColdModel(), opt=opt, generations=2)
+    assert not [r for r in result.records if r.status == "pruned"]  # pruners are 1-objective
+    for t in strategy.study.trials:
+        r = next(x for x in result.records if x.id == t.user_attrs["candidate_id"])
+        assert t.values == [pytest.approx(r.val.mean), pytest.approx(r.calls / r.val.n)]
+    rec = CandidateRecord(id="g001-00", name="x", generation=1, status="ok", calls=30,
+                          tokens=900, cost_usd=0.03,
+                          val=SplitScore(mean=0.5, ci_low=0.2, ci_high=0.8, n=10))
+    usd = OptunaSettings(objectives=["score", "cost"])
+    assert objective_values(rec, usd) == [0.5, pytest.approx(0.003)]
+    assert objective_values(rec, usd.model_copy(update={"cost": "tokens"})) == [0.5, 90.0]
+    assert objective_values(rec, OptunaSettings()) == [0.5]
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ('sampler = "nsga2"', r'sampler = "nsga2" needs objectives = \["score", "cost"\]'),
+    ('objectives = ["cost"]', r'objectives must start with "score"'),
+    ('objectives = ["score", "score"]', r"lists an objective twice"),
+    ('objectives = ["accuracy"]', r"search\.optuna\.objectives"),
+    ("width = 0", r"search\.optuna\.width"),
+    ("p_threshold = 1.5", r"search\.optuna\.p_threshold"),
+    ('pruner = "median"', r"search\.optuna\.pruner"),
+])
+def test_settings_errors_name_the_field(tmp_path, table, message):
+    path = tmp_path / "c.toml"
+    path.write_text(f'[search]\nstrategy = "optuna"\n[search.optuna]\n{table}\n')
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_built_from_a_campaign_config_with_its_study_in_the_campaign_directory(tmp_path):
+    config = load_config(ROOT / "experiments" / "structured-local.toml")
+    assert config.search.strategy == "optuna"
+    ctx = StrategyContext(settings=config.search.settings, config=config, gateway=None,
+                          suite=None, directory=tmp_path)
+    built = get_strategy("optuna").build(ctx)
+    assert isinstance(built, OptunaStrategy) and built.space.name == "reasoning"
+    loc = read_location(tmp_path)
+    assert Path(loc.storage) == tmp_path / "optuna.journal"
+    again = get_strategy("optuna").build(ctx)  # a resumed campaign opens the same study
+    assert again.study.study_name == built.study.study_name
+    assert len(again.study.trials) == len(built.study.trials)  # warm start enqueued once
+
+
+def test_a_study_with_a_name_the_storage_lacks_is_a_clear_error(tmp_path):
+    opt = kit.settings()
+    kit.run(tmp_path / "c", kit.ColdModel(), opt=opt, generations=1)
+    (tmp_path / "c" / "optuna.json").write_text(json.dumps(
+        {"storage": str(tmp_path / "c" / "optuna.journal"), "study": "gone"}))
+    with pytest.raises(ConfigError, match="names the study 'gone', which is not in the storage"):
+        open_study(tmp_path / "c", opt, None)  # type: ignore[arg-type]
