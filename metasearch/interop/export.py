@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import ast
+import json
 import re
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -78,6 +79,7 @@ class CampaignInfo:
     protocol: str = "json"
     answer_hint: str = ""
     max_tokens: int = 1024
+    alternatives: tuple[str, ...] = ()
     params: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -100,6 +102,28 @@ def resolve_protocol(params: Mapping[str, str]) -> str:
     if model.startswith("openai/") and base and (urlparse(base).hostname or "") in _LOCAL_HOSTS:
         return "sections"
     return "json"
+
+
+def parse_alternatives(flat: str) -> tuple[str, ...]:
+    """The model names in a flattened ``models.task.alternatives`` (names and JSON tables)."""
+    out: list[str] = []
+    decoder, i = json.JSONDecoder(), 0
+    while i < len(flat):
+        if flat[i] == "{":
+            try:
+                table, i = decoder.raw_decode(flat, i)
+            except ValueError:
+                break
+            if isinstance(table, dict) and isinstance(table.get("model"), str):
+                out.append(table["model"])
+            i += 1  # the comma after it
+        else:
+            end = flat.find(",", i)
+            end = len(flat) if end < 0 else end
+            if flat[i:end].strip():
+                out.append(flat[i:end].strip())
+            i = end + 1
+    return tuple(out)
 
 
 def _tracking_params(campaign_dir: Path, tracking_uri: str | None) -> dict[str, str]:
@@ -149,6 +173,7 @@ def campaign_info(
         protocol=resolve_protocol(p),
         answer_hint=hint,
         max_tokens=max_tokens,
+        alternatives=parse_alternatives(p.get("models.task.alternatives", "")),
         params=p,
     )
 
@@ -212,7 +237,8 @@ def _header(rec: CandidateRecord, info: CampaignInfo, protocol: str, model: str)
         f"# Agent id: {rec.id}; generation: {rec.generation}; fingerprint: {rec.fingerprint or '-'}",
         _fitness_line("Validation", rec.val),
         _fitness_line("Test", rec.test),
-        f"# Models: task {info.task_model or 'unknown'}; meta {info.meta_model or 'unknown'}",
+        f"# Models: task {info.task_model or 'unknown'}; meta {info.meta_model or 'unknown'}"
+        + (f"; agents may also name {', '.join(info.alternatives)}" if info.alternatives else ""),
         f"# Default model of solve(): {model}; reply protocol: {protocol}",
         f"# Exported: {datetime.now(UTC).isoformat(timespec='seconds')}",
         "# Needs only litellm: pip install litellm",
@@ -242,6 +268,8 @@ def render_module(
             f"ANSWER_HINT = {info.answer_hint!r}  # the suite's answer format",
             f"DEFAULT_MODEL = {model!r}",
             f"MAX_TOKENS = {int(info.max_tokens)}",
+            f"ALTERNATIVES: tuple[str, ...] = {tuple(info.alternatives)!r}"
+            "  # the other models the campaign let agents name with model=",
             f"AGENT_SOURCE = {python_literal(code)}",
             "# </export>",
             "",

@@ -9,7 +9,13 @@ or from the command line::
 
     python agent.py "What is 12 * 7?" --model openai/gpt-4o-mini
 
-Any keyword argument of ``solve`` other than ``model`` goes to
+An agent that names one of the campaign's other task models
+(``LLMAgentBase(..., model="...")``, listed in ``ALTERNATIVES``) calls that
+model; ``models={"local/qwen2.5-coder-1.5b": "openai/<name>"}`` (or
+``--role-model local/qwen2.5-coder-1.5b=openai/<name>``) says where to find it
+when it is one of metasearch's embedded ``local/`` models.
+
+Any keyword argument of ``solve`` other than ``model`` and ``models`` goes to
 ``litellm.completion`` (``api_base``, ``api_key``, ``timeout`` ...), so an
 OpenAI-compatible server works with ``model="openai/<name>", api_base=URL``.
 
@@ -46,6 +52,7 @@ PROTOCOL = "json"  # how replies are formatted: "json" (ADAS) or "sections"
 ANSWER_HINT = "an integer"  # the suite's answer format, given to fields named *answer*
 DEFAULT_MODEL = "openai/gpt-4o-mini"
 MAX_TOKENS = 1024
+ALTERNATIVES: tuple[str, ...] = ()  # the other models the campaign let agents name with model=
 AGENT_SOURCE = """
 def forward(self, taskInfo):
     cot = LLMAgentBase(["thinking", "answer"], "Chain-of-Thought Agent")
@@ -274,13 +281,16 @@ def parse_reply(protocol: str, text: str, fields: list[str]) -> dict[str, str] |
 class LLMAgentBase:
     """An LLM call returning named output fields as a list of ``Info`` (ADAS's API).
 
-    ``model`` is accepted for compatibility and ignored: every call uses the
-    model given to :func:`solve`, as in the campaign that found the agent.
+    ``model`` is honoured as in the campaign that found the agent: one of
+    ``ALTERNATIVES`` is called (through the ``models`` mapping given to
+    :func:`solve`, if it names it); any other name, and None, means the model
+    given to :func:`solve`.
     ``protocol=`` and ``max_tokens=`` (metasearch's extensions) pick this
     agent's reply protocol and lower the reply limit, as in the campaign.
     """
 
     _model: str = DEFAULT_MODEL
+    _models: dict[str, str] = {}
     _kwargs: dict[str, Any] = {}
 
     def __init__(
@@ -341,11 +351,24 @@ class LLMAgentBase:
 
     query = __call__
 
+    def _target(self) -> str:
+        """The litellm model of this agent's calls."""
+        if not (isinstance(self.model, str) and self.model in ALTERNATIVES):
+            return self._model
+        target = self._models.get(self.model, self.model)
+        if target.startswith("local/"):
+            raise RuntimeError(
+                f"{self!r} calls {target}, one of metasearch's embedded models, which litellm "
+                f"cannot reach. Map it to a model you can call: solve(question, models="
+                f"{{{target!r}: 'openai/<name>'}}, ...) or --role-model {target}=openai/<name>."
+            )
+        return target
+
     def _complete(self, messages: list[dict[str, str]]) -> str:
         import litellm
 
         kwargs: dict[str, Any] = {
-            "model": self._model,
+            "model": self._target(),
             "messages": messages,
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
@@ -408,9 +431,18 @@ def to_answer(result: Any) -> str:
     return result if isinstance(result, str) else str(result)
 
 
-def load_agent(model: str = DEFAULT_MODEL, **litellm_kwargs: Any) -> Any:
-    """Execute ``AGENT_SOURCE`` in a fresh namespace; return the object with ``forward``."""
-    bound = type("LLMAgentBase", (LLMAgentBase,), {"_model": model, "_kwargs": litellm_kwargs})
+def load_agent(
+    model: str = DEFAULT_MODEL, models: dict[str, str] | None = None, **litellm_kwargs: Any
+) -> Any:
+    """Execute ``AGENT_SOURCE`` in a fresh namespace; return the object with ``forward``.
+
+    ``models`` maps a model the agent names (one of ``ALTERNATIVES``) to the one to call.
+    """
+    bound = type(
+        "LLMAgentBase",
+        (LLMAgentBase,),
+        {"_model": model, "_models": dict(models or {}), "_kwargs": litellm_kwargs},
+    )
     namespace: dict[str, Any] = {
         "__name__": "agent_code",
         "__builtins__": builtins,
@@ -432,9 +464,14 @@ def load_agent(model: str = DEFAULT_MODEL, **litellm_kwargs: Any) -> Any:
     return type("AgentSystem", (), methods)()
 
 
-def solve(question: str, model: str = DEFAULT_MODEL, **litellm_kwargs: Any) -> str:
+def solve(
+    question: str,
+    model: str = DEFAULT_MODEL,
+    models: dict[str, str] | None = None,
+    **litellm_kwargs: Any,
+) -> str:
     """Answer ``question`` with the agent; extra keyword arguments go to ``litellm.completion``."""
-    agent = load_agent(model, **litellm_kwargs)
+    agent = load_agent(model, models, **litellm_kwargs)
     return to_answer(agent.forward(Info("task", "User", question, -1)))
 
 
@@ -443,10 +480,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("question", nargs="*", help="the question (read from stdin if omitted)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="a litellm model string")
     parser.add_argument("--api-base", default=None, help="the endpoint URL, if not the default")
+    parser.add_argument(
+        "--role-model", action="append", default=[], metavar="NAMED=MODEL",
+        help="call MODEL where the agent names NAMED (one of ALTERNATIVES); repeatable",
+    )
     args = parser.parse_args(argv)
     question = " ".join(args.question) if args.question else sys.stdin.read()
     kwargs = {"api_base": args.api_base} if args.api_base else {}
-    print(solve(question.strip(), model=args.model, **kwargs))
+    models = dict(pair.split("=", 1) for pair in args.role_model if "=" in pair)
+    print(solve(question.strip(), model=args.model, models=models, **kwargs))
     return 0
 
 
