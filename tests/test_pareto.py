@@ -191,3 +191,37 @@ def test_compare_shows_each_campaigns_front(tmp_path_factory: pytest.TempPathFac
     res = CliRunner().invoke(app, ["compare", str(a), str(b), "--tracking-uri", uri, "--json"])
     doc = json.loads(res.output)
     assert [p["id"] for p in doc["campaigns"][1]["pareto_front"]["front"]] == ["g001-00", "seed-a"]
+
+
+# --------------------------------------------------------------------------- a whole campaign
+
+
+@pytest.mark.slow
+def test_a_random_campaign_reports_its_front_and_knobs_and_tags_mlflow(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    from metasearch.search.random import RandomStrategy
+    from metasearch.search.spaces import load_space
+    from metasearch.testing.campaigns import ScriptedModel, close_campaign, toy_campaign
+
+    root = tmp_path_factory.mktemp("e2e") / "random-camp"
+    uri = fresh_db(tmp_path_factory, root)
+    space = load_space("search_spaces/reasoning.toml")
+    campaign = toy_campaign(root, ScriptedModel(), lambda _gw, _n: RandomStrategy(
+        space=space, generations=2, width=3, seed=0))
+    campaign.tracker = Tracker(tracking_uri=uri, experiment_name=root.name,
+                               artifact_location=(root / "mlartifacts").as_uri())
+    campaign.tracker.start({})
+    try:
+        result = campaign.run()
+    finally:
+        close_campaign(campaign)
+    text = (root / "report.md").read_text()
+    front = front_of_records(result.records)
+    assert front.points and "## Validation score against cost" in text
+    assert "## Which knobs mattered" in text  # 6 trials: computed, or one line saying why
+    runs = campaign.tracker.client.search_runs([campaign.tracker.experiment_id or ""],
+                                               max_results=100)
+    tags = {r.data.tags.get("metasearch.candidate_id"): r.data.tags.get(TAG_PARETO)
+            for r in runs if r.data.tags.get("metasearch.role") == "candidate"}
+    assert set(tags) == {r.id for r in result.records}
+    assert {cid for cid, v in tags.items() if v == "true"} == set(front.ids)
