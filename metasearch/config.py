@@ -299,6 +299,12 @@ class BudgetConfig(_Section):
         description="wall-clock minutes of search per run, a number >= 0 (omit for none): "
         "once passed no new attempt or generation starts, and the final test still runs",
     )
+    max_search_calls: int | None = Field(
+        None, ge=1,
+        description="LLM calls billed before no new candidate starts, an integer >= 1 (omit "
+        "for none); seeds count, cache hits do not; the final test still runs (unlike "
+        "max_calls, which stops everything)",
+    )
 
 
 class RunConfig(_Section):

@@ -212,3 +212,17 @@ def test_a_study_with_a_name_the_storage_lacks_is_a_clear_error(tmp_path):
         {"storage": str(tmp_path / "c" / "optuna.journal"), "study": "gone"}))
     with pytest.raises(ConfigError, match="names the study 'gone', which is not in the storage"):
         open_study(tmp_path / "c", opt, None)  # type: ignore[arg-type]
+
+
+def test_max_search_calls_stops_new_trials_and_still_runs_the_final_test(tmp_path):
+    full, _ = kit.run(tmp_path / "full", kit.ColdModel())
+    seed_calls = next(r.calls for r in full.records if r.is_seed)
+    cap = seed_calls + 20  # a few trials' worth after the seed
+    result, _ = kit.run(tmp_path / "capped", kit.ColdModel(), max_search_calls=cap)
+    generated = [r for r in result.records if not r.is_seed]
+    assert 0 < len(generated) < len([r for r in full.records if not r.is_seed])
+    assert "budget.max_search_calls = " in result.time_limit
+    assert not result.stopped and result.best is not None and result.best.test is not None
+    # what ran is what the uncapped campaign ran first (the trials do not depend on the cap)
+    ref = comparable(full.records)
+    assert [k[:-1] for k in comparable(result.records)][1:] == [k[:-1] for k in ref[1:len(generated) + 1]]

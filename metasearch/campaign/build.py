@@ -299,6 +299,7 @@ def build_campaign(
         reporter=reporter or NullReporter(), title=f"Campaign {out.name}",
         max_search_s=(None if config.budget.max_search_minutes is None
                       else 60.0 * config.budget.max_search_minutes),
+        max_search_calls=config.budget.max_search_calls,
     )
 
 

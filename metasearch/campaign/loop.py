@@ -112,6 +112,7 @@ class Campaign:
     reporter: Reporter = field(default_factory=NullReporter)
     title: str = ""
     max_search_s: float | None = None  # wall time for new slots in this run (None: no limit)
+    max_search_calls: int | None = None  # billed calls (all runs) after which no slot starts
     clock: Callable[[], float] = time.monotonic
     _prior: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _deadline: float | None = field(default=None, init=False, repr=False)
@@ -242,19 +243,32 @@ class Campaign:
         return slots
 
     def _past_deadline(self) -> bool:
-        return self._deadline is not None and self.clock() >= self._deadline
+        return bool(self._limit_reached())
+
+    def _limit_reached(self) -> str:
+        """Which search limit has passed ("" = none): the time, or the calls billed so far."""
+        if self._deadline is not None and self.clock() >= self._deadline:
+            return f"The search time limit (budget.max_search_minutes = " \
+                   f"{(self.max_search_s or 0.0) / 60:g})"
+        if self.max_search_calls is not None:
+            now = self.gateway.snapshot().total.minus(self._base)
+            billed = self._prior["calls"] + now.calls - now.cached_calls
+            if billed >= self.max_search_calls:
+                return (f"The search call budget (budget.max_search_calls = "
+                        f"{self.max_search_calls}; {billed} calls billed so far)")
+        return ""
 
     def _note_time_limit(self, last: str, pending: Sequence[Slot]) -> None:
-        minutes = f"{(self.max_search_s or 0.0) / 60:g}"
+        which = self._limit_reached() or "The search limit"
         where = f" after {last} started" if last else " before the first candidate of this run"
         during = (f" (while {', '.join(s.candidate_id for s in pending)} ran to its end)"
                   if pending else "")
         self._time_notes.append(
-            f"The search time limit (budget.max_search_minutes = {minutes}) was reached{where}"
+            f"{which} was reached{where}"
             f"{during}; no later candidate started, and the final test ran on what was found. "
             "`--resume` continues the search."
         )
-        self.reporter.phase("search time limit reached: no new candidate starts")
+        self.reporter.phase("search limit reached: no new candidate starts")
 
     def _candidate(self, slot: Slot) -> Done:
         """Propose, race, debug: one slot, start to end, on its own thread."""
@@ -301,7 +315,7 @@ class Campaign:
                 break
             if self._past_deadline():
                 self._time_notes.append(
-                    f"The search time limit was reached during {cid}: its debug "
+                    f"{self._limit_reached()} was reached during {cid}: its debug "
                     "rounds were skipped and it is recorded as first evaluated.")
                 break
             self.reporter.phase(f"{cid}: debug round {round_no} ({feedback.kind})")

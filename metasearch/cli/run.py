@@ -19,6 +19,7 @@ def run_cmd(
     generations: Annotated[int | None, typer.Option(help="Shortcut for --set search.generations=N (raise it to extend a finished campaign with --resume).")] = None,
     budget_usd: Annotated[float | None, typer.Option(help="Shortcut for --set budget.max_usd=X.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set search.generations=5 (repeatable).")] = None,
+    storage: Annotated[str | None, typer.Option(help="The optuna strategy's study storage: an RDB URL (postgresql://..., sqlite:///...) or a journal file; shortcut for --set search.optuna.storage=URL.")] = None,
 ) -> None:
     """Run a search campaign: seeds, the strategy's candidates, a final test, a report."""
     from metasearch.api import run_campaign
@@ -31,7 +32,15 @@ def run_cmd(
         overrides["search.generations"] = generations
     if budget_usd is not None:
         overrides["budget.max_usd"] = budget_usd
+    if storage is not None:
+        overrides["search.optuna.storage"] = storage
     cfg = load_config(config, overrides or None)
+    if storage is not None and cfg.search.strategy != "optuna":
+        from metasearch.errors import ConfigError
+
+        raise ConfigError(f"--storage is the optuna strategy's study storage, but {config} "
+                          f"runs search.strategy = {cfg.search.strategy!r}. Drop --storage, or "
+                          'set search.strategy = "optuna".')
     import os
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no table-creation chatter

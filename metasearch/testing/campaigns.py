@@ -103,6 +103,7 @@ def toy_campaign(
     clock: Callable[[], float] | None = None,
     max_search_s: float | None = None,
     pruning: bool = False,
+    max_search_calls: int | None = None,
 ) -> Campaign:
     """A campaign over the toy suite; ``make_strategy(gateway, parallel)`` builds the strategy.
 
@@ -124,7 +125,7 @@ def toy_campaign(
         val_tasks=list(TOY_TASKS[:val]), test_tasks=list(TOY_TASKS[val:val + test]),
         seeds=list(seeds if seeds is not None else [seed_agent()]), settings=settings,
         parallel_candidates=parallel, pruning=pruning, minibatch=3,
-        max_search_s=max_search_s, **kw,
+        max_search_s=max_search_s, max_search_calls=max_search_calls, **kw,
     )
 
 
