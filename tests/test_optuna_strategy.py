@@ -226,3 +226,45 @@ def test_max_search_calls_stops_new_trials_and_still_runs_the_final_test(tmp_pat
     # what ran is what the uncapped campaign ran first (the trials do not depend on the cap)
     ref = comparable(full.records)
     assert [k[:-1] for k in comparable(result.records)][1:] == [k[:-1] for k in ref[1:len(generated) + 1]]
+
+
+def test_the_warm_start_enqueues_the_seed_configurations_first(tmp_path):
+    from metasearch.search.spaces import load_space
+
+    space = load_space("search_spaces/reasoning.toml")
+    names = [w.name for w in space.warm_start]
+    assert names == ["chain_of_thought", "self_consistency", "llm_debate", "self_refine",
+                     "step_back_abstraction", "role_assignment", "program_of_thought"]
+    opt = OptunaSettings(width=4)
+    study = open_study(tmp_path, opt, space)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs["warm_start"] for t in waiting] == names
+    strategy = OptunaStrategy(space=space, study=study, settings=opt, generations=2)
+    with Archive.open(tmp_path / "archive") as archive:
+        slots = strategy.ask(4, archive)
+    assert [s.candidate_id for s in slots] == ["g001-00", "g001-01", "g001-02", "g001-03"]
+    for slot, ws in zip(slots, space.warm_start, strict=False):
+        values = strategy._values[slot.candidate_id]
+        assert {k: values[k] for k in ws.params} == ws.params
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 3  # the next generation's
+    off = open_study(tmp_path / "off", opt.model_copy(update={"warm_start": False}), space)
+    assert not off.trials
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ('name = "a"\nparams = { "blocks.nope" = 1 }', r"warm_start\[0\] \(a\)\.params names 'blocks\.nope'"),
+    ('name = "a"\nparams = { "blocks.refine_rounds" = 9 }', r"refine_rounds = 9, a value outside"),
+    ('name = "a"\nparams = { "blocks.ensemble" = "none", "debate.agents" = 2 }',
+     r"gives debate\.agents, which exists only when blocks\.ensemble is 'debate'"),
+])
+def test_a_bad_warm_start_names_the_entry_and_the_parameter(tmp_path, entry, message):
+    from metasearch.search.spaces import load_space
+
+    path = tmp_path / "s.toml"
+    path.write_text('[space]\nname = "s"\ndescription = "d"\n[blocks]\n'
+                    'refine_rounds = { kind = "int", low = 0, high = 2 }\n'
+                    'ensemble = { kind = "categorical", choices = ["none", "debate"] }\n'
+                    '[debate]\nagents = { kind = "int", low = 2, high = 3 }\n'
+                    "[[warm_start]]\n" + entry + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_space(path)

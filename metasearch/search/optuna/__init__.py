@@ -25,7 +25,7 @@ from metasearch.search.optuna.storage import (
 )
 from metasearch.search.optuna.strategy import OptunaStrategy, objective_values
 from metasearch.search.registry import StrategyContext, StrategySpec
-from metasearch.search.spaces import Space, load_space
+from metasearch.search.spaces import Space, check_space_models, load_space
 
 __all__ = ["SPEC", "OptunaSettings", "OptunaStrategy", "build", "objective_values", "open_study"]
 
@@ -34,6 +34,7 @@ def build(ctx: StrategyContext) -> OptunaStrategy:
     """An :class:`OptunaStrategy` on the campaign's study (created on the first run)."""
     s: OptunaSettings = ctx.settings
     space = load_space(s.space)
+    check_space_models(space, ctx.config)
     if ctx.directory is None:
         raise ConfigError("The optuna strategy keeps its study beside the campaign; build it "
                           "with a campaign directory (StrategyContext.directory).")

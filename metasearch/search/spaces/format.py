@@ -50,6 +50,7 @@ __all__ = [
     "RoleTable",
     "Scalar",
     "SpaceFile",
+    "WarmStart",
 ]
 
 Scalar = bool | int | float | str
@@ -299,6 +300,16 @@ class RolesTable(_Table):
     router: RoleTable = Field(default_factory=RoleTable, description="[roles.router]")
 
 
+class WarmStart(_Table):
+    """One ``[[warm_start]]`` entry: a named configuration a study evaluates first."""
+
+    name: str = Field(min_length=1, pattern=_NAME,
+                      description="a name such as chain_of_thought (the seed it reproduces)")
+    params: dict[str, Scalar] = Field(
+        min_length=1, description='a table of searched parameters and their values, e.g. '
+        '{ "blocks.answerer" = "step_back" }; the ones left out are sampled')
+
+
 class SpaceFile(_Table):
     """A whole space file. Only ``[space]`` is required; every knob has a default."""
 
@@ -309,3 +320,6 @@ class SpaceFile(_Table):
     debate: DebateTable = Field(default_factory=DebateTable, description="the [debate] table")
     router: RouterTable = Field(default_factory=RouterTable, description="the [router] table")
     roles: RolesTable = Field(default_factory=RolesTable, description="the [roles.*] tables")
+    warm_start: list[WarmStart] = Field(
+        default_factory=list, description="[[warm_start]] entries: configurations (such as "
+        "the ones that reproduce the seed agents) the optuna strategy enqueues first")

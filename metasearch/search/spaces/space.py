@@ -27,6 +27,7 @@ from metasearch.search.spaces.format import (
     RoleTable,
     Scalar,
     SpaceFile,
+    WarmStart,
 )
 
 if TYPE_CHECKING:
@@ -116,6 +117,11 @@ class Space:
     params: tuple[Param, ...]
     spec: SpaceFile
 
+    @property
+    def warm_start(self) -> tuple[WarmStart, ...]:
+        """The file's ``[[warm_start]]`` configurations (checked against the parameters)."""
+        return tuple(self.spec.warm_start)
+
     def searched(self) -> tuple[Param, ...]:
         """The parameters a sampler draws (fixed knobs are not asked for)."""
         return tuple(p for p in self.params if p.searched)
@@ -202,8 +208,37 @@ def compile_space(spec: SpaceFile, source: str) -> Space:
             params.append(Param(name, domain, tuple(conditions)))
     ordered = _in_drawing_order(params, source)
     _check_references(spec, ordered, source)
+    _check_warm_start(spec, ordered, source)
     return Space(name=spec.space.name, description=spec.space.description, source=source,
                  params=ordered, spec=spec)
+
+
+def _check_warm_start(spec: SpaceFile, params: tuple[Param, ...], source: str) -> None:
+    """Each warm start names searched parameters, with values they can take, that can coexist."""
+    by_name = {p.name: p for p in params}
+    seen: set[str] = set()
+    for i, ws in enumerate(spec.warm_start):
+        field = f"warm_start[{i}] ({ws.name})"
+        if ws.name in seen:
+            raise _invalid(source, field, "repeats a name; give each warm start its own")
+        seen.add(ws.name)
+        for key, value in ws.params.items():
+            p = by_name.get(key)
+            if p is None or not p.searched:
+                known = ", ".join(q.name for q in params if q.searched)
+                raise _invalid(source, f"{field}.params", (
+                    f"names {key!r}, which is not a searched parameter of this space "
+                    f"(searched: {known})."))
+            if not p.can_take(value):
+                raise _invalid(source, f"{field}.params", (
+                    f"gives {key} = {value!r}, a value outside its domain {p.domain}."))
+        for key in ws.params:
+            for c in by_name[key].when:
+                if c.name in ws.params and not c.holds(dict(ws.params)):
+                    raise _invalid(source, f"{field}.params", (
+                        f"gives {key}, which exists only when {c.name} is "
+                        f"{' or '.join(map(repr, c.values))}, but sets {c.name} = "
+                        f"{ws.params[c.name]!r}."))
 
 
 def _explicit(source: str, name: str, when: Mapping[str, Any],
