@@ -48,11 +48,21 @@ def test_an_existing_campaign_needs_resume(tmp_path):
     assert "already holds a campaign" in one_paragraph(e.value) and "--resume" in str(e.value)
 
 
-def test_resume_without_a_campaign_is_an_error_and_writes_nothing(tmp_path):
+def test_resume_without_records_builds_like_a_new_campaign(tmp_path):
+    # past the resume check to the next one (an unknown seed), nothing written
+    with pytest.raises(ConfigError) as e:
+        build_campaign(config(tmp_path, **{"search.seeds": ["nope"]}), resume=True)
+    assert "nope" in one_paragraph(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_without_records_of_a_different_campaign_refuses(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "archive.jsonl").write_text("")
+    (tmp_path / "out" / "config.json").write_text('{"suite.name": "gsm8k"}')
     with pytest.raises(ConfigError) as e:
         build_campaign(config(tmp_path), resume=True)
-    assert "holds no campaign yet" in one_paragraph(e.value)
-    assert not (tmp_path / "out").exists()
+    assert "suite.name was 'gsm8k', now 'arith'" in one_paragraph(e.value)
 
 
 def test_unknown_seed_names_the_available_ones(tmp_path):

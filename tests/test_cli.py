@@ -162,8 +162,8 @@ def test_eval_concurrency_zero_is_a_clear_error(tmp_path):
 
 def test_an_old_config_with_adas_fields_under_search_gets_a_note(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text("[search]\nattempts = 2\n")
-    # --resume on an empty directory stops before anything starts, after the config loaded
+    cfg.write_text('[search]\nattempts = 2\nseeds = ["nope"]\n')
+    # an unknown seed stops before anything starts, after the config loaded
     proc = metasearch("run", str(cfg), "--out", str(tmp_path / "out"), "--resume")
-    assert_clean_error(proc, "holds no campaign yet")
+    assert_clean_error(proc, "search.seeds names seed agents that do not exist: nope")
     assert "search.attempts now lives in [search.adas]" in " ".join(proc.stderr.split())

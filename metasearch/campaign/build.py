@@ -8,6 +8,7 @@ the wiring exists once.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,11 +229,10 @@ def build_campaign(
             f"The campaign directory {out} already holds a campaign (archive.jsonl). Pass "
             "--resume to continue it, or set run.out (or --out) to a new directory."
         )
-    if resume and not existing:
-        raise ConfigError(
-            f"--resume was given but {out} holds no campaign yet (no archive.jsonl). Drop "
-            "--resume to start a new one."
-        )
+    # --resume on a directory without records (absent, or killed before its first record)
+    # starts the campaign: a requeued job always passes --resume. A different campaign's
+    # config.json there still refuses (check_resume_config below).
+    asked_resume, resume = resume, resume and existing
     # Read everything that can fail before anything is written or started.
     opts = {"difficulty": config.suite.difficulty} if config.suite.difficulty is not None else {}
     suite = get_suite(config.suite.name, **opts)
@@ -247,15 +247,18 @@ def build_campaign(
             f"{', '.join(sorted(p.stem for p in seeds_dir().glob('*.py')))}."
         )
     seeds = [load_seed(p) for p in paths]
-    if resume:
+    if asked_resume:
         check_resume_config(out, config)
+    if asked_resume and not resume and reporter is not None:
+        reporter.phase(f"--resume: {out} holds no records yet, so the campaign starts from the "
+                       "beginning.")
 
     out.mkdir(parents=True, exist_ok=True)
-    if config_text is not None and not (out / "config.toml").exists():
-        (out / "config.toml").write_text(config_text, encoding="utf-8")
-    if not resume and not (out / "config.json").exists():  # the effective config, overrides included
-        (out / "config.json").write_text(
-            json.dumps(config.to_flat_params(), indent=1, sort_keys=True), encoding="utf-8")
+    if config_text is not None and (not resume or not (out / "config.toml").exists()):
+        _write_atomic(out / "config.toml", config_text)
+    if not resume:  # the effective config, overrides included (no records: this one starts)
+        _write_atomic(out / "config.json",
+                      json.dumps(config.to_flat_params(), indent=1, sort_keys=True))
     meta_m, task_m = config.models.meta, config.models.task
     models = {task_m.model: model_settings(task_m, config.local)}
     for alt in task_m.alternatives:  # other task models agents may name (started on demand)
@@ -337,6 +340,13 @@ def check_resume_config(out: Path, config: Any) -> None:
             "not be comparable. Restore those values (see its config.json), or start a new "
             "campaign with --out NEW_DIR."
         )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` so that a kill leaves the old file or the new one, never half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def close_campaign(campaign: Any) -> None:
