@@ -157,7 +157,7 @@ def test_parallel_candidates_out_of_range_names_the_field(tmp_path):
 
 def test_eval_concurrency_zero_is_a_clear_error(tmp_path):
     proc = metasearch("eval", str(COT), "--concurrency", "0", "--cache-dir", str(tmp_path))
-    assert_clean_error(proc, "--concurrency must be an integer >= 1")
+    assert_clean_error(proc, "--concurrency 0 is invalid", "run.concurrency", "from 1 to 1024")
 
 
 def test_an_old_config_with_adas_fields_under_search_gets_a_note(tmp_path):

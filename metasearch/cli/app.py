@@ -196,6 +196,13 @@ def ui_cmd(
     import os
     import subprocess
 
+    from pydantic import Field
+
+    from metasearch.checks import check_option
+
+    check_option("--port", port, rule=Field(ge=1, le=65535,
+                                            description="a TCP port, an integer from 1 to 65535"))
+
     if optuna:
         _serve_optuna(campaign, storage, 8080 if port is None else port)
         return

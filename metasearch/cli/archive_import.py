@@ -40,10 +40,12 @@ def import_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Validate every entry of an ADAS archive and add the valid ones as imported agents."""
+    from metasearch.checks import check_output_dir
     from metasearch.interop.adas_json import import_adas, read_adas
     from metasearch.interop.export import campaign_info
     from metasearch.store.archive import Archive
 
+    check_output_dir(into, "--into")
     entries = read_adas(file)
     info = campaign_info(into, tracking_uri=tracking_uri)
     notes: list[str] = []

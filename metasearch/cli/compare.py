@@ -28,7 +28,11 @@ def compare_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Best agents, scores with 95% CIs, spend, and paired differences between campaigns."""
+    from metasearch.checks import check_output_file
     from metasearch.reporting.compare import compare_campaigns, load_campaigns, plot_comparison
+
+    if plot is not None:
+        check_output_file(plot, "--plot")
 
     data = load_campaigns(campaigns, tracking_uri=tracking_uri)
     result = compare_campaigns(data, split=split)  # type: ignore[arg-type]

@@ -34,6 +34,9 @@ def eval_cmd(
     """Score AGENT on a suite split in the sandbox, with a 95% bootstrap CI."""
     from metasearch.api import evaluate
 
+    _check_options(concurrency=concurrency, max_tokens=max_tokens, seed=seed, n_val=n_val,
+                   difficulty=difficulty, task_timeout=task_timeout, limit=limit,
+                   cache_dir=cache_dir)
     quiet_native_logs(cache_dir)
     evaluation = _run_with_progress(
         lambda start, cb: evaluate(
@@ -50,6 +53,26 @@ def eval_cmd(
         print_json(summary)
     else:
         _print_table(summary, evaluation)
+
+
+def _check_options(*, concurrency: int, max_tokens: int, seed: int, n_val: int,
+                   difficulty: int | None, task_timeout: float, limit: int | None,
+                   cache_dir: Path | None) -> None:
+    """Every number by the rule of its config field, and the cache directory, before any work."""
+    from pydantic import Field
+
+    from metasearch.checks import check_option, check_output_dir
+    from metasearch.config import RunConfig, SuiteConfig, TaskModelConfig
+
+    check_option("--concurrency", concurrency, RunConfig, "concurrency")
+    check_option("--max-tokens", max_tokens, TaskModelConfig, "max_tokens")
+    check_option("--seed", seed, SuiteConfig, "seed")
+    check_option("--n-val", n_val, SuiteConfig, "n_val")
+    check_option("--difficulty", difficulty, SuiteConfig, "difficulty")
+    check_option("--task-timeout", task_timeout, RunConfig, "task_timeout_s")
+    check_option("--limit", limit, rule=Field(ge=1, description="a number of tasks, an integer >= 1"))
+    if cache_dir is not None:
+        check_output_dir(cache_dir, "--cache-dir")
 
 
 def _run_with_progress(fn: Any, *, quiet: bool, label: str) -> Any:

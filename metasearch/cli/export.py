@@ -61,6 +61,10 @@ def export_cmd(
         raise ConfigError("Pass either --agent ID or --best, not both.")
     if fmt in ("py", "adas") and out is None:
         raise ConfigError(f"--format {fmt} needs --out PATH, the file to write.")
+    if out is not None:
+        from metasearch.checks import check_output_file
+
+        check_output_file(out, "--out")
     result: dict[str, object]
     notes: list[str] = []
     if fmt == "py":

@@ -41,6 +41,9 @@ def run_cmd(
         raise ConfigError(f"--storage is the optuna strategy's study storage, but {config} "
                           f"runs search.strategy = {cfg.search.strategy!r}. Drop --storage, or "
                           'set search.strategy = "optuna".')
+    from metasearch.checks import check_output_dir
+
+    check_output_dir(cfg.run.out_dir, "--out" if out is not None else f"run.out of {config}")
     import os
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no table-creation chatter
