@@ -120,6 +120,14 @@ def test_models_command_shows_each_configured_models_client(tmp_path) -> None:
     out = json.loads(models(str(cfg), "--json").stdout)["configured"]
     assert [(m["role"], m["transport"]) for m in out] == [("meta", "litellm"), ("task", "litellm")]
     assert "forced" in out[1]["reason"]
+    alt = tmp_path / "alt.toml"
+    alt.write_text('[models.task]\nalternatives = ["local/qwen2.5-coder-1.5b", '
+                   '{ model = "openai/big", api_base = "http://127.0.0.1:9/v1", '
+                   'transport = "litellm" }]\n')
+    alts = json.loads(models(str(alt), "--json").stdout)["configured"]
+    assert [(m["role"], m["model"], m["transport"]) for m in alts[2:]] == [
+        ("task (alternative)", "local/qwen2.5-coder-1.5b", "http"),
+        ("task (alternative)", "openai/big", "litellm")]
     defaults = json.loads(models("--json").stdout)["configured"]
     assert {m["transport"] for m in defaults} == {"http"}  # the embedded local models
     text = models(str(cfg)).stdout

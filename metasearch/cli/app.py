@@ -51,7 +51,9 @@ def models_cmd(
 
     cfg = load_config(config) if config is not None else CampaignConfig()
     configured = []
-    for role, mc in (("meta", cfg.models.meta), ("task", cfg.models.task)):
+    roles: list[tuple[str, Any]] = [("meta", cfg.models.meta), ("task", cfg.models.task)]
+    roles += [("task (alternative)", alt) for alt in cfg.models.task.alternatives]
+    for role, mc in roles:
         choice = choose_transport(mc.model, model_settings(mc, cfg.local))
         configured.append({"role": role, "model": mc.model, "transport": choice.name,
                            "reason": choice.reason})
