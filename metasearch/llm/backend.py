@@ -94,6 +94,24 @@ class ConnectionFailed(TransientError):
     """Connection refused, DNS failure, TLS failure: the endpoint did not answer."""
 
 
+class MalformedReply(TransientError):
+    """HTTP 200 without a usable completion: a non-JSON body, no ``choices``, no message."""
+
+
+#: The kind of each transient failure, as the ledger, the CLI and report.md count them.
+FAULT_KINDS = {RateLimited: "rate_limited", ServerError: "server_error",
+               CallTimeout: "timeout", ConnectionFailed: "connection",
+               MalformedReply: "malformed"}
+
+
+def fault_kind(err: BaseException | None) -> str:
+    """``rate_limited``, ``server_error``, ``timeout``, ``connection``, ``malformed`` or ``other``."""
+    for cls, kind in FAULT_KINDS.items():
+        if isinstance(err, cls):
+            return kind
+    return "other"
+
+
 class BadRequest(Exception):
     """The provider rejected the request as malformed (e.g. an unsupported response_format)."""
 

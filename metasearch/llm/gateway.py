@@ -33,6 +33,7 @@ from metasearch.llm.backend import (
     RawCompletion,
     Route,
     TransientError,
+    fault_kind,
 )
 from metasearch.llm.budget import Budget
 from metasearch.llm.cache import ResponseCache, cache_key
@@ -303,7 +304,8 @@ class Gateway:
         except BaseException as exc:
             self.budget.release()
             if not isinstance(exc, BudgetExceeded | asyncio.CancelledError):
-                self.ledger.record_error(role=req.role, candidate=req.candidate)
+                self.ledger.record_error(role=req.role, candidate=req.candidate,
+                                         kind=fault_kind(exc.__cause__ or exc))
             raise
         ms = self.settings.for_model(req.model)
         cost = cost_of(route, ms, raw)
@@ -365,6 +367,7 @@ class Gateway:
                 err = e
             if attempt >= ms.max_retries:
                 raise give_up(err, route, attempt + 1) from err
+            self.ledger.record_retry(fault_kind(err), role=req.role, candidate=req.candidate)
             delay = self._delay(attempt, err)
             attempt += 1
             await asyncio.sleep(delay)

@@ -27,14 +27,19 @@ class Counts:
     cost_usd: float = 0.0
     latency_s: float = 0.0
     events: dict[str, int] = field(default_factory=dict)
+    retried: dict[str, int] = field(default_factory=dict)  # transient failures retried, by kind
+    failed: dict[str, int] = field(default_factory=dict)  # calls that failed, by kind of last error
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def minus(self, other: Counts) -> Counts:
-        events = Counter(self.events)
-        events.subtract(other.events)
+        def sub(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+            c = Counter(a)
+            c.subtract(b)
+            return {k: v for k, v in c.items() if v}
+
         return Counts(
             calls=self.calls - other.calls,
             cached_calls=self.cached_calls - other.cached_calls,
@@ -43,7 +48,9 @@ class Counts:
             completion_tokens=self.completion_tokens - other.completion_tokens,
             cost_usd=self.cost_usd - other.cost_usd,
             latency_s=self.latency_s - other.latency_s,
-            events={k: v for k, v in events.items() if v},
+            events=sub(self.events, other.events),
+            retried=sub(self.retried, other.retried),
+            failed=sub(self.failed, other.failed),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -79,17 +86,20 @@ def delta(before: LedgerSnapshot, after: LedgerSnapshot) -> LedgerSnapshot:
 
 
 class _Acc:
-    __slots__ = ("calls", "cached", "errors", "pt", "ct", "cost", "lat", "events")
+    __slots__ = ("calls", "cached", "errors", "pt", "ct", "cost", "lat", "events", "retried",
+                 "failed")
 
     def __init__(self) -> None:
         self.calls = self.cached = self.errors = self.pt = self.ct = 0
         self.cost = self.lat = 0.0
         self.events: Counter[str] = Counter()
+        self.retried: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
 
     def freeze(self) -> Counts:
         return Counts(
             self.calls, self.cached, self.errors, self.pt, self.ct, self.cost, self.lat,
-            dict(self.events),
+            dict(self.events), dict(self.retried), dict(self.failed),
         )  # fmt: skip
 
 
@@ -130,10 +140,19 @@ class Ledger:
                 acc.cost += cost_usd
                 acc.lat += latency_s
 
-    def record_error(self, *, role: str | None, candidate: str | None) -> None:
+    def record_error(self, *, role: str | None, candidate: str | None,
+                     kind: str = "other") -> None:
+        """A call that failed; ``kind`` is what its last attempt hit (``backend.fault_kind``)."""
         with self._lock:
             for acc in self._slices(role, candidate):
                 acc.errors += 1
+                acc.failed[kind] += 1
+
+    def record_retry(self, kind: str, *, role: str | None, candidate: str | None) -> None:
+        """One transient failure that the gateway retries (``rate_limited``, ``malformed``, ...)."""
+        with self._lock:
+            for acc in self._slices(role, candidate):
+                acc.retried[kind] += 1
 
     def note(
         self, event: str, *, candidate: str | None = None, n: int = 1, role: str | None = "task"

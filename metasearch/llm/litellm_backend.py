@@ -22,6 +22,7 @@ from metasearch.llm.backend import (
     BadRequest,
     CallTimeout,
     ConnectionFailed,
+    MalformedReply,
     RateLimited,
     RawCompletion,
     Route,
@@ -153,9 +154,12 @@ class LiteLLMBackend:
             resp = await litellm.acompletion(**kwargs)
         except Exception as e:
             raise _map_exception(e, route) from e
-        if not resp.choices:
-            raise no_choices(route)
-        choice = resp.choices[0]
+        choices = getattr(resp, "choices", None)
+        if not choices:
+            raise MalformedReply(str(no_choices(route)))
+        choice = choices[0]
+        if getattr(choice, "message", None) is None:
+            raise MalformedReply(f"Model '{route.model}' answered a choice without a message.")
         usage = getattr(resp, "usage", None)
         cost = None
         if not route.local:
@@ -191,6 +195,10 @@ def _map_exception(e: Exception, route: Route) -> Exception:
     if isinstance(e, ex.RateLimitError):
         return RateLimited(msg, retry_after_s=retry_after_s(_headers(e)))
     chain = _chain_names(e)
+    if (any(n in ("JSONDecodeError", "APIResponseValidationError") for n in chain)
+            or "invalid response from LLM endpoint" in msg  # litellm: a non-JSON 200
+            or "Invalid response object" in msg):  # litellm: a choice it cannot convert
+        return MalformedReply(f"the endpoint answered with a body that is not a completion: {msg}")
     if isinstance(e, ex.Timeout) or any("Timeout" in n for n in chain):
         return CallTimeout(msg)
     if isinstance(e, ex.APIConnectionError) or any("Connect" in n for n in chain):

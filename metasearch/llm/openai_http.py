@@ -29,6 +29,7 @@ from metasearch.llm.backend import (
     BadRequest,
     CallTimeout,
     ConnectionFailed,
+    MalformedReply,
     RateLimited,
     RawCompletion,
     Route,
@@ -267,12 +268,15 @@ def _parse(payload: bytes, route: Route) -> RawCompletion:
         obj = None
     if not isinstance(obj, dict):
         start = payload[:80].decode("utf-8", "replace")
-        raise ServerError(f"the endpoint answered 200 with a body that is not JSON: {start!r}")
+        raise MalformedReply(f"the endpoint answered 200 with a body that is not JSON: {start!r}")
     choices = obj.get("choices")
     if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
-        raise no_choices(route)
+        raise MalformedReply(str(no_choices(route)))
     choice = choices[0]
-    content = (choice.get("message") or {}).get("content")
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise MalformedReply(f"Model '{route.model}' answered a choice without a message.")
+    content = message.get("content")
     usage = obj.get("usage") or {}
     return RawCompletion(
         text=content if isinstance(content, str) else "",

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from metasearch.llm.backend import (
     ConnectionFailed,
+    MalformedReply,
     RateLimited,
     RawCompletion,
     Route,
@@ -157,6 +158,10 @@ def give_up(err: TransientError, route: Route, attempts: int) -> LLMError:
     elif isinstance(err, ServerError):
         why = "kept answering with server errors"
         fix = "The provider may be down; try again later or raise max_retries."
+    elif isinstance(err, MalformedReply):
+        why = "kept answering without a usable completion"
+        fix = ("Check the server's log (a content filter or a crashed worker can do this), or "
+               "raise max_retries.")
     else:
         why = f"did not answer within timeout_s = {route.timeout_s:g} s"
         fix = "Raise timeout_s for this model, or lower max_tokens."

@@ -233,6 +233,16 @@ def _check_retried_5xx(o: Outcome) -> None:
     assert o.snapshot.total.errors == 0
 
 
+def _retried(kind: str) -> Callable[[Outcome], None]:
+    """Two transient failures of ``kind``, retried, then the answer; the ledger counts them."""
+    def check(o: Outcome) -> None:
+        _check_retried_5xx(o)
+        assert o.snapshot.total.retried == {kind: 2}, o.snapshot.total
+        assert o.snapshot.by_role["task"].retried == {kind: 2}
+
+    return check
+
+
 def _gave_up(kind: str, why: str, hits: int) -> Callable[[Outcome], None]:
     def check(o: Outcome) -> None:
         e = o.error
@@ -241,6 +251,9 @@ def _gave_up(kind: str, why: str, hits: int) -> Callable[[Outcome], None]:
         assert len(o.seen) == hits, f"{len(o.seen)} requests, expected {hits}"
         t = o.snapshot.total
         assert (t.calls, t.errors) == (0, 1), t
+        assert sum(t.failed.values()) == 1, t
+        if hits:  # each request the server saw but the last was a retried failure
+            assert sum(t.retried.values()) == hits - 1, t
 
     return check
 
@@ -307,7 +320,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("price_map", _check_price_map, model="openai/gpt-4o-mini"),
     Scenario("rate_limit_honours_retry_after", _check_retry_after,
              plan=(Reply(status=429, headers=_RA),)),
-    Scenario("server_errors_are_retried", _check_retried_5xx,
+    Scenario("server_errors_are_retried", _retried("server_error"),
              plan=(Reply(status=500), Reply(status=503))),
     Scenario("server_errors_give_up", _gave_up("ProviderError", "server errors", 3),
              default=Reply(status=500)),
@@ -315,17 +328,21 @@ SCENARIOS: tuple[Scenario, ...] = (
              default=Reply(status=429), settings={"max_retries": 1}),
     Scenario("timeout_gives_up", _gave_up("ProviderError", "timeout_s = 0.5 s", 2),
              default=Reply(delay_s=1.5), settings={"timeout_s": 0.5, "max_retries": 1}),
-    Scenario("dropped_connection_is_retried", _check_retried_5xx,
+    Scenario("dropped_connection_is_retried", _retried("connection"),
              plan=(Reply(drop=True), Reply(drop=True))),
     Scenario("dropped_connections_give_up",
              _gave_up("EndpointUnreachableError", "could not be reached", 3),
              default=Reply(drop=True)),
-    Scenario("non_json_body_is_retried", _check_retried_5xx,
+    Scenario("non_json_body_is_retried", _retried("malformed"),
              plan=(Reply(body=b"<html>oops</html>"), Reply(body=b"<html>oops</html>"))),
-    Scenario("non_json_bodies_give_up", _gave_up("ProviderError", "server errors", 3),
+    Scenario("non_json_bodies_give_up", _gave_up("ProviderError", "usable completion", 3),
              default=Reply(body=b"<html>busy</html>")),
-    Scenario("empty_choices_fail_at_once", _gave_up("ProviderError", "empty 'choices'", 1),
+    Scenario("empty_choices_are_retried", _retried("malformed"),
+             plan=(Reply(choices=[]), Reply(choices=[]))),
+    Scenario("empty_choices_give_up", _gave_up("ProviderError", "empty 'choices'", 3),
              default=Reply(choices=[])),
+    Scenario("missing_message_is_retried", _retried("malformed"),
+             plan=(Reply(choices=[{"index": 0, "finish_reason": "stop"}]),) * 2),
     Scenario("context_overflow", _gave_up("ContextWindowError", "context window", 1),
              default=Reply(status=400, message=_OVERFLOW)),
     Scenario("key_refused", _gave_up("MissingAPIKeyError", "refused the API key", 1),

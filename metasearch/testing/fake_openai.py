@@ -9,6 +9,12 @@ is kept in ``requests``, so a test can check what a client really sent::
     with FakeOpenAIServer() as server:
         server.plan = [Reply(status=429, headers={"Retry-After": "1"}), Reply(text="4")]
         ...  # point a model's api_base at server.url
+
+Fault injection: ``FakeOpenAIServer(respond=..., faults=0.2)`` fails that
+fraction of the calls (a seeded draw per request, so a run is repeatable)
+the ways real providers do, in turn: a 429 with ``Retry-After``, a 500, a
+dropped connection, an empty ``choices`` list, a non-JSON body, a choice
+without a message. ``faults_sent`` counts what it sent, by kind.
 """
 
 from __future__ import annotations
@@ -71,6 +77,17 @@ class Reply:
         return json.dumps(out).encode()
 
 
+#: What ``faults`` sends, in turn: the failures real providers answer with.
+FAULTS: dict[str, Reply] = {
+    "rate_limited": Reply(status=429, headers={"Retry-After": "0"}, message="rate limited"),
+    "server_error": Reply(status=500, message="internal error"),
+    "connection": Reply(drop=True),
+    "empty_choices": Reply(choices=[]),
+    "non_json": Reply(body=b"<html>502 Bad Gateway</html>"),
+    "no_message": Reply(choices=[{"index": 0, "finish_reason": "stop"}]),
+}
+
+
 @dataclass(frozen=True)
 class Seen:
     """One request the server received."""
@@ -93,9 +110,18 @@ class FakeOpenAIServer:
         *,
         default: Reply | None = None,
         respond: Callable[[dict[str, Any]], Reply] | None = None,
+        faults: float = 0.0,
+        fault_seed: int = 0,
     ) -> None:
+        import random
+        from collections import Counter
+
         self.default = default or Reply()
         self.respond = respond
+        self.faults = faults
+        self._rng = random.Random(fault_seed)
+        self._fault_turn = 0
+        self.faults_sent: Counter[str] = Counter()
         self.plan: list[Reply] = []
         self.requests: list[Seen] = []
         self.in_flight = 0
@@ -114,6 +140,11 @@ class FakeOpenAIServer:
         with self._lock:
             if self.plan:
                 return self.plan.pop(0)
+            if self.faults and self._rng.random() < self.faults:
+                kind = list(FAULTS)[self._fault_turn % len(FAULTS)]
+                self._fault_turn += 1
+                self.faults_sent[kind] += 1
+                return FAULTS[kind]
         return self.respond(body) if self.respond is not None else self.default
 
     async def _start(self) -> int:
