@@ -4,7 +4,9 @@
 #   bash experiments/structured-local.sh            # from the repository root
 # 1. the seeds alone (8 seeds on 30 validation and 100 test tasks);
 # 2. optuna and 3. random, each starting from a copy of the seeds' response cache, so their
-#    seed evaluations replay for free and budget.max_search_calls buys the same search calls.
+#    seed evaluations replay for free and budget.max_search_calls buys the same search calls;
+# 4. adas with the same budget (its 1.5B meta agent is shown run_python in the runtime API:
+#    does it find program-of-thought by itself?).
 set -u
 cd "$(dirname "$0")/.."
 MS=${METASEARCH:-.venv/bin/metasearch}
@@ -33,4 +35,6 @@ seeded runs/structured-optuna
 campaign runs/structured-optuna || exit 1
 seeded runs/structured-random
 campaign runs/structured-random --set search.strategy=random || exit 1
-echo "$(date -Is) all three campaigns finished" >> "$LOG"
+seeded runs/structured-adas
+campaign runs/structured-adas --set search.strategy=adas || exit 1
+echo "$(date -Is) all four campaigns finished" >> "$LOG"
