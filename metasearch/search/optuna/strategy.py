@@ -34,12 +34,11 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from metasearch.candidate.normalize import normalize_proposal
-from metasearch.candidate.validate import format_findings, validate_code
-from metasearch.search.base import STAGES, ArchiveView, Proposal, ProposalOutcome, Slot
+from metasearch.search.base import ArchiveView, ProposalOutcome, Slot
 from metasearch.search.optuna.settings import OptunaSettings
-from metasearch.search.spaces import OptunaDraw, Space, render
+from metasearch.search.spaces import OptunaDraw, Space
 from metasearch.search.spaces.format import Scalar
+from metasearch.search.spaces.trial import propose_trial
 from metasearch.store.archive import Archive
 from metasearch.store.records import CandidateRecord, candidate_id
 
@@ -199,25 +198,9 @@ class OptunaStrategy:
     # -------------------------------------------------------------- propose
 
     def propose(self, slot: Slot, archive: ArchiveView) -> ProposalOutcome:
-        values = self._values[slot.candidate_id]
-        agent = render(self.space, values)
-        searched = {p.name for p in self.space.searched()}
-        proposal = Proposal(
-            code=agent.code, name=agent.name, thought=agent.thought, parents=(),
-            params={k: v for k, v in values.items() if k in searched},
-            meta={"space": self.space.name, "space_file": self.space.source,
-                  "seed": self.settings.seed, "study": self.study.study_name,
-                  "trial": self._trial[slot.candidate_id]})
-        normalised = normalize_proposal(agent.code)
-        findings = validate_code(agent.code)
-        if normalised.code != agent.code or normalised.findings or findings:
-            problems = format_findings(findings) or "; ".join(
-                [*normalised.changes, *(f.message for f in normalised.findings)])
-            return ProposalOutcome(
-                status="invalid", proposal=proposal, failure="invalid",
-                reason=f"the rendered trial is not a clean candidate (a renderer bug): {problems}",
-                stages=("parsed",))
-        return ProposalOutcome(status="valid", proposal=proposal, stages=STAGES)
+        return propose_trial(self.space, self._values[slot.candidate_id], {
+            "seed": self.settings.seed, "study": self.study.study_name,
+            "trial": self._trial[slot.candidate_id]})
 
     # ---------------------------------------------------------------- prune
 

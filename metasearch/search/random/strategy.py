@@ -11,10 +11,9 @@ earlier ones still run.
 
 from __future__ import annotations
 
-from metasearch.candidate.normalize import normalize_proposal
-from metasearch.candidate.validate import format_findings, validate_code
-from metasearch.search.base import STAGES, ArchiveView, Proposal, ProposalOutcome, Slot
-from metasearch.search.spaces import RandomDraw, Space, render, seeded_random
+from metasearch.search.base import ArchiveView, ProposalOutcome, Slot
+from metasearch.search.spaces import RandomDraw, Space, seeded_random
+from metasearch.search.spaces.trial import propose_trial
 from metasearch.store.archive import Archive
 from metasearch.store.records import CandidateRecord, candidate_id
 
@@ -40,23 +39,7 @@ class RandomStrategy:
 
     def propose(self, slot: Slot, archive: ArchiveView) -> ProposalOutcome:
         values = self.space.sample(RandomDraw(seeded_random(self.seed, slot.candidate_id)))
-        agent = render(self.space, values)
-        searched = {p.name for p in self.space.searched()}
-        proposal = Proposal(
-            code=agent.code, name=agent.name, thought=agent.thought, parents=(),
-            params={k: v for k, v in values.items() if k in searched},
-            meta={"space": self.space.name, "space_file": self.space.source, "seed": self.seed})
-        # a rendered trial is an ordinary candidate: it must need no repair and pass validation
-        normalised = normalize_proposal(agent.code)
-        findings = validate_code(agent.code)
-        if normalised.code != agent.code or normalised.findings or findings:
-            problems = format_findings(findings) or "; ".join(
-                [*normalised.changes, *(f.message for f in normalised.findings)])
-            return ProposalOutcome(
-                status="invalid", proposal=proposal, failure="invalid",
-                reason=f"the rendered trial is not a clean candidate (a renderer bug): {problems}",
-                stages=("parsed",))
-        return ProposalOutcome(status="valid", proposal=proposal, stages=STAGES)
+        return propose_trial(self.space, values, {"seed": self.seed})
 
     def tell(self, record: CandidateRecord) -> None:
         return None
