@@ -7,7 +7,7 @@ timed out, crashed its worker or hit the budget says so, with enough detail
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 ErrorKind = Literal["exception", "timeout", "crash", "budget", "refused"]
@@ -31,6 +31,8 @@ class TaskOutcome:
     error: TaskError | None = None
     wall_s: float = 0.0
     truncated: bool = False
+    # the task's LLM calls as the runner recorded them (``evaluation.traces``); None: not traced
+    trace: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -103,6 +103,7 @@ def merge(a: Evaluation, b: Evaluation) -> Evaluation:
         result=EvalResult(results=results, fitness=fitness),
         cost=_add(a.cost, b.cost),
         wall_s=a.wall_s + b.wall_s,
+        traces=a.traces + b.traces,
     )
 
 

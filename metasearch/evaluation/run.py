@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metasearch.evaluation.score import EvalResult, score_outcomes
+from metasearch.evaluation.traces import task_traces
 from metasearch.execution.base import AgentRunner, OnOutcome
 from metasearch.llm.ledger import Counts
 from metasearch.runtime.settings import AgentSettings
@@ -28,6 +29,8 @@ class Evaluation:
     cost: Counts
     wall_s: float
     sandbox: str = ""  # the sandbox mode it ran in ("" when the caller did not say)
+    # one line per task (answer vs gold, its LLM calls; see evaluation.traces); () untraced
+    traces: tuple[dict[str, Any], ...] = ()
 
     def summary(self) -> dict[str, Any]:
         f = self.result.fitness
@@ -72,4 +75,8 @@ def evaluate_agent(
         cost = after.total.minus(before.total)
     else:
         cost = after.by_candidate.get(key, Counts()).minus(before.by_candidate.get(key, Counts()))
-    return Evaluation(result=score_outcomes(outcomes, tasks, scorer), cost=cost, wall_s=wall)
+    result = score_outcomes(outcomes, tasks, scorer)
+    recorded = {o.task_id: o.trace for o in outcomes if o.trace is not None}
+    traces = task_traces(result.results, recorded, {t.id: t.question for t in tasks}) \
+        if recorded else ()
+    return Evaluation(result=result, cost=cost, wall_s=wall, traces=traces)

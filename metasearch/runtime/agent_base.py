@@ -209,7 +209,7 @@ class LLMAgentBase:
                  f"Reply again with the same content, in exactly this format.\n\n{fmt}"},
             )
             ctx.note("repair")
-            text2 = self._complete(repair, protocol.response_format(fields))
+            text2 = self._complete(repair, protocol.response_format(fields), repair=True)
             parsed2 = protocol.parse(text2, fields)
             values.update(parsed2 or {})
             if parsed is None and parsed2 is None:
@@ -226,7 +226,8 @@ class LLMAgentBase:
     def _model(self, ctx: RuntimeContext) -> str:
         return ctx.settings.model_for(self.model)
 
-    def _complete(self, messages: tuple[dict[str, str], ...], response_format: dict | None) -> str:
+    def _complete(self, messages: tuple[dict[str, str], ...], response_format: dict | None,
+                  *, repair: bool = False) -> str:
         ctx = self._context()
         s = ctx.settings
         model = self._model(ctx)
@@ -246,7 +247,7 @@ class LLMAgentBase:
             candidate=s.candidate,
         )
         try:
-            response = ctx.transport.complete(request)
+            response = ctx.complete(request, agent=repr(self), repair=repair)
         except ContextWindowError as e:
             size = sum(len(m["content"]) for m in messages)
             raise ContextWindowError(

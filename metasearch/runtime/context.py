@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from metasearch.llm.types import LLMRequest, LLMResponse
 from metasearch.runtime.settings import AgentSettings
 from metasearch.runtime.transport import Transport
 
@@ -33,7 +34,8 @@ def request_key(**parts: Any) -> str:
 class TaskScope:
     """Counters for one task run (thread-safe)."""
 
-    def __init__(self, seed: str) -> None:
+    def __init__(self, seed: str, task: str | None = None) -> None:
+        self.task = task  # the task's id as the runner named it (None: no task)
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._rng = random.Random(hashlib.sha256(seed.encode()).hexdigest())
@@ -73,15 +75,27 @@ class RuntimeContext:
         return getattr(self._local, "scope", None) or self._fallback
 
     @contextmanager
-    def task_scope(self, seed: str) -> Iterator[TaskScope]:
+    def task_scope(self, seed: str, task: str | None = None) -> Iterator[TaskScope]:
         """Run one task: a fresh scope for the calling thread, removed afterwards."""
         previous = getattr(self._local, "scope", None)
-        scope = TaskScope(seed)
+        scope = TaskScope(seed, task)
         self._local.scope = scope
         try:
             yield scope
         finally:
             self._local.scope = previous
+
+    def complete(self, request: LLMRequest, *, agent: str = "", repair: bool = False) -> LLMResponse:
+        """Make one call through the transport, labelled for the trace when it records one.
+
+        A transport with ``complete_traced(request, tag)`` gets the tag
+        ``{"task": <this thread's task id or None>, "agent": ..., "repair": ...}``;
+        any other gets ``complete(request)``.
+        """
+        traced = getattr(self.transport, "complete_traced", None)
+        if traced is None:
+            return self.transport.complete(request)
+        return traced(request, {"task": self.scope.task, "agent": agent, "repair": repair})
 
     def note(self, event: str, n: int = 1) -> None:
         self.transport.note(event, candidate=self.settings.candidate, n=n)

@@ -17,7 +17,11 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
 
+from metasearch.evaluation.traces import TraceRecorder
+from metasearch.llm.types import LLMRequest, LLMResponse
 from metasearch.outcomes import TaskError, TaskOutcome
 from metasearch.runtime.loader import LoadedAgent, load_agent
 from metasearch.runtime.settings import AgentSettings
@@ -42,8 +46,12 @@ def run_tasks_inprocess(
 
     Raises :class:`~metasearch.errors.AgentCodeError` if the code cannot be
     loaded. ``on_outcome`` is called from this thread as each outcome lands.
+    Each returned outcome carries its task's calls in ``trace``
+    (:mod:`metasearch.evaluation.traces`).
     """
-    agent = load_agent(code, settings, transport)
+    recorder = TraceRecorder(len(tasks))
+    traced = TracingTransport(transport, recorder, {t.id: i for i, t in enumerate(tasks)})
+    agent = load_agent(code, settings, traced)
     done: queue.Queue[tuple[int, TaskOutcome]] = queue.Queue()
     results: dict[int, TaskOutcome] = {}
     running: dict[int, float] = {}  # index -> start time
@@ -54,6 +62,7 @@ def run_tasks_inprocess(
         nonlocal stop
         results[i] = outcome
         running.pop(i, None)
+        recorder.finished(i)
         if outcome.error is not None and outcome.error.kind == "budget":
             stop = True
         if on_outcome is not None:
@@ -63,6 +72,7 @@ def run_tasks_inprocess(
         while pending and not stop and len(running) < max(1, settings.threads):
             i = pending.pop()
             running[i] = time.monotonic()
+            recorder.started(i)
             threading.Thread(target=_worker, args=(agent, tasks[i], i, done),
                              name=f"task-{tasks[i].id}", daemon=True).start()
         if stop:
@@ -86,7 +96,42 @@ def run_tasks_inprocess(
                     error=TaskError(kind="timeout", type="TimeoutError",
                                     message=f"the task took longer than {settings.task_timeout_s:g} s"),
                 ))
-    return [results[i] for i in range(len(tasks))]
+    return [replace(results[i], trace=recorder.task_trace(i)) for i in range(len(tasks))]
+
+
+class TracingTransport:
+    """A transport that records each call in a :class:`TraceRecorder`, then passes it on.
+
+    Protocol events go to the last call made on the noting thread.
+    """
+
+    def __init__(self, inner: Transport, recorder: TraceRecorder, index: dict[str, int]) -> None:
+        self._inner = inner
+        self._recorder = recorder
+        self._index = index
+        self._local = threading.local()
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        return self.complete_traced(request, {})
+
+    def complete_traced(self, request: LLMRequest, tag: dict[str, Any]) -> LLMResponse:
+        task = self._index.get(tag.get("task"))  # type: ignore[arg-type]
+        call = self._recorder.begin(request, task=task, agent=str(tag.get("agent") or ""),
+                                    repair=bool(tag.get("repair")))
+        self._local.call = call
+        start = time.monotonic()
+        try:
+            response = self._inner.complete(request)
+        except Exception as e:
+            self._recorder.end(call, error=f"{type(e).__name__}: {e}",
+                               latency_s=time.monotonic() - start)
+            raise
+        self._recorder.end(call, response, latency_s=time.monotonic() - start)
+        return response
+
+    def note(self, event: str, *, candidate: str | None = None, n: int = 1) -> None:
+        self._inner.note(event, candidate=candidate, n=n)
+        self._recorder.event(event, call_id=getattr(self._local, "call", None))
 
 
 def _worker(agent: LoadedAgent, task: Task, i: int, done: queue.Queue) -> None:

@@ -80,7 +80,7 @@ class LoadedAgent:
     def run_task(self, task_id: str, question: str) -> TaskOutcome:
         """Run one task; never raises for agent errors: they become ``TaskOutcome.error``."""
         start = time.monotonic()
-        with self._ctx.task_scope(question) as scope:
+        with self._ctx.task_scope(question, task_id) as scope:
             try:
                 answer = self._answer(question)
             except (Exception, SystemExit) as e:

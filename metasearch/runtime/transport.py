@@ -13,6 +13,11 @@ from metasearch.llm.types import LLMRequest, LLMResponse
 
 
 class Transport(Protocol):
+    """What agent code calls. A transport that records traces also offers
+    ``complete_traced(request, tag)``, where ``tag`` is ``{"task", "agent",
+    "repair"}`` (see ``RuntimeContext.complete``); the runtime then calls it instead.
+    """
+
     def complete(self, request: LLMRequest) -> LLMResponse:
         """Make one call; raises the gateway's errors (e.g. ``BudgetExceeded``)."""
         ...

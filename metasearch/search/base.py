@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from metasearch.evaluation.traces import calls_by_task
 from metasearch.store.records import CandidateRecord
 
 if TYPE_CHECKING:
@@ -160,6 +161,32 @@ class ArchiveView:
     def read_results(self, cid: str) -> Any | None:
         """Per-task validation results of a visible record (test results are never shown)."""
         return self._archive.read_results(cid) if cid in self._ids else None
+
+    def read_traces(self, cid: str) -> dict[str, list[dict[str, Any]]] | None:
+        """A visible record's validation traces: task id -> the LLM calls made in that task.
+
+        Test traces are never shown (they live in a separate file this never
+        reads); None when the record is not visible or has no traces. Calls
+        are in the order they started; each is a dict with (texts capped,
+        see :mod:`metasearch.evaluation.traces`):
+
+        - ``agent`` (``"<agent_name> <id>"``, ``""`` if unknown), ``repair``
+          (the runtime's repair call after an unusable reply);
+        - ``prompt`` (the last user message), ``system``, ``n_messages``;
+        - ``reply`` (``""`` if the call failed), ``error`` (or None);
+        - ``events``: ``repair``, ``parse_failure``, ``missing_field``,
+          ``truncated``, ``python_<kind>`` that followed the call;
+        - ``model``, ``temperature``, ``prompt_tokens``, ``completion_tokens``,
+          ``latency_s``, ``cached``, ``start`` (Unix seconds);
+        - ``cut``: ``{field: original length}`` for each shortened text.
+
+        The task's question, answer, gold answer and score are in the trace
+        file's lines (``Archive.read_traces``) and in :meth:`read_results`.
+        """
+        if cid not in self._ids:
+            return None
+        lines = self._archive.read_traces(cid)
+        return None if lines is None else calls_by_task(lines)
 
 
 class SearchStrategy(Protocol):

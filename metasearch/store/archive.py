@@ -6,6 +6,8 @@ A campaign directory holds::
     archive.jsonl        one JSON object per line, append-only (see below)
     agents/<id>.py       each candidate's code, written atomically
     results/<id>.json    per-task results of a candidate (side files, optional)
+    traces/<id>.jsonl    per-task traces: one line per task, its answer, gold and LLM calls
+                         (``<id>.test.jsonl`` for the test split; see evaluation.traces)
     transcripts/<id>.md  the meta agent's transcript for a candidate (optional)
     cache/  mlflow.db  mlartifacts/  report.md   (owned by other modules)
 
@@ -247,6 +249,19 @@ class Archive:
         _atomic_write(self.root / rel, json.dumps(data, indent=1, ensure_ascii=False, default=str))
         return rel
 
+    def write_traces(self, cid: str, lines: Any, *, split: str = "validation") -> str | None:
+        """Atomically write ``traces/<cid>.jsonl`` (or ``<cid>.<split>.jsonl``), one task a line.
+
+        Writes nothing for no lines (an untraced runner); returns the path or None.
+        """
+        if not lines:
+            return None
+        suffix = "" if split == "validation" else f".{split}"
+        rel = f"traces/{_checked_id(cid)}{suffix}.jsonl"
+        _atomic_write(self.root / rel, "".join(
+            json.dumps(line, ensure_ascii=False, default=str) + "\n" for line in lines))
+        return rel
+
     def write_transcript(self, cid: str, text: str) -> str:
         """Atomically write the meta agent's transcript for ``cid``."""
         rel = f"transcripts/{_checked_id(cid)}.md"
@@ -310,6 +325,15 @@ class Archive:
         suffix = "" if split == "validation" else f".{split}"
         p = self.root / f"results/{_checked_id(cid)}{suffix}.json"
         return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
+
+    def read_traces(self, cid: str, *, split: str = "validation") -> list[dict[str, Any]] | None:
+        """The lines of ``cid``'s trace file (one dict per task), or None without one."""
+        suffix = "" if split == "validation" else f".{split}"
+        p = self.root / f"traces/{_checked_id(cid)}{suffix}.jsonl"
+        if not p.is_file():
+            return None
+        return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines()
+                if line.strip()]
 
     def read_transcript(self, cid: str) -> str | None:
         p = self.root / f"transcripts/{_checked_id(cid)}.md"

@@ -26,8 +26,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from dataclasses import replace
 from typing import Any, Protocol
 
+from metasearch.evaluation.traces import TraceRecorder
 from metasearch.execution.sandbox.protocol import FrameBuffer, ProtocolError, encode
 from metasearch.execution.sandbox.types import SandboxError, SandboxLimits, SandboxResult, _Worker
 from metasearch.llm.types import BudgetExceeded, LLMError, LLMRequest, LLMResponse
@@ -77,6 +79,9 @@ class _Session:
         self.budget_replied = False
         self.llm_calls = 0
         self.notes = 0
+        # every call this run served, by task: the host's own record (the worker only labels)
+        self.trace = TraceRecorder(len(tasks))
+        self.trace_ids: dict[int, int] = {}  # the worker's rid -> the trace's call id
         self.eof = False
         self.loaded_s = 0.0
         # the models this run's agents may call: the host's settings, within the runner's list
@@ -99,7 +104,8 @@ class _Session:
             for d in self.w.drains:
                 d.join(timeout=2)
         return SandboxResult(
-            outcomes=[self.results[i] for i in range(len(self.tasks))], mode=self.r.mode,
+            outcomes=[replace(self.results[i], trace=self.trace.task_trace(i))
+                      for i in range(len(self.tasks))], mode=self.r.mode,
             start_s=self.loaded_s, wall_s=time.monotonic() - t0, llm_calls=self.llm_calls,
             outputs=self.outputs, stdout=self._log("stdout"), stderr=self._log("stderr"),
             failure=failure, prewarmed=self.w.hello)
@@ -197,6 +203,7 @@ class _Session:
             if i in self.started:
                 raise _Violation(f"task {i} started twice")
             self.started[i] = time.monotonic()
+            self.trace.started(i)
         elif op == "result":
             self._on_result(msg)
         elif op == "llm":
@@ -208,6 +215,8 @@ class _Session:
             self.notes += 1
             if self.notes > self.lim.max_notes:
                 raise _Violation("too many notes")
+            rid = msg.get("rid")
+            self.trace.event(event, call_id=self.trace_ids.get(rid) if type(rid) is int else None)
             if self.r._note is not None:
                 self.r._note(event, candidate=self.settings.candidate, n=n)
         else:
@@ -259,7 +268,9 @@ class _Session:
             raise _Violation(f"more than {self.lim.max_inflight_calls} LLM calls in flight")
         request = self._request(msg.get("request"))
         self.llm_calls += 1
-        fut = self.r._pool.submit(self._call, rid, request)
+        call = self._trace_begin(msg, request)
+        self.trace_ids[rid] = call
+        fut = self.r._pool.submit(self._call, rid, request, call)
         self.inflight.add(fut)
         fut.add_done_callback(self.inflight.discard)
 
@@ -289,8 +300,26 @@ class _Session:
             temperature=float(temp), max_tokens=cap if mt is None else max(1, min(mt, cap)),
             response_format=rf, sample_index=idx, role="task", candidate=self.settings.candidate)
 
-    def _call(self, rid: int, request: LLMRequest | str) -> None:
+    def _trace_begin(self, msg: dict[str, Any], request: LLMRequest | str) -> int:
+        """Open the trace's record of a call; the worker's labels are only labels."""
+        tag = msg.get("trace") if isinstance(msg.get("trace"), dict) else {}
+        task = tag.get("task")
+        index = int(task) if isinstance(task, str) and task.isdigit() else None
+        if index is not None and (index not in self.started or index in self.results):
+            index = None  # not a running task: let the recorder attribute it, if it can
+        if isinstance(request, str):  # refused: record what was asked
+            d = msg["request"]
+            request = LLMRequest(model=str(d.get("model"))[:100],
+                                 messages=tuple(d["messages"]), candidate=self.settings.candidate)
+        agent = tag.get("agent")
+        return self.trace.begin(request, task=index,
+                                agent=agent[:200] if isinstance(agent, str) else "",
+                                repair=tag.get("repair") is True)
+
+    def _call(self, rid: int, request: LLMRequest | str, call: int = -1) -> None:
         reply: dict[str, Any]
+        response: LLMResponse | None = None
+        start = time.monotonic()
         if isinstance(request, str):
             reply = {"ok": False, "error": {"type": "LLMError", "message": request}}
         elif self.r._complete is None:
@@ -298,7 +327,8 @@ class _Session:
                                             "message": "no LLM gateway is configured"}}
         else:
             try:
-                reply = {"ok": True, "response": self.r._complete(request).to_json()}
+                response = self.r._complete(request)
+                reply = {"ok": True, "response": response.to_json()}
             except BudgetExceeded as e:
                 self.budget_replied = True
                 reply = {"ok": False, "error": {"type": "BudgetExceeded", "message": str(e),
@@ -308,14 +338,22 @@ class _Session:
             except Exception as e:  # a gateway bug must not take the host down
                 reply = {"ok": False, "error": {"type": "LLMError",
                                                 "message": f"gateway failed: {type(e).__name__}"}}
+        latency = time.monotonic() - start
         try:
             self._send({"op": "llm_result", "rid": rid, **reply})
         except OSError:
             pass  # the worker is gone; its tasks are failed by the event loop
+        # after the reply, so the trace can never hold it up (run() waits for this thread)
+        if response is not None:
+            self.trace.end(call, response, latency_s=latency)
+        else:
+            err = reply["error"]
+            self.trace.end(call, error=f"{err['type']}: {err['message']}", latency_s=latency)
 
     # -- outcomes -----------------------------------------------------------------
     def _record(self, i: int, outcome: TaskOutcome) -> None:
         self.results[i] = outcome
+        self.trace.finished(i)
         if self.on_outcome is not None:
             self.on_outcome(outcome)
 

@@ -60,6 +60,13 @@ class Channel:
         self._next = 0
         self._waiting: dict[int, list[Any]] = {}
         self._closed = False
+        self._local = threading.local()  # each thread's last call id (for the host's trace)
+
+    def last_rid(self) -> int | None:
+        return getattr(self._local, "rid", None)
+
+    def forget_last(self) -> None:
+        self._local.rid = None
 
     def send(self, msg: dict[str, Any]) -> None:
         data = encode(msg)
@@ -75,6 +82,7 @@ class Channel:
             rid = self._next
             slot: list[Any] = [event, None]
             self._waiting[rid] = slot
+        self._local.rid = rid
         self.send({**msg, "rid": rid})
         event.wait()
         reply = slot[1]
@@ -112,15 +120,21 @@ class RPCTransport:
         self._channel = channel
 
     def complete(self, request: Any) -> Any:
+        return self.complete_traced(request, {})
+
+    def complete_traced(self, request: Any, tag: dict[str, Any]) -> Any:
+        """One call; ``tag`` (task, agent, repair) labels it in the host's trace."""
         from metasearch.llm.types import LLMResponse
 
-        reply = self._channel.call({"op": "llm", "request": request.to_json()})
+        trace = {"task": tag.get("task"), "agent": str(tag.get("agent") or "")[:200],
+                 "repair": bool(tag.get("repair"))}
+        reply = self._channel.call({"op": "llm", "request": request.to_json(), "trace": trace})
         if reply.get("ok"):
             return LLMResponse.from_json(reply["response"])
         raise _llm_error(reply.get("error") or {})
 
     def note(self, event: str, *, candidate: str | None = None, n: int = 1) -> None:
-        self._channel.send({"op": "note", "event": event, "n": n})
+        self._channel.send({"op": "note", "event": event, "n": n, "rid": self._channel.last_rid()})
 
 
 def _llm_error(err: dict[str, Any]) -> Exception:
@@ -177,6 +191,7 @@ def _trim(text: str, cap: int) -> tuple[str, bool]:
 def _run_one(agent: Any, channel: Channel, index: int, question: str,
              caps: dict[str, int], local: threading.local) -> None:
     channel.send({"op": "start", "index": index})
+    channel.forget_last()
     local.buf, local.cap, local.overflow = io.StringIO(), caps["max_output_chars"], False
     start = time.monotonic()
     answer: str | None = None
