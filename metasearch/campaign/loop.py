@@ -365,6 +365,7 @@ class Campaign:
 
     def _store_test(self, cid: str, evaluation: Evaluation) -> None:
         self.archive.write_results(cid, evaluation.result.to_json(), split="test")
+        self.archive.write_traces(cid, evaluation.traces, split="test")
         updated = self.archive.add_test_result(cid, split_score(evaluation))
         self._checkpoint(f"tested {cid}")
         if self.tracker is not None:
@@ -435,6 +436,7 @@ class Campaign:
         record = done.record
         if done.evaluation is not None:
             self.archive.write_results(record.id, done.evaluation.result.to_json())
+            self.archive.write_traces(record.id, done.evaluation.traces)
         if done.transcript:
             self.archive.write_transcript(record.id, done.transcript)
         stored = self.archive.add(record, code=done.code)
