@@ -31,7 +31,7 @@ class TaskOutcome:
     error: TaskError | None = None
     wall_s: float = 0.0
     truncated: bool = False
-    # the task's LLM calls as the runner recorded them (``evaluation.traces``); None: not traced
+    # the task's LLM calls as the runner recorded them (``runtime.traces``); None: not traced
     trace: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from metasearch.evaluation.score import EvalResult, score_outcomes
-from metasearch.evaluation.traces import task_traces
 from metasearch.execution.base import AgentRunner, OnOutcome
 from metasearch.llm.ledger import Counts
 from metasearch.runtime.settings import AgentSettings
+from metasearch.runtime.traces import task_traces
 from metasearch.suites.task import Task
 
 
@@ -29,7 +29,7 @@ class Evaluation:
     cost: Counts
     wall_s: float
     sandbox: str = ""  # the sandbox mode it ran in ("" when the caller did not say)
-    # one line per task (answer vs gold, its LLM calls; see evaluation.traces); () untraced
+    # one line per task (answer vs gold, its LLM calls; see runtime.traces); () untraced
     traces: tuple[dict[str, Any], ...] = ()
 
     def summary(self) -> dict[str, Any]:

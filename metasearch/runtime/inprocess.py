@@ -20,11 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from metasearch.evaluation.traces import TraceRecorder
 from metasearch.llm.types import LLMRequest, LLMResponse
 from metasearch.outcomes import TaskError, TaskOutcome
 from metasearch.runtime.loader import LoadedAgent, load_agent
 from metasearch.runtime.settings import AgentSettings
+from metasearch.runtime.traces import TraceRecorder
 from metasearch.runtime.transport import Transport
 from metasearch.suites.task import Task
 
@@ -47,7 +47,7 @@ def run_tasks_inprocess(
     Raises :class:`~metasearch.errors.AgentCodeError` if the code cannot be
     loaded. ``on_outcome`` is called from this thread as each outcome lands.
     Each returned outcome carries its task's calls in ``trace``
-    (:mod:`metasearch.evaluation.traces`).
+    (:mod:`metasearch.runtime.traces`).
     """
     recorder = TraceRecorder(len(tasks))
     traced = TracingTransport(transport, recorder, {t.id: i for i, t in enumerate(tasks)})

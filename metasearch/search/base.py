@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from metasearch.evaluation.traces import calls_by_task
+from metasearch.runtime.traces import calls_by_task
 from metasearch.store.records import CandidateRecord
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ class ArchiveView:
         Test traces are never shown (they live in a separate file this never
         reads); None when the record is not visible or has no traces. Calls
         are in the order they started; each is a dict with (texts capped,
-        see :mod:`metasearch.evaluation.traces`):
+        see :mod:`metasearch.runtime.traces`):
 
         - ``agent`` (``"<agent_name> <id>"``, ``""`` if unknown), ``repair``
           (the runtime's repair call after an unusable reply);

@@ -7,7 +7,7 @@ A campaign directory holds::
     agents/<id>.py       each candidate's code, written atomically
     results/<id>.json    per-task results of a candidate (side files, optional)
     traces/<id>.jsonl    per-task traces: one line per task, its answer, gold and LLM calls
-                         (``<id>.test.jsonl`` for the test split; see evaluation.traces)
+                         (``<id>.test.jsonl`` for the test split; see runtime.traces)
     transcripts/<id>.md  the meta agent's transcript for a candidate (optional)
     cache/  mlflow.db  mlartifacts/  report.md   (owned by other modules)
 

@@ -10,6 +10,12 @@ mlflow is imported inside functions only, so ``metasearch --help`` stays fast.
 Set ``LITELLM_LOCAL_MODEL_COST_MAP=True`` before using this module (mlflow
 imports litellm; see PITFALLS.md).
 
+Each candidate that was evaluated is also an MLflow *logged model* (model
+type ``agent``, named by its id, linked to its run, with its validation and
+later test metrics), and up to ``max_trace_tasks`` of its validation tasks
+(failed and wrong ones first) are MLflow traces with one span per LLM call,
+linked to the run and the model (:mod:`metasearch.store.mlflow_traces`).
+
 Example::
 
     tracker = Tracker.for_campaign("runs/quickstart")
@@ -24,12 +30,13 @@ import json
 import math
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metasearch.store.archive import Archive
+from metasearch.store.mlflow_traces import MAX_TRACE_TASKS, log_task_traces
 from metasearch.store.records import CandidateRecord, SplitScore, progress_curve
 
 if TYPE_CHECKING:
@@ -48,6 +55,7 @@ TAG_CANDIDATE = "metasearch.candidate_id"
 TAG_STATUS = "status"
 TAG_GENERATION = "metasearch.generation"
 TAG_COMPLETE = "metasearch.complete"
+TAG_MODEL = "metasearch.model_id"  # the candidate's logged model ("Agent versions" in the UI)
 TAG_PARETO = "pareto_front"  # "true" on the runs of the Pareto front (set with the report)
 FRONT_FILE = "pareto.json"  # the front as the report computed it (reporting/pareto.py)
 _PARAM_MAX = 500
@@ -74,8 +82,10 @@ class Tracker:
         tracking_uri: str,
         experiment_name: str,
         artifact_location: str | None = None,
+        max_trace_tasks: int = MAX_TRACE_TASKS,
     ) -> None:
         self.tracking_uri = tracking_uri
+        self.max_trace_tasks = max_trace_tasks
         self.experiment_name = experiment_name
         self.artifact_location = artifact_location
         self._client_obj: MlflowClient | None = None
@@ -194,6 +204,7 @@ class Tracker:
         code: str | None = None,
         transcript: str | None = None,
         results: Any | None = None,
+        traces: Sequence[Mapping[str, Any]] | None = None,
         best_val: float | None = None,
         cum_cost_usd: float | None = None,
         cum_calls: int | None = None,
@@ -203,6 +214,7 @@ class Tracker:
         ``step`` is the candidate's index in the archive. ``best_val``,
         ``cum_cost_usd`` and ``cum_calls`` (best-so-far and totals up to and
         including this candidate) go on the parent run as step metrics.
+        ``traces`` are the candidate's validation trace lines (``Archive.read_traces``).
         """
         from mlflow.entities import Metric, Param, RunTag
 
@@ -239,13 +251,17 @@ class Tracker:
             "cost_usd": record.cost_usd,
             "wall_s": record.wall_s,
             "errors": record.errors,
-            **_score_metrics("val", record.val),
-            **_score_metrics("test", record.test),
         }
+        scores = {**_score_metrics("val", record.val), **_score_metrics("test", record.test)}
+        model_id = self._create_model(record, rid, params) if record.val is not None else None
         extra_tags = {"reason": record.reason[:5000]} if record.reason else {}
+        if model_id is not None:
+            extra_tags[TAG_MODEL] = model_id
         c.log_batch(
             rid,
-            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if _finite(v)],
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if _finite(v)]
+            + [Metric(k, float(v), now, 0, model_id=model_id)
+               for k, v in scores.items() if _finite(v)],
             params=[Param(k, _clip(v)) for k, v in params.items()],
             tags=[RunTag(k, v) for k, v in extra_tags.items()],
         )
@@ -260,6 +276,14 @@ class Tracker:
                 rid, results if isinstance(results, dict) else {"results": results}, "results.json"
             )
         c.log_dict(rid, _scores_doc(record), "scores.json")
+        if model_id is not None:
+            from mlflow.entities import LoggedModelStatus
+
+            c.finalize_logged_model(model_id, LoggedModelStatus.READY)
+        if traces:
+            log_task_traces(self.tracking_uri, self.experiment_id or "", run_id=rid,
+                            candidate_id=record.id, lines=traces, model_id=model_id,
+                            limit=self.max_trace_tasks)
         step_metrics = {
             "best_val_score": best_val,
             "cum_cost_usd": cum_cost_usd,
@@ -285,9 +309,11 @@ class Tracker:
         if "test_score" in c.get_run(rid).data.metrics:
             return
         now = int(time.time() * 1000)
+        model_id = c.get_run(rid).data.tags.get(TAG_MODEL)
         c.log_batch(
             rid,
-            metrics=[Metric(k, v, now, 0) for k, v in _score_metrics("test", record.test).items()],
+            metrics=[Metric(k, v, now, 0, model_id=model_id)
+                     for k, v in _score_metrics("test", record.test).items()],
         )
         c.log_dict(rid, _scores_doc(record), "scores.json")
 
@@ -313,6 +339,7 @@ class Tracker:
                     code=code,
                     transcript=archive.read_transcript(rec.id),
                     results=archive.read_results(rec.id),
+                    traces=archive.read_traces(rec.id),
                     best_val=point.best_val,
                     cum_cost_usd=point.cum_cost_usd,
                     cum_calls=point.cum_calls,
@@ -340,6 +367,29 @@ class Tracker:
             c.restore_experiment(exp.experiment_id)
         return exp.experiment_id
 
+    def _create_model(self, record: CandidateRecord, rid: str, params: Mapping[str, str]) -> str:
+        """Register ``record`` as a logged model of type ``agent`` (finalized once logged)."""
+        model = self.client.create_logged_model(
+            self.experiment_id or "", name=_model_name(record.id), source_run_id=rid,
+            model_type="agent", params={k: _clip(v) for k, v in params.items() if v},
+            tags={TAG_CANDIDATE: record.id, TAG_STATUS: record.status,
+                  "name": record.name[:250]},
+        )
+        return model.model_id
+
+    def _forget(self, run_id: str) -> None:
+        """Delete a half-logged run with its traces and logged models."""
+        c = self.client
+        eid = self.experiment_id or ""
+        trace_ids = [t.info.trace_id for t in c.search_traces(
+            locations=[eid], run_id=run_id, include_spans=False, max_results=1000)]
+        if trace_ids:
+            c.delete_traces(eid, trace_ids=trace_ids)
+        for model in c.search_logged_models(
+                [eid], filter_string=f"source_run_id = '{run_id}'", max_results=100):
+            c.delete_logged_model(model.model_id)
+        c.delete_run(run_id)
+
     def _find_parent(self) -> Any | None:
         runs = self.client.search_runs(
             [self.experiment_id or ""],
@@ -358,7 +408,7 @@ class Tracker:
             if not cid or cid in found:
                 continue
             if run.data.tags.get(TAG_COMPLETE) != "1":
-                self.client.delete_run(run.info.run_id)  # half-logged before a crash: redo
+                self._forget(run.info.run_id)  # half-logged before a crash: redo
                 continue
             found[cid] = run.info.run_id
         return found
@@ -407,6 +457,11 @@ def _scores_doc(r: CandidateRecord) -> dict[str, Any]:
         "validation": r.val.to_json() if r.val else None,
         "test": r.test.to_json() if r.test else None,
     }
+
+
+def _model_name(cid: str) -> str:
+    """Logged-model names allow letters, digits and ``-_.``; candidate ids already do."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in cid)[:250]
 
 
 def _finite(v: Any) -> bool:

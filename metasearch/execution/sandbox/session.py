@@ -29,13 +29,13 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import replace
 from typing import Any, Protocol
 
-from metasearch.evaluation.traces import TraceRecorder
 from metasearch.execution.sandbox.protocol import FrameBuffer, ProtocolError, encode
 from metasearch.execution.sandbox.types import SandboxError, SandboxLimits, SandboxResult, _Worker
 from metasearch.llm.types import BudgetExceeded, LLMError, LLMRequest, LLMResponse
 from metasearch.outcomes import TaskError, TaskOutcome
 from metasearch.runtime.python_tool import PYTHON_EVENTS
 from metasearch.runtime.settings import AgentSettings
+from metasearch.runtime.traces import TraceRecorder
 from metasearch.suites.task import Task
 
 NOTE_EVENTS = frozenset({"parse_failure", "repair", "missing_field", "truncated"}) | PYTHON_EVENTS
