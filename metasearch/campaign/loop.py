@@ -29,7 +29,13 @@ from typing import Any, Protocol
 from metasearch.campaign.inorder import InOrder
 from metasearch.campaign.racing import race, race_stepwise
 from metasearch.campaign.recording import Done, invalid_record, scored_record, split_score
-from metasearch.campaign.summary import best_generated, best_of, prior_spend, yield_counts
+from metasearch.campaign.summary import (
+    best_generated,
+    best_of,
+    prior_state,
+    spent_so_far,
+    yield_counts,
+)
 from metasearch.evaluation.run import Evaluation, evaluate_agent
 from metasearch.execution.base import AgentRunner
 from metasearch.llm.ledger import Counts
@@ -123,7 +129,7 @@ class Campaign:
 
     def run(self) -> CampaignResult:
         stopped = ""
-        self._prior = prior_spend(self.archive)
+        self._prior = prior_state(self.archive)
         self._base = self.gateway.snapshot().total
         try:
             if self.tracker is not None:
@@ -151,11 +157,7 @@ class Campaign:
             state = self.archive.state()
             generation = state.generation if state is not None else -1
         now = self.gateway.snapshot().total.minus(self._base)
-        spent = {
-            "usd": self._prior["usd"] + now.cost_usd,
-            "calls": self._prior["calls"] + now.calls - now.cached_calls,
-            "tokens": self._prior["tokens"] + now.tokens,
-        }
+        spent = spent_so_far(self._prior, now)  # spend, and calls retried / failed by kind
         self.archive.checkpoint(CampaignState(generation=generation, step=step,
                                               meta={"spent": spent}))
 

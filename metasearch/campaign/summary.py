@@ -5,10 +5,15 @@ Pure functions of records; the loop and the report call them.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from metasearch.llm.ledger import Counts
 from metasearch.store.records import CandidateRecord
+
+#: The gateway's fault counts a checkpoint carries beside the spend: kind -> calls.
+FAULTS = ("retried", "failed")
 
 
 def best_of(records: Sequence[CandidateRecord]) -> CandidateRecord | None:
@@ -40,6 +45,27 @@ def prior_spend(archive: Any) -> dict[str, Any]:
     state = archive.state()
     saved = dict(state.meta.get("spent") or {}) if state is not None else {}
     return {k: max(v, type(v)(saved.get(k, 0))) for k, v in floor.items()}
+
+
+def prior_state(archive: Any) -> dict[str, Any]:
+    """:func:`prior_spend` plus the calls retried and failed by kind before this run.
+
+    The loop adds this run's gateway counts to it at every checkpoint
+    (:func:`spent_so_far`), so the counts survive ``--resume``, summed over runs.
+    """
+    state = archive.state()
+    saved = dict(state.meta.get("spent") or {}) if state is not None else {}
+    faults = {k: {kind: int(n) for kind, n in dict(saved.get(k) or {}).items()} for k in FAULTS}
+    return prior_spend(archive) | faults
+
+
+def spent_so_far(prior: dict[str, Any], now: Counts) -> dict[str, Any]:
+    """A checkpoint's ``spent``: ``prior`` (:func:`prior_state`) plus what this run's gateway did."""
+    return {
+        "usd": prior["usd"] + now.cost_usd,
+        "calls": prior["calls"] + now.calls - now.cached_calls,
+        "tokens": prior["tokens"] + now.tokens,
+    } | {k: dict(Counter(prior.get(k, {})) + Counter(getattr(now, k))) for k in FAULTS}
 
 
 def yield_counts(

@@ -140,6 +140,13 @@ def print_summary(result: Any) -> None:
             f"({escape(result.best_seed.name)}) "
             f"on test: {p.mean_diff:+.1%} "
             f"[95% CI {p.ci_low:+.1%}, {p.ci_high:+.1%}], n={p.n}", highlight=False)
+    from metasearch.reporting.report import fault_line, read_faults
+
+    faults = read_faults(result.directory)
+    if faults is not None:
+        failed = sum((faults.get("failed") or {}).values())
+        style = "yellow" if failed else "default"
+        console.print(f"[{style}]provider faults:[/] {escape(fault_line(faults))}", highlight=False)
     if result.stopped:
         console.print(f"[yellow]stopped early:[/] {result.stopped} Resume with --resume.")
     if result.time_limit:

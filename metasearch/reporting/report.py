@@ -28,7 +28,8 @@ from metasearch.reporting.importance import SEED, Importance, param_importance
 from metasearch.reporting.pareto import Front, front_of_records
 from metasearch.store.records import CandidateRecord, SplitScore, progress_curve
 
-__all__ = ["PairedSummary", "plot_front", "plot_progress", "render_markdown", "write_report"]
+__all__ = ["PairedSummary", "fault_line", "plot_front", "plot_progress", "read_faults",
+           "render_markdown", "write_report"]
 
 REPORT_FILE = "report.md"
 PLOT_FILE = "progress.png"
@@ -74,13 +75,18 @@ def write_report(
     yield_counts: Mapping[str, int] | None = None,
     paired: PairedSummary | None = None,
     notes: Sequence[str] = (),
+    faults: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Path:
     """Write ``progress.png``, ``pareto.png``, ``pareto.json`` and ``report.md`` into ``campaign_dir``.
 
     The Pareto front and the parameter importances are computed here from
-    ``records`` (see :mod:`.pareto` and :mod:`.importance`). Returns the report path.
+    ``records`` (see :mod:`.pareto` and :mod:`.importance`); ``faults`` (calls
+    retried and failed by kind) default to what the archive's last checkpoint
+    says (:func:`read_faults`). Returns the report path.
     """
     root = Path(campaign_dir)
+    if faults is None:
+        faults = read_faults(root)
     root.mkdir(parents=True, exist_ok=True)
     plotted = plot_progress(records, root / PLOT_FILE) if records else None
     front = front_of_records(records)
@@ -96,6 +102,7 @@ def write_report(
         front=front,
         front_plot=front_plot.name if front_plot else None,
         importance=param_importance(records),
+        faults=faults,
     )
     path = root / REPORT_FILE
     _atomic_write(path, text)
@@ -113,9 +120,10 @@ def render_markdown(
     front: Front | None = None,
     front_plot: str | None = None,
     importance: Importance | None = None,
+    faults: Mapping[str, Mapping[str, int]] | None = None,
 ) -> str:
     out = [f"# {title}", ""]
-    out += _summary(records)
+    out += _summary(records, faults)
     if plot_name:
         out += ["## Search progress", "", f"![best-so-far validation score]({plot_name})", ""]
     if front is not None and front.points:
@@ -148,7 +156,38 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").strip()
 
 
-def _summary(records: Sequence[CandidateRecord]) -> list[str]:
+def read_faults(campaign_dir: str | Path) -> dict[str, dict[str, int]] | None:
+    """Calls retried and calls failed by kind, over all runs, from the archive's last checkpoint.
+
+    ``{"retried": {"rate_limited": 3, ...}, "failed": {...}}``; None when the
+    directory has no archive or its checkpoints predate these counts.
+    """
+    from metasearch.store.archive import ARCHIVE_FILE, Archive
+
+    root = Path(campaign_dir)
+    if not (root / ARCHIVE_FILE).is_file():
+        return None
+    state = Archive.open(root, readonly=True).state()
+    spent = dict(state.meta.get("spent") or {}) if state is not None else {}
+    if "retried" not in spent and "failed" not in spent:
+        return None
+    return {k: {kind: int(n) for kind, n in dict(spent.get(k) or {}).items()}
+            for k in ("retried", "failed")}
+
+
+def fault_line(faults: Mapping[str, Mapping[str, int]]) -> str:
+    """``calls retried: 5 (rate_limited 3, malformed 2); calls failed: 0``."""
+
+    def part(label: str, by_kind: Mapping[str, int]) -> str:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items(), key=lambda p: (-p[1], p[0])))
+        return f"{label}: {sum(by_kind.values())}" + (f" ({kinds})" if kinds else "")
+
+    return (f"{part('calls retried', faults.get('retried') or {})}; "
+            f"{part('calls failed', faults.get('failed') or {})}")
+
+
+def _summary(records: Sequence[CandidateRecord],
+             faults: Mapping[str, Mapping[str, int]] | None = None) -> list[str]:
     counts: dict[str, int] = {}
     for r in records:
         counts[r.status] = counts.get(r.status, 0) + 1
@@ -163,6 +202,9 @@ def _summary(records: Sequence[CandidateRecord]) -> list[str]:
         f"- LLM calls: {calls:,}; tokens: {tokens:,}; cost: ${cost:.4f}; "
         f"candidate wall time: {wall / 60:.1f} min",
     ]
+    if faults is not None:
+        lines.append(f"- Provider faults, by kind: {fault_line(faults)} (a failed call is one "
+                     "that still failed after its retries: an error of the candidate that made it)")
     if best is not None:
         lines.append(f"- Best on validation: `{best.id}` {_cell(best.name)}: {_score(best.val)}")
     return [*lines, "", "Scores are percentages with 95% bootstrap confidence intervals.", ""]
