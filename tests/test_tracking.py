@@ -124,6 +124,8 @@ def test_nested_runs_match_the_archive(store, tmp_path: Path) -> None:
         assert run.data.metrics["cost_usd"] == pytest.approx(rec.cost_usd)
         if rec.val is not None:
             assert run.data.metrics["val_score"] == rec.val.mean
+            assert run.data.metrics["calls_per_task"] == pytest.approx(rec.calls / rec.val.n)
+            assert run.data.metrics["tokens_per_task"] == pytest.approx(rec.tokens / rec.val.n)
             assert run.data.metrics["val_ci_low"] == rec.val.ci_low
             assert run.data.metrics["val_ci_high"] == rec.val.ci_high
         else:

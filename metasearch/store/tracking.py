@@ -251,6 +251,11 @@ class Tracker:
             "cost_usd": record.cost_usd,
             "wall_s": record.wall_s,
             "errors": record.errors,
+            # per validation task: the cost objectives a two-objective study minimises
+            **({"calls_per_task": record.calls / record.val.n,
+                "tokens_per_task": record.tokens / record.val.n,
+                "cost_usd_per_task": record.cost_usd / record.val.n}
+               if record.val is not None and record.val.n else {}),
         }
         scores = {**_score_metrics("val", record.val), **_score_metrics("test", record.test)}
         model_id = self._create_model(record, rid, params) if record.val is not None else None
