@@ -8,10 +8,11 @@ stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ __all__ = [
     "friendly_errors",
     "print_json",
     "quiet_native_logs",
+    "sandbox_notices",
     "table_console",
 ]
 
@@ -51,6 +53,37 @@ def friendly_errors(fn: F) -> F:
             _fail("interrupted; everything completed so far is saved.", 130)
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def sandbox_notices() -> Iterator[None]:
+    """Show the sandbox's fallback warning as one visible notice, not a warnings dump.
+
+    ``auto`` warns (``SandboxWarning``) when bwrap does not work and it must use the
+    weaker ``unshare`` jail; mode ``none`` prints its own loud warning already.
+    """
+    import warnings
+
+    from rich.console import Console
+
+    from metasearch.execution.sandbox.types import SandboxWarning
+
+    previous = warnings.showwarning
+
+    def show(message: Any, category: Any, filename: Any, lineno: Any, file: Any = None,
+             line: Any = None) -> None:
+        if not issubclass(category, SandboxWarning):
+            previous(message, category, filename, lineno, file, line)
+        elif not str(message).startswith("SANDBOX DISABLED"):
+            Console(stderr=True).print(
+                f"[bold yellow]notice:[/] {escape(str(message))} `metasearch doctor` says what "
+                "is missing and the command that fixes it.", highlight=False, soft_wrap=True)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 def quiet_native_logs(cache_dir: Path | None = None) -> None:

@@ -21,6 +21,7 @@ from metasearch.cli._output import escape, friendly_errors, print_json
 from metasearch.cli.archive_import import import_cmd
 from metasearch.cli.archive_view import list_cmd, show_cmd
 from metasearch.cli.compare import compare_cmd
+from metasearch.cli.doctor import doctor_cmd
 from metasearch.cli.eval import eval_cmd
 from metasearch.cli.export import export_cmd
 from metasearch.cli.run import run_cmd
@@ -260,6 +261,7 @@ app.command("run")(friendly_errors(run_cmd))
 app.command("eval")(friendly_errors(eval_cmd))
 app.command("export")(friendly_errors(export_cmd))
 app.command("compare")(friendly_errors(compare_cmd))
+app.command("doctor")(friendly_errors(doctor_cmd))
 archive_app.command("list")(friendly_errors(list_cmd))
 archive_app.command("show")(friendly_errors(show_cmd))
 archive_app.command("import")(friendly_errors(import_cmd))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from metasearch.cli._output import print_json, quiet_native_logs
+from metasearch.cli._output import print_json, quiet_native_logs, sandbox_notices
 
 
 def eval_cmd(
@@ -38,15 +38,17 @@ def eval_cmd(
                    difficulty=difficulty, task_timeout=task_timeout, limit=limit,
                    cache_dir=cache_dir)
     quiet_native_logs(cache_dir)
-    evaluation = _run_with_progress(
-        lambda start, cb: evaluate(
-            agent, suite=suite, split=split, data=data, limit=limit, model=model,
-            api_base=api_base, protocol=protocol, concurrency=concurrency,
-            max_tokens=max_tokens, seed=seed, n_val=n_val, difficulty=difficulty,
-            sandbox=sandbox, validate=not skip_validation, cache=not no_cache,
-            cache_dir=cache_dir, task_timeout_s=task_timeout, on_outcome=cb, on_start=start),
-        quiet=as_json, label=f"{agent.name} on {suite}/{split}",
-    )
+    with sandbox_notices():
+        evaluation = _run_with_progress(
+            lambda start, cb: evaluate(
+                agent, suite=suite, split=split, data=data, limit=limit, model=model,
+                api_base=api_base, protocol=protocol, concurrency=concurrency,
+                max_tokens=max_tokens, seed=seed, n_val=n_val, difficulty=difficulty,
+                sandbox=sandbox, validate=not skip_validation, cache=not no_cache,
+                cache_dir=cache_dir, task_timeout_s=task_timeout, on_outcome=cb,
+                on_start=start),
+            quiet=as_json, label=f"{agent.name} on {suite}/{split}",
+        )
     summary = evaluation.summary() | {"suite": suite, "split": split, "model": model,
                                       "agent": str(agent), "sandbox": evaluation.sandbox}
     if as_json:

@@ -8,7 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
-from metasearch.cli._output import archive_table, escape, quiet_native_logs, table_console
+from metasearch.cli._output import (
+    archive_table,
+    escape,
+    quiet_native_logs,
+    sandbox_notices,
+    table_console,
+)
 
 
 def run_cmd(
@@ -51,7 +57,7 @@ def run_cmd(
     reporter = RichReporter()
     for note in cfg.notes:
         reporter.console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
-    with reporter:
+    with reporter, sandbox_notices():
         result = run_campaign(cfg, resume=resume, tracking_uri=tracking_uri, reporter=reporter,
                               config_text=config.read_text(encoding="utf-8"))
     print_summary(result)
