@@ -39,7 +39,7 @@ from metasearch.campaign.summary import (
 from metasearch.evaluation.run import Evaluation, evaluate_agent
 from metasearch.execution.base import AgentRunner
 from metasearch.llm.ledger import Counts
-from metasearch.llm.types import BudgetExceeded
+from metasearch.llm.types import BudgetExceeded, ContextWindowError, ProviderError
 from metasearch.runtime.settings import AgentSettings
 from metasearch.search.base import (
     ArchiveView,
@@ -279,7 +279,7 @@ class Campaign:
         before = self._spent(cid)
         start = time.monotonic()
         view = ArchiveView.for_slot(self.archive, slot)
-        outcome = self.strategy.propose(slot, view)
+        outcome = _propose(self.strategy, slot, view)
         transcript = [outcome.transcript]
         stages = list(outcome.stages)
         if not outcome.ok:
@@ -447,6 +447,21 @@ class Campaign:
             self.tracker.sync(self.archive)
         self.strategy.tell(stored)
         self.reporter.candidate(stored, self.archive.best())
+
+
+def _propose(strategy: SearchStrategy, slot: Slot, view: ArchiveView) -> ProposalOutcome:
+    """``strategy.propose``, with a meta-model call that failed after its retries (or whose
+    prompt no longer fits) recorded as this candidate's failure instead of ending the campaign.
+
+    A missing key, an unknown model or an unreachable endpoint still stop it: every later
+    candidate would fail the same way.
+    """
+    try:
+        return strategy.propose(slot, view)
+    except (ProviderError, ContextWindowError) as exc:
+        return ProposalOutcome(
+            status="invalid", proposal=None, failure="provider",
+            reason=f"the meta model failed while proposing {slot.candidate_id}: {exc}")
 
 
 def _ready(slot: Slot, pending: Sequence[Slot]) -> bool:
