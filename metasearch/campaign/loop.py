@@ -321,8 +321,14 @@ class Campaign:
                     "rounds were skipped and it is recorded as first evaluated.")
                 break
             self.reporter.phase(f"{cid}: debug round {round_no} ({feedback.kind})")
-            fixed: ProposalOutcome = self.strategy.fix(  # type: ignore[attr-defined]
-                slot, proposal, feedback, round_no, view)
+            try:
+                fixed: ProposalOutcome = self.strategy.fix(  # type: ignore[attr-defined]
+                    slot, proposal, feedback, round_no, view)
+            except (ProviderError, ContextWindowError) as exc:  # keep what was evaluated
+                stages.append(f"debug-{round_no}:provider")
+                self._time_notes.append(f"{cid}: debug round {round_no} was skipped, the meta "
+                                        f"model failed: {exc}")
+                break
             transcript.append(fixed.transcript)
             stages.append(f"debug-{round_no}:" + ",".join(fixed.stages))
             if not fixed.ok or fixed.proposal is None:
