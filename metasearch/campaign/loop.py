@@ -123,6 +123,7 @@ class Campaign:
     _prior: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _deadline: float | None = field(default=None, init=False, repr=False)
     _time_notes: list[str] = field(default_factory=list, init=False, repr=False)
+    _notes: list[str] = field(default_factory=list, init=False, repr=False)  # for the report
     _base: Counts = field(default_factory=Counts, init=False, repr=False)
 
     # ------------------------------------------------------------------ run
@@ -326,8 +327,8 @@ class Campaign:
                     slot, proposal, feedback, round_no, view)
             except (ProviderError, ContextWindowError) as exc:  # keep what was evaluated
                 stages.append(f"debug-{round_no}:provider")
-                self._time_notes.append(f"{cid}: debug round {round_no} was skipped, the meta "
-                                        f"model failed: {exc}")
+                self._notes.append(f"{cid}: debug round {round_no} was skipped, the meta "
+                                   f"model failed: {exc}")
                 break
             transcript.append(fixed.transcript)
             stages.append(f"debug-{round_no}:" + ",".join(fixed.stages))
@@ -402,7 +403,7 @@ class Campaign:
         counts = yield_counts(records, lambda r: self.archive.read_agent(r.id),
                               getattr(self.strategy, "reference_code", ()))
         notes = [f"Stopped early: {stopped}"] if stopped else []
-        notes += self._time_notes
+        notes += self._time_notes + self._notes
         saved = sum(int(r.meta.get("calls_saved_by_pruning", 0)) for r in records)
         if saved:
             notes.append(f"Pruning saved an estimated {saved} LLM calls.")
