@@ -9,6 +9,7 @@ Each file's header says what to expect::
 
     # validate: <finding code> line <n> | ok
     # sandbox: blocked | any | truncated | kind=<k>[|<k>...] | answer=<text> | contains=<text>
+    # needs: seccomp        (optional: skipped, with the reason, where the filter is unavailable)
 
 ``@@NAME@@`` placeholders are filled in per test (ports, paths, a token). Every
 sandbox run also checks, whatever the header says: the host is alive, no
@@ -34,6 +35,7 @@ import pytest
 from metasearch.candidate.validate import validate_code
 from metasearch.execution.sandbox import SandboxLimits, SandboxRunner
 from metasearch.execution.sandbox.launch import probe
+from metasearch.execution.sandbox.seccomp import seccomp_available
 from metasearch.llm import Budget, BudgetSettings, scripted_gateway
 from metasearch.runtime.settings import AgentSettings
 from metasearch.suites.task import Task
@@ -178,6 +180,10 @@ def test_sandbox_contains(mode: str, path: Path, world) -> None:
     why = probe(mode, sys.executable, UIDS[0])
     if why is not None:
         pytest.skip(f"{mode} sandbox unavailable: {why}")
+    if re.search(r"^# needs: seccomp$", path.read_text(), re.M):
+        ok, why = seccomp_available()
+        if not ok:
+            pytest.skip(f"seccomp unavailable: {why}")
     _, _, expect = header(path)
     reply = '{"thinking": "ok", "answer": "42"}'
     budget = Budget(BudgetSettings(max_calls=MAX_CALLS))

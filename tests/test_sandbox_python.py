@@ -40,8 +40,10 @@ try:
     fork = "forked"
 except OSError as e:
     fork = type(e).__name__
+# /proc/net/dev, not if_nameindex(): the seccomp filter refuses its netlink socket
+ifs = [ln.split(":")[0].strip() for ln in open("/proc/net/dev").read().splitlines()[2:]]
 print(json.dumps({"uid": os.getuid(), "fds": fds, "parent_fds": parent_fds, "fork": fork,
-                  "ifs": [n for _, n in socket.if_nameindex()], "env": sorted(os.environ),
+                  "ifs": ifs, "env": sorted(os.environ),
                   "root": sorted(os.listdir("/root")) if os.path.isdir("/root") else []}))
 '''
 

@@ -6,7 +6,10 @@
 
 def forward(self, taskInfo):
     import socket
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # refused by the seccomp filter
+    except OSError as e:
+        return "BLOCKED: " + type(e).__name__
     for _ in range(5):
         try:
             s.sendto(b"exfiltrate", ("127.0.0.1", int("@@UDP_PORT@@")))

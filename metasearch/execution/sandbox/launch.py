@@ -9,14 +9,18 @@ Modes, strongest first:
     ``/tmp``, ``/proc`` and ``/dev``; the candidate's scratch directory
     read-write at ``/scratch``. New net (loopback only), pid, ipc and uts
     namespaces; dies with its parent. Inside, ``setpriv`` drops to an
-    unprivileged uid with no capabilities and ``no_new_privs``.
+    unprivileged uid with no capabilities and ``no_new_privs``. With
+    ``seccomp_fd``, bwrap loads the syscall filter of ``seccomp`` from it
+    before it starts the worker.
 ``unshare``
     ``unshare`` gives new net, pid, ipc, uts and mount namespaces. In the mount
     namespace a shell (as root, before the drop) puts empty tmpfs over the home
     directories, ``/tmp``, ``/var/tmp``, ``/run``, ``/dev/shm`` and the scratch
     root, then binds back read-only only the interpreter, venv and package,
     and the scratch directory read-write. The rest of the file system stays
-    visible, protected only by the unprivileged uid's permissions.
+    visible, protected only by the unprivileged uid's permissions. The worker
+    installs the syscall filter on itself (``"seccomp": true`` in its limits)
+    before it reads any agent code.
 ``none``
     No isolation: only rlimits, same uid as the host (often root), full
     network. For trusted code or machines without namespaces.
@@ -80,6 +84,7 @@ class JailSpec:
     fd: int
     limits_json: str
     program: tuple[str, ...] | None = None  # replaces the worker's ``-c`` program and args
+    seccomp_fd: int | None = None  # bwrap only: an fd holding ``seccomp.program()``
 
     @property
     def readonly_paths(self) -> list[Path]:
@@ -137,7 +142,10 @@ class JailSpec:
                     made.add(parent)
                     a += ["--perms", "0755", "--dir", str(parent)]
             a += ["--ro-bind", str(p), str(p)]
-        a += ["--bind", str(self.scratch), SCRATCH_IN_JAIL, "--chdir", SCRATCH_IN_JAIL, "--"]
+        a += ["--bind", str(self.scratch), SCRATCH_IN_JAIL, "--chdir", SCRATCH_IN_JAIL]
+        if self.seccomp_fd is not None:
+            a += ["--seccomp", str(self.seccomp_fd)]
+        a.append("--")
         return a
 
     def _unshare_argv(self) -> list[str]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from metasearch.execution.sandbox.launch import MODES, JailSpec, probe
 from metasearch.execution.sandbox.protocol import ProtocolError, recv_frame
+from metasearch.execution.sandbox.seccomp import filter_fd, seccomp_available
 from metasearch.execution.sandbox.session import _Session
 from metasearch.execution.sandbox.types import (
     SandboxError,
@@ -106,6 +107,11 @@ class SandboxRunner:
                    "Never use it for code written by a model.")
             warnings.warn(msg, SandboxWarning, stacklevel=2)
             print(f"WARNING: {msg}", file=sys.stderr)
+        # the syscall filter (see ``seccomp``): bwrap loads it, the unshare worker installs it
+        self.seccomp, why = (False, "") if self.mode == "none" else seccomp_available()
+        if self.mode != "none" and not self.seccomp:
+            warnings.warn(f"seccomp is not available here ({why}); the sandbox runs without "
+                          "its syscall filter.", SandboxWarning, stacklevel=2)
 
     # -- public API -----------------------------------------------------------
     def run(self, code: str, tasks: Sequence[Task], settings: AgentSettings, *,
@@ -181,16 +187,21 @@ class SandboxRunner:
         uid = self._take_uid()
         scratch = self.scratch_root / f"cand-{uuid.uuid4().hex[:12]}"
         host_sock, child_sock = socket.socketpair()
+        seccomp_fd: int | None = None
         try:
             scratch.mkdir(mode=0o700)
             if self.mode != "none":
                 os.chown(scratch, uid, uid)
+            if self.seccomp and self.mode == "bwrap":
+                seccomp_fd = filter_fd()
+            limits = {**self.limits.rlimits(), "seccomp": self.seccomp and self.mode == "unshare"}
             spec = JailSpec(mode=self.mode, python=self.python, scratch=scratch,
                             scratch_root=self.scratch_root, uid=uid, fd=child_sock.fileno(),
-                            limits_json=json.dumps(self.limits.rlimits()))
+                            limits_json=json.dumps(limits), seccomp_fd=seccomp_fd)
+            fds = (child_sock.fileno(),) + (() if seccomp_fd is None else (seccomp_fd,))
             proc = subprocess.Popen(
                 spec.argv(), env=spec.env(), cwd=spec.cwd(), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(child_sock.fileno(),),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=fds,
                 start_new_session=True)
         except OSError as e:
             host_sock.close()
@@ -199,6 +210,8 @@ class SandboxRunner:
             raise SandboxError(f"Cannot start the sandbox worker ({self.mode}): {e}.") from e
         finally:
             child_sock.close()
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
         host_sock.settimeout(10.0)
         worker = _Worker(proc=proc, sock=host_sock, uid=uid, scratch=scratch)
         for name, stream in (("stdout", proc.stdout), ("stderr", proc.stderr)):

@@ -3,10 +3,11 @@
 Started by the host as ``python -I -S -B -c <bootstrap>`` (see
 ``launch.bootstrap_source``) with the RPC socket on an inherited file
 descriptor; stdout and stderr are *not* the channel. It sets its own rlimits
-before it reads any agent code, says ``hello``, receives ``init`` (code,
-settings, tasks as ``[index, question]`` — never the gold answers), loads the
-agent with the runtime's ``load_agent`` and an :class:`RPCTransport`, and runs
-the tasks on ``settings.threads`` threads, sending one ``result`` per task.
+(and, in ``unshare`` mode, installs the seccomp filter) before it reads any
+agent code, says ``hello``, receives ``init`` (code, settings, tasks as
+``[index, question]`` — never the gold answers), loads the agent with the
+runtime's ``load_agent`` and an :class:`RPCTransport`, and runs the tasks on
+``settings.threads`` threads, sending one ``result`` per task.
 The socket is not inheritable, so ``run_python``'s children (started from
 here, inside the same jail) never hold it.
 
@@ -226,8 +227,22 @@ def _run_one(agent: Any, channel: Channel, index: int, question: str,
                   "output": output})
 
 
+def _install_seccomp() -> None:
+    """The syscall filter, before any agent code; a worker that cannot have it stops."""
+    # imported here: ctypes costs start-up time that bwrap workers need not pay
+    from metasearch.execution.sandbox.seccomp import install
+
+    try:
+        install()
+    except OSError as e:
+        print(f"metasearch worker: cannot install the seccomp filter: {e}", file=sys.stderr)
+        os._exit(3)
+
+
 def main(argv: list[str]) -> None:
     fd, limits = int(argv[0]), json.loads(argv[1])
+    if limits.get("seccomp"):  # unshare mode; bwrap loads the filter itself
+        _install_seccomp()
     apply_rlimits(limits)
     from metasearch.runtime.loader import load_agent  # before hello: proves the runtime loads
 
