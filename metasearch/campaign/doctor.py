@@ -16,7 +16,6 @@ Example::
 
 from __future__ import annotations
 
-import ctypes.util
 import importlib.util
 import os
 import shutil
@@ -193,22 +192,24 @@ def _userns(sudo: str) -> Check:
                  f"{sudo}sysctl -w user.max_user_namespaces=15000")
 
 
+def seccomp_available() -> tuple[bool, str]:
+    from metasearch.execution.sandbox.seccomp import seccomp_available as probe
+
+    return probe()
+
+
 def _seccomp(sudo: str) -> Check:
-    status = _read("/proc/self/status") or ""
-    field_ = next((line.split(":", 1)[1].strip() for line in status.splitlines()
-                   if line.startswith("Seccomp:")), None)
-    lib = ctypes.util.find_library("seccomp")
-    unused = " metasearch installs no seccomp filter yet (README, Known limits)."
-    if field_ is None:
-        return Check("sandbox", "seccomp", False, "this kernel has no seccomp support "
-                     "(no Seccomp field in /proc/self/status)." + unused,
-                     "use a kernel built with CONFIG_SECCOMP_FILTER=y")
-    if lib is None:
-        return Check("sandbox", "seccomp", False, f"the kernel supports seccomp (this process: mode {field_}"
-                     "), but libseccomp is not installed." + unused,
-                     f"{sudo}apt-get install -y libseccomp2")
-    return Check("sandbox", "seccomp", True,
-                 f"the kernel supports seccomp (this process: mode {field_}) and {lib} is present." + unused)
+    """Whether the sandbox's own syscall filter (a BPF program, no libseccomp) loads here."""
+    ok, why = seccomp_available()
+    if ok:
+        return Check("sandbox", "seccomp", True,
+                     f"the sandbox's syscall filter loads here ({why}): ptrace, mount, "
+                     "namespaces, keyctl, bpf and non-AF_UNIX sockets are refused in bwrap "
+                     "and unshare modes.")
+    return Check("sandbox", "seccomp", False,
+                 f"the sandbox's syscall filter cannot load here ({why}); the sandbox runs "
+                 "without it.",
+                 "use an x86_64 or aarch64 kernel built with CONFIG_SECCOMP_FILTER=y")
 
 
 def _own_cgroups() -> dict[str, str]:
