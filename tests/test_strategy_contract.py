@@ -11,11 +11,12 @@ from metasearch.llm.types import LLMRequest
 from metasearch.search.adas.context import TaskBrief
 from metasearch.search.adas.proposer import Proposer
 from metasearch.search.adas.strategy import AdasStrategy
+from metasearch.search.mcts import MctsStrategy
 from metasearch.search.optuna import OptunaSettings, OptunaStrategy, open_study
 from metasearch.search.random import RandomStrategy
 from metasearch.search.spaces import load_space
 from metasearch.testing import TOY_SUITE, StrategyContract, toy_agent
-from metasearch.testing.campaigns import META_MODEL
+from metasearch.testing.campaigns import META_MODEL, TOY_TASKS
 
 sys.path.insert(0, str(Path(__file__).parent / "toy_strategy"))
 from toy_strategy import ToyStrategy  # noqa: E402
@@ -88,3 +89,54 @@ class TestOptunaParetoContract(StrategyContract):
                                   sampler="nsga2", storage=url)
         return OptunaStrategy(space=space, study=open_study(self.campaign_dir, settings, space),
                               settings=settings, generations=2)
+
+
+def edit_reply(request: LLMRequest) -> str:
+    """A scripted meta model for the edit strategies: one new agent per candidate id.
+
+    g001-01 replies without code (invalid), g002-00 with an agent that raises (debugged).
+    """
+    cid = request.candidate or ""
+    last = request.messages[-1]["content"]
+    n = int(re.sub(r"\D", "", cid) or 0)
+    if "We ran your agent on" in last:
+        return sections(toy_agent(2, f"Fixed {cid}."), f"Fixed {cid}")
+    if cid == "g001-01":
+        return "no code here"
+    if cid == "g002-00":
+        return sections(RAISES, "Broken")
+    return sections(toy_agent(1 + n % 2, f"Edit {cid}: check the sum."), f"Edit {cid}")
+
+
+def edit_proposer(gateway) -> Proposer:
+    return Proposer(complete=gateway.complete, model=META_MODEL, reflexion_rounds=0,
+                    repair_rounds=0, validate=validate_code)
+
+
+def mcts(gateway, parallel) -> MctsStrategy:
+    return MctsStrategy(proposer=edit_proposer(gateway), task=TaskBrief.from_suite(TOY_SUITE),
+                        questions={t.id: t.question for t in TOY_TASKS}, generations=3,
+                        width=2, max_children=2, debug_rounds=1)
+
+
+#: The edit strategies as the contract runs them (tests/edit_kit.py runs them in a child).
+EDIT_STRATEGIES = {"mcts": mcts}
+
+
+class TestMctsContract(StrategyContract):
+    """UCT tree search, two edits per generation, an invalid edit and a debugged one."""
+
+    def make_strategy(self, gateway, parallel):
+        return mcts(gateway, parallel)
+
+    def meta_reply(self, request: LLMRequest) -> str:
+        return edit_reply(request)
+
+
+class TestMctsSoftMixContract(TestMctsContract):
+    """AFlow's soft-mix selection, seeded by candidate id."""
+
+    def make_strategy(self, gateway, parallel):
+        return MctsStrategy(proposer=edit_proposer(gateway), task=TaskBrief.from_suite(TOY_SUITE),
+                            questions={t.id: t.question for t in TOY_TASKS}, generations=3,
+                            width=2, selection="soft_mix", top_k=2, seed=1)

@@ -281,7 +281,8 @@ def build_campaign(
         spec = get_strategy(config.search.strategy)
         strategy = spec.build(StrategyContext(
             settings=config.search.settings, config=config, gateway=bench.gateway, suite=suite,
-            parallel=config.run.parallel_candidates, directory=out, resume=resume))
+            parallel=config.run.parallel_candidates, directory=out, resume=resume,
+            val_tasks=tuple(splits.validation)))
         tracker = Tracker.for_campaign(out, tracking_uri=tracking_uri or config.run.tracking_uri)
         tracker.start(config.to_flat_params() | {
             "runtime.protocol": bench.settings.protocol,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -37,8 +37,9 @@ def show_cmd(
     archive = _open(campaign, DataError)
     record = archive.get(candidate)
     code = archive.read_agent(candidate) if record.code_path else ""
+    chain = lineage(archive, candidate)
     if as_json:
-        print_json(record.to_json() | {"code": code})
+        print_json(record.to_json() | {"code": code, "lineage": chain})
         return
     from rich.console import Console
     from rich.syntax import Syntax
@@ -51,10 +52,34 @@ def show_cmd(
             console.print(f"{label}: {s.mean:.1%} [95% CI {s.ci_low:.1%}, {s.ci_high:.1%}], n={s.n}")
     console.print(f"calls {record.calls}, tokens {record.tokens}, cost ${record.cost_usd:.4f}, "
                   f"wall {record.wall_s:.1f} s, generation {record.generation}")
+    if len(record.parent_ids) > 1:
+        console.print("parents: " + ", ".join(record.parent_ids), highlight=False)
+    if len(chain) > 1:
+        console.print("lineage (parent first, back to the root):", highlight=False)
+        for cid in chain[1:]:
+            console.print(f"  <- {_ancestor(archive, cid)}", highlight=False, soft_wrap=True)
     if record.thought:
         console.print("\n[bold]thought[/]\n" + record.thought, highlight=False)
     if code:
         console.print(Syntax(code, "python"))
+
+
+def lineage(archive: Any, cid: str) -> list[str]:
+    """``cid`` and its ancestors while each names one parent (an edit strategy's chain)."""
+    chain = [cid]
+    rec = archive.get(cid)
+    while (len(rec.parent_ids) == 1 and archive.has(rec.parent_ids[0])
+           and rec.parent_ids[0] not in chain):
+        chain.append(rec.parent_ids[0])
+        rec = archive.get(rec.parent_ids[0])
+    return chain
+
+
+def _ancestor(archive: Any, cid: str) -> str:
+    rec = archive.get(cid)
+    score = f" {rec.val.mean:.0%}" if rec.val is not None and rec.status == "ok" else \
+        f" {rec.status}"
+    return f"{cid} ({rec.name}{score})"
 
 
 def _open(campaign: Path, error: type[Exception]):  # type: ignore[no-untyped-def]

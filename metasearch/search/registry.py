@@ -42,6 +42,7 @@ ENTRY_POINT_GROUP = "metasearch.strategies"
 #: Built-in strategies: one line each, ``name -> "module:ATTRIBUTE"``.
 BUILTIN: dict[str, str] = {
     "adas": "metasearch.search.adas:SPEC",
+    "mcts": "metasearch.search.mcts:SPEC",
     "optuna": "metasearch.search.optuna:SPEC",
     "random": "metasearch.search.random:SPEC",
 }
@@ -64,6 +65,7 @@ class StrategyContext:
     parallel: int = 1  # run.parallel_candidates
     directory: Path | None = None  # the campaign directory (a strategy may keep state there)
     resume: bool = False  # whether the campaign is resumed (its directory has records)
+    val_tasks: tuple[Any, ...] = ()  # the validation split (never the test split), in order
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,11 @@ class FindingLike(Protocol):
     hint: str
 
 
+def task_section(task: TaskBrief) -> str:
+    """The "# The task" section every meta prompt opens with."""
+    return _task_section(task)
+
+
 def _task_section(task: TaskBrief) -> str:
     lines = [
         f"# The task\nThe agent will receive questions of this kind: {task.description.strip()}"

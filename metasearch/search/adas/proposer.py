@@ -185,8 +185,27 @@ class Proposer:
         slot may see. Gateway errors (``BudgetExceeded``, endpoint errors)
         propagate: the caller stops.
         """
+        return self.propose_from(
+            meta_messages(context, self.output_format), generation=generation,
+            sample_index=sample_index, candidate=candidate, is_duplicate=is_duplicate,
+            idea=context.idea)
+
+    def propose_from(
+        self,
+        base: list[Message],
+        *,
+        generation: int,
+        sample_index: int = 0,
+        candidate: str | None = None,
+        is_duplicate: Callable[[str], bool | str] | None = None,
+        idea: str = "",
+    ) -> ProposerResult:
+        """:meth:`propose` from a prompt the caller built (an edit strategy's own request).
+
+        The same loop: the reply is parsed, reflected on, normalised, validated
+        and repaired, each follow-up appended to ``base``.
+        """
         run = _Run(candidate, generation * GENERATION_STRIDE + sample_index, is_duplicate)
-        base = meta_messages(context, self.output_format)
         self._log(run, "propose", base)
         reply = self._ask(run, "propose", base, log=False)
         repairs_left = self.repair_rounds
@@ -219,8 +238,7 @@ class Proposer:
                 )
             else:
                 proposal = revised
-        return self._check_and_repair(run, base, proposal, repairs_left, "proposal",
-                                      idea=context.idea)
+        return self._check_and_repair(run, base, proposal, repairs_left, "proposal", idea=idea)
 
     def debug(
         self,
