@@ -11,6 +11,7 @@ from metasearch.llm.types import LLMRequest
 from metasearch.search.adas.context import TaskBrief
 from metasearch.search.adas.proposer import Proposer
 from metasearch.search.adas.strategy import AdasStrategy
+from metasearch.search.evolve import EvolveStrategy
 from metasearch.search.mcts import MctsStrategy
 from metasearch.search.optuna import OptunaSettings, OptunaStrategy, open_study
 from metasearch.search.random import RandomStrategy
@@ -119,8 +120,14 @@ def mcts(gateway, parallel) -> MctsStrategy:
                         width=2, max_children=2, debug_rounds=1)
 
 
+def evolve(gateway, parallel) -> EvolveStrategy:
+    return EvolveStrategy(proposer=edit_proposer(gateway), task=TaskBrief.from_suite(TOY_SUITE),
+                          questions={t.id: t.question for t in TOY_TASKS}, generations=3,
+                          width=2, merge_every=2, debug_rounds=1, seed=1)
+
+
 #: The edit strategies as the contract runs them (tests/edit_kit.py runs them in a child).
-EDIT_STRATEGIES = {"mcts": mcts}
+EDIT_STRATEGIES = {"mcts": mcts, "evolve": evolve}
 
 
 class TestMctsContract(StrategyContract):
@@ -128,6 +135,16 @@ class TestMctsContract(StrategyContract):
 
     def make_strategy(self, gateway, parallel):
         return mcts(gateway, parallel)
+
+    def meta_reply(self, request: LLMRequest) -> str:
+        return edit_reply(request)
+
+
+class TestEvolveContract(StrategyContract):
+    """Frontier parents, a merge in every generation, an invalid child and a debugged one."""
+
+    def make_strategy(self, gateway, parallel):
+        return evolve(gateway, parallel)
 
     def meta_reply(self, request: LLMRequest) -> str:
         return edit_reply(request)

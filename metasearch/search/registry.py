@@ -42,6 +42,7 @@ ENTRY_POINT_GROUP = "metasearch.strategies"
 #: Built-in strategies: one line each, ``name -> "module:ATTRIBUTE"``.
 BUILTIN: dict[str, str] = {
     "adas": "metasearch.search.adas:SPEC",
+    "evolve": "metasearch.search.evolve:SPEC",
     "mcts": "metasearch.search.mcts:SPEC",
     "optuna": "metasearch.search.optuna:SPEC",
     "random": "metasearch.search.random:SPEC",
