@@ -2,8 +2,9 @@
 
 Real model, real sandbox, real Optuna journal storage and MLflow store: a
 tiny space (Chain-of-Thought or Program-of-Thought, two temperatures), one
-seed, two generations of one trial on three validation tasks, pruning on;
-then ``--resume --generations 3`` adds a trial to the same study.
+seed, one generation of one trial on two validation tasks (evaluated a task
+at a time, through the pruning seam); then ``--resume --generations 2`` adds
+a trial to the same study. Kept small: it runs in CI on two cores.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ temperature = 0.0
 CONFIG = """
 [suite]
 name = "arith"
-n_val = 3
-n_test = 2
+n_val = 2
+n_test = 1
 seed = 0
 difficulty = 1
 
@@ -48,7 +49,7 @@ max_tokens = 128
 
 [search]
 strategy = "optuna"
-generations = 2
+generations = 1
 seeds = ["chain_of_thought"]
 
 [search.optuna]
@@ -59,7 +60,7 @@ min_tasks = 2
 
 [pruning]
 enabled = true
-minibatch = 2
+minibatch = 1
 
 [run]
 concurrency = 2
@@ -99,7 +100,7 @@ def test_optuna_campaign_on_the_local_model_from_the_cli(tmp_path):
 
     with Archive.open(out, readonly=True) as archive:
         records = archive.records()
-    assert [r.id for r in records] == ["seed-chain_of_thought", "g001-00", "g002-00"]
+    assert [r.id for r in records] == ["seed-chain_of_thought", "g001-00"]
     trials = [r for r in records if not r.is_seed]
     for r in trials:
         assert r.strategy == "optuna" and r.status in ("ok", "pruned", "failed", "timeout")
@@ -108,7 +109,7 @@ def test_optuna_campaign_on_the_local_model_from_the_cli(tmp_path):
     loc = read_location(out)
     assert loc.storage == str(out / "optuna.journal")
     study = optuna.load_study(study_name=loc.study, storage=open_storage(loc.storage))
-    assert [t.user_attrs["candidate_id"] for t in study.trials] == ["g001-00", "g002-00"]
+    assert [t.user_attrs["candidate_id"] for t in study.trials] == ["g001-00"]
     for t, r in zip(study.trials, trials, strict=True):
         assert t.state == (TrialState.PRUNED if r.status == "pruned" else TrialState.COMPLETE)
         assert t.params == r.meta["params"]
@@ -119,9 +120,8 @@ def test_optuna_campaign_on_the_local_model_from_the_cli(tmp_path):
     report = (out / "report.md").read_text()
     assert "Validation score against cost" in report
 
-    more = metasearch("run", str(config), "--resume", "--generations", "3")
+    more = metasearch("run", str(config), "--resume", "--generations", "2")
     assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
     study = optuna.load_study(study_name=loc.study, storage=open_storage(loc.storage))
-    assert [t.user_attrs["candidate_id"] for t in study.trials] == ["g001-00", "g002-00",
-                                                                     "g003-00"]
+    assert [t.user_attrs["candidate_id"] for t in study.trials] == ["g001-00", "g002-00"]
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
