@@ -30,7 +30,8 @@ from metasearch.search.adas.text import (
 )
 from metasearch.store.records import CandidateRecord
 
-__all__ = ["Edit", "TaskCase", "edit_messages", "experience", "sample_cases", "task_cases"]
+__all__ = ["Edit", "TaskCase", "debug_edit", "edit_messages", "edit_proposer", "experience",
+           "sample_cases", "task_cases"]
 
 
 @dataclass(frozen=True)
@@ -173,3 +174,29 @@ def _case_text(i: int, c: TaskCase) -> str:
 def _clip(text: str | None, n: int) -> str:
     text = "" if text is None else " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def edit_proposer(ctx: Any, repair_rounds: int) -> Any:
+    """The meta agent of an edit strategy: the campaign's meta model, no reflexion."""
+    from metasearch.candidate.validate import validate_code
+    from metasearch.search.adas.proposer import Proposer
+
+    meta = ctx.config.models.meta
+    return Proposer(
+        complete=ctx.gateway.complete, model=meta.model, temperature=meta.temperature,
+        max_tokens=meta.max_tokens, output_format=ctx.gateway.resolve_protocol(meta.model),
+        reflexion_rounds=0, repair_rounds=repair_rounds, validate=validate_code,
+    )
+
+
+def debug_edit(proposer: Any, task: TaskBrief, slot: Any, proposal: Any, feedback: Any,
+               debug_round: int, archive: Any) -> Any:
+    """A debug round of an edit (the ADAS proposer's), with only exact copies rejected."""
+    from metasearch.search.adas.parse import Draft
+    from metasearch.search.novelty import ArchiveDuplicates
+
+    draft = Draft(thought=proposal.thought, name=proposal.name, code=proposal.code)
+    return proposer.debug(
+        draft, feedback, task=task, generation=slot.generation, sample_index=slot.index,
+        debug_round=debug_round, candidate=slot.candidate_id,
+        is_duplicate=ArchiveDuplicates(archive, near=False))

@@ -5,23 +5,17 @@
 
 from __future__ import annotations
 
-from metasearch.candidate.validate import validate_code
 from metasearch.search.adas.context import TaskBrief
-from metasearch.search.adas.proposer import Proposer
 from metasearch.search.evolve.settings import EvolveSettings
 from metasearch.search.evolve.strategy import EvolveStrategy, gate
+from metasearch.search.reflect import edit_proposer
 from metasearch.search.registry import StrategyContext, StrategySpec
 
 
 def build(ctx: StrategyContext) -> EvolveStrategy:
     """An :class:`EvolveStrategy` for a campaign config (the meta model writes the children)."""
     s: EvolveSettings = ctx.settings
-    meta = ctx.config.models.meta
-    proposer = Proposer(
-        complete=ctx.gateway.complete, model=meta.model, temperature=meta.temperature,
-        max_tokens=meta.max_tokens, output_format=ctx.gateway.resolve_protocol(meta.model),
-        reflexion_rounds=0, repair_rounds=s.repair_rounds, validate=validate_code,
-    )
+    proposer = edit_proposer(ctx, s.repair_rounds)
     return EvolveStrategy(
         proposer=proposer, task=TaskBrief.from_suite(ctx.suite),
         questions={t.id: t.question for t in ctx.val_tasks},

@@ -29,13 +29,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from metasearch.search.adas.context import TaskBrief
-from metasearch.search.adas.parse import Draft
 from metasearch.search.adas.proposer import Proposer, ProposerResult
 from metasearch.search.base import ArchiveView, Proposal, ProposalOutcome, Slot
 from metasearch.search.evolve.frontier import complementary_pair, frontier, sample_parent
 from metasearch.search.feedback import DebugFeedback
 from metasearch.search.novelty import ArchiveDuplicates
-from metasearch.search.reflect import TaskCase, edit_messages, experience, sample_cases, task_cases
+from metasearch.search.reflect import (
+    TaskCase,
+    debug_edit,
+    edit_messages,
+    experience,
+    sample_cases,
+    task_cases,
+)
 from metasearch.store.archive import Archive
 from metasearch.store.records import CandidateRecord, candidate_id
 
@@ -180,11 +186,8 @@ class EvolveStrategy:
 
     def fix(self, slot: Slot, proposal: Proposal, feedback: DebugFeedback, debug_round: int,
             archive: ArchiveView) -> ProposalOutcome:
-        draft = Draft(thought=proposal.thought, name=proposal.name, code=proposal.code)
-        result = self.proposer.debug(
-            draft, feedback, task=self.task, generation=slot.generation,
-            sample_index=slot.index, debug_round=debug_round, candidate=slot.candidate_id,
-            is_duplicate=ArchiveDuplicates(archive, near=False))
+        result = debug_edit(self.proposer, self.task, slot, proposal, feedback, debug_round,
+                            archive)
         return self._outcome(result, slot)
 
     def _outcome(self, result: ProposerResult, slot: Slot) -> ProposalOutcome:

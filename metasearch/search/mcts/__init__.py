@@ -5,23 +5,17 @@
 
 from __future__ import annotations
 
-from metasearch.candidate.validate import validate_code
 from metasearch.search.adas.context import TaskBrief
-from metasearch.search.adas.proposer import Proposer
 from metasearch.search.mcts.settings import MctsSettings
 from metasearch.search.mcts.strategy import MctsStrategy
+from metasearch.search.reflect import edit_proposer
 from metasearch.search.registry import StrategyContext, StrategySpec
 
 
 def build(ctx: StrategyContext) -> MctsStrategy:
     """An :class:`MctsStrategy` for a campaign config (the meta model writes the edits)."""
     s: MctsSettings = ctx.settings
-    meta = ctx.config.models.meta
-    proposer = Proposer(
-        complete=ctx.gateway.complete, model=meta.model, temperature=meta.temperature,
-        max_tokens=meta.max_tokens, output_format=ctx.gateway.resolve_protocol(meta.model),
-        reflexion_rounds=0, repair_rounds=s.repair_rounds, validate=validate_code,
-    )
+    proposer = edit_proposer(ctx, s.repair_rounds)
     return MctsStrategy(
         proposer=proposer, task=TaskBrief.from_suite(ctx.suite),
         questions={t.id: t.question for t in ctx.val_tasks},
