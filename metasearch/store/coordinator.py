@@ -1,0 +1,191 @@
+"""Several search workers on one campaign: slot claims with leases, and who runs the final test.
+
+Every worker runs the same strategy on the same shared archive, so each asks
+for the same slots in the same order. Before a worker spends anything on a
+slot it *claims* it: one row per (campaign, candidate id), inserted under a
+primary key, so exactly one worker wins. The others wait for the winner's
+record to appear in the archive and tell it to their strategy, as if they
+had run it.
+
+A claim is a lease: the holder's heartbeat thread renews it every
+``lease_s / 3`` seconds. A worker that dies (``kill -9``, a lost machine)
+stops renewing, and once its lease has expired the next worker that waits
+on the slot takes it over and runs it again; the calls the dead worker had
+paid for are hits in the shared response cache, so nothing is billed twice.
+
+The final test runs once, by the worker that finishes its search last:
+each worker marks itself finished, waits until no live worker is still
+searching, and the one with the latest finish time claims the test (a
+claim like any other, so a tester that dies is replaced by the next worker
+that joins). Worker clocks are compared, so the machines keep NTP time.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from metasearch.store import db
+
+__all__ = ["FINAL_TEST", "Coordinator"]
+
+FINAL_TEST = "~final-test"  # the claim of the final test (not a candidate id)
+_DONE = 1e18  # the lease of a finished final test: never expires
+
+
+class Coordinator:
+    """This worker's view of a shared campaign: claim, wait, heartbeat, elect the tester.
+
+    ``has(cid)`` says whether a record for ``cid`` is committed (the shared
+    archive's :meth:`has`).
+    """
+
+    def __init__(self, engine: sa.Engine, campaign: str, *, has: Callable[[str], bool],
+                 lease_s: float = 60.0, poll_s: float = 0.5, worker: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.engine, self.campaign, self.has = engine, campaign, has
+        self.lease_s, self.poll_s, self.clock = lease_s, poll_s, clock
+        self.worker = worker or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> Coordinator:
+        """Register this worker and start its heartbeat."""
+        w = db.workers
+        with self.engine.begin() as conn:
+            conn.execute(w.insert().values(campaign=self.campaign, worker=self.worker,
+                                           heartbeat=self.clock(), finished_at=None))
+        self._beat = threading.Thread(target=self._heartbeat, name="worker-heartbeat",
+                                      daemon=True)
+        self._beat.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=5)
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                self.beat()
+            except Exception:  # a database hiccup: the next beat retries
+                pass
+
+    def beat(self) -> None:
+        """Renew this worker's leases and its liveness (the heartbeat thread calls it)."""
+        now = self.clock()
+        c, w = db.claims, db.workers
+        with self.engine.begin() as conn:
+            conn.execute(c.update().where(c.c.campaign == self.campaign,
+                                          c.c.worker == self.worker,
+                                          c.c.lease_until < _DONE)
+                         .values(lease_until=now + self.lease_s))
+            conn.execute(w.update().where(w.c.campaign == self.campaign,
+                                          w.c.worker == self.worker).values(heartbeat=now))
+
+    # ---------------------------------------------------------------- claims
+
+    def claim(self, cid: str) -> bool:
+        """Take ``cid`` for this worker: True if it is ours now and not yet committed.
+
+        Atomic across workers: an insert under the primary key, or an update
+        of a claim whose lease has expired. A committed record is never
+        claimed again (checked after winning, so a holder that committed and
+        released a moment ago is seen).
+        """
+        now = self.clock()
+        c = db.claims
+        won = False
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(c.insert().values(campaign=self.campaign, cid=cid,
+                                               worker=self.worker, lease_until=now + self.lease_s))
+            won = True
+        except sa.exc.IntegrityError:
+            with self.engine.begin() as conn:
+                done = conn.execute(c.update().where(
+                    c.c.campaign == self.campaign, c.c.cid == cid,
+                    sa.or_(c.c.lease_until < now, c.c.worker == self.worker),
+                    c.c.lease_until < _DONE,
+                ).values(worker=self.worker, lease_until=now + self.lease_s))
+                won = done.rowcount == 1
+        if won and cid != FINAL_TEST and self.has(cid):
+            self.release(cid)
+            return False
+        return won
+
+    def release(self, cid: str) -> None:
+        """Drop this worker's claim (its record is committed, or it gave the slot up)."""
+        c = db.claims
+        with self.engine.begin() as conn:
+            conn.execute(c.delete().where(c.c.campaign == self.campaign, c.c.cid == cid,
+                                          c.c.worker == self.worker))
+
+    def holder(self, cid: str) -> Any | None:
+        c = db.claims
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(c.c.worker, c.c.lease_until).where(
+                c.c.campaign == self.campaign, c.c.cid == cid)).first()
+
+    def wait_for(self, cid: str) -> bool:
+        """Wait until ``cid`` is committed by its holder (False) or ours to run (True).
+
+        Ours when the holder's lease expired (it died) or it gave the slot up.
+        """
+        while True:
+            if self.has(cid):
+                return False
+            if self.claim(cid):
+                return True
+            time.sleep(self.poll_s)
+
+    # ------------------------------------------------------------ final test
+
+    def take_final_test(self) -> bool:
+        """Mark this worker's search finished; True for the one worker that runs the test.
+
+        Waits while another live worker is still searching. Of the live
+        workers, the one that finished last claims the test; every other one
+        returns False once it is claimed (or done).
+        """
+        w = db.workers
+        with self.engine.begin() as conn:
+            conn.execute(w.update().where(w.c.campaign == self.campaign,
+                                          w.c.worker == self.worker)
+                         .values(finished_at=self.clock(), heartbeat=self.clock()))
+        while True:
+            held = self.holder(FINAL_TEST)
+            now = self.clock()
+            if held is not None and held.worker != self.worker and held.lease_until >= now:
+                return False  # claimed by a live tester, or done
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(w).where(w.c.campaign == self.campaign)).all()
+            live = [r for r in rows if r.worker == self.worker
+                    or r.heartbeat >= now - self.lease_s]
+            if all(r.finished_at is not None for r in live):
+                last = max(live, key=lambda r: (r.finished_at, r.worker))
+                if last.worker == self.worker:
+                    return self.claim(FINAL_TEST)
+            time.sleep(self.poll_s)
+
+    def final_test_done(self) -> None:
+        """The test results are committed: the final-test claim never expires now."""
+        c = db.claims
+        with self.engine.begin() as conn:
+            conn.execute(c.update().where(c.c.campaign == self.campaign, c.c.cid == FINAL_TEST,
+                                          c.c.worker == self.worker).values(lease_until=_DONE))
+
+    def tester(self) -> str | None:
+        """The worker that claimed the final test (None before it is claimed)."""
+        held = self.holder(FINAL_TEST)
+        return held.worker if held is not None else None
