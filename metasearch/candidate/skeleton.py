@@ -26,7 +26,7 @@ import hashlib
 
 #: Names that keep their identity: the runtime, the agent's parameters, builtins.
 _KEPT = frozenset(
-    {"Info", "LLMAgentBase", "run_python", "AgentSystem", "forward", "self", "taskInfo",
+    {"Info", "LLMAgentBase", "run_python", "tunable", "AgentSystem", "forward", "self", "taskInfo",
      *dir(builtins)}
 )
 

@@ -64,7 +64,7 @@ DANGEROUS_ATTRIBUTES: frozenset[str] = frozenset({
     "func_globals", "mro", "ProcessPoolExecutor",
 })
 # The names the runtime puts in the agent's namespace (``runtime.loader.NAMESPACE_NAMES``).
-RUNTIME_NAMES: frozenset[str] = frozenset({"LLMAgentBase", "Info", "run_python"})
+RUNTIME_NAMES: frozenset[str] = frozenset({"LLMAgentBase", "Info", "run_python", "tunable"})
 _NAME_HINTS = {
     "input": "No one types input while an agent runs: pass text to agents in their list of "
              "Info, e.g. agent([taskInfo, Info('note', 'User', text, -1)], 'instruction').",

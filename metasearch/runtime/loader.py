@@ -25,9 +25,10 @@ from metasearch.runtime.info import Info
 from metasearch.runtime.python_tool import PythonTool, limits_from_settings
 from metasearch.runtime.settings import AgentSettings
 from metasearch.runtime.transport import Transport
+from metasearch.runtime.tunable import tunable
 
 #: The names the runtime puts in every agent's namespace.
-NAMESPACE_NAMES = ("LLMAgentBase", "Info", "run_python")
+NAMESPACE_NAMES = ("LLMAgentBase", "Info", "run_python", "tunable")
 _SIGNATURE_HELP = (
     "Define it as `def forward(self, taskInfo):`, where taskInfo is an Info holding the "
     "task, and return the final answer (an Info or a string)."
@@ -157,7 +158,7 @@ def load_agent(code: str, settings: AgentSettings, transport: Transport, *,
                             harden_parent=sandboxed).function()
     namespace: dict[str, Any] = {
         "__name__": "agent_code", "__builtins__": builtins,
-        "LLMAgentBase": agent_cls, "Info": Info, "run_python": run_python,
+        "LLMAgentBase": agent_cls, "Info": Info, "run_python": run_python, "tunable": tunable,
     }
     try:
         exec(compiled, namespace)
@@ -175,6 +176,7 @@ def load_agent(code: str, settings: AgentSettings, transport: Transport, *,
     if namespace.get("Info") is not Info:
         namespace["Info"] = Info
     namespace["run_python"] = run_python
+    namespace["tunable"] = tunable
     forward = _find_forward(namespace)
 
     system_cls = type("AgentSystem", (AgentSystem,), {"forward": forward})

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import libcst as cst
 
 # The runtime's names (``runtime.loader.NAMESPACE_NAMES``) and ADAS's ``AgentSystem``.
-RUNTIME_NAMES = frozenset({"Info", "LLMAgentBase", "run_python", "AgentSystem"})
+RUNTIME_NAMES = frozenset({"Info", "LLMAgentBase", "run_python", "tunable", "AgentSystem"})
 
 
 def _src(node: cst.CSTNode) -> str:
