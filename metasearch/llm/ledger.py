@@ -162,6 +162,21 @@ class Ledger:
             for acc in self._slices(role, candidate):
                 acc.events[event] += n
 
+    def add(self, counts: Counts, *, role: str | None, candidate: str | None) -> None:
+        """Add counts recorded by another ledger (a Ray node's gateway) to these slices."""
+        with self._lock:
+            for acc in self._slices(role, candidate):
+                acc.calls += counts.calls
+                acc.cached += counts.cached_calls
+                acc.errors += counts.errors
+                acc.pt += counts.prompt_tokens
+                acc.ct += counts.completion_tokens
+                acc.cost += counts.cost_usd
+                acc.lat += counts.latency_s
+                acc.events.update(counts.events)
+                acc.retried.update(counts.retried)
+                acc.failed.update(counts.failed)
+
     def snapshot(self) -> LedgerSnapshot:
         with self._lock:
             return LedgerSnapshot(

@@ -1,0 +1,280 @@
+"""The Ray executor: a candidate's tasks in shards, each on some node's own sandbox pool.
+
+:class:`RayRunner` is an :class:`~metasearch.execution.base.AgentRunner`, so
+the campaign loop cannot tell it from the local sandbox. It keeps one
+:class:`~metasearch.execution.ray_node.NodeEvaluator` actor per alive node
+(pinned to that node, holding its gateway and prewarmed sandbox pool), sends
+each shard to the least busy one, and when a node dies mid-shard (its actor
+errors) sends that shard to another node. Outcomes reach the caller only when
+a whole evaluation is done, so a retried shard is never seen twice and the
+candidate's record is written once, by the caller, as on one machine.
+
+Cost: each shard returns what its calls cost on its node; the runner adds
+that to the host gateway's ledger and budget, so records and ``report.md``
+count the same calls as locally. The budget is checked before each shard is
+sent, so a cap can be overshot by the calls of the shards already in flight.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from metasearch.execution.base import OnOutcome
+from metasearch.execution.ray_node import NodeEvaluator, NodeSpec, ShardResult
+from metasearch.execution.sandbox.types import SandboxError
+from metasearch.llm.types import BudgetExceeded
+from metasearch.outcomes import TaskError, TaskOutcome
+from metasearch.runtime.settings import AgentSettings
+from metasearch.suites.task import Task
+
+
+@dataclass
+class _Node:
+    node_id: str
+    actor: Any
+    busy: int = 0
+
+
+def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
+    """Join the cluster at ``address`` (else ``RAY_ADDRESS``), else start a local instance.
+
+    Returns True when this call started Ray (so the caller shuts it down).
+    """
+    import os
+
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kw: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    target = address or os.environ.get("RAY_ADDRESS") or None
+    if target is None:
+        kw |= {"include_dashboard": False, "num_cpus": num_cpus}
+    try:
+        ray.init(address=target, **kw)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        from metasearch.errors import ConfigError
+
+        raise ConfigError(
+            f"Could not reach the Ray cluster at {target!r} (ray.address in the config, or "
+            f"RAY_ADDRESS): {exc}. Start it with `ray start --head` (or check the address and "
+            "port), or remove ray.address and unset RAY_ADDRESS to start a local Ray instance."
+        ) from exc
+    return True
+
+
+class RayRunner:
+    """Runs candidates' tasks on a Ray cluster, in shards of ``shard_tasks`` tasks.
+
+    ``gateway`` is the host's gateway (meta calls, ledger, budget); ``spec``
+    says how each node builds its own. ``max_attempts`` bounds how often one
+    shard is sent after its node died.
+    """
+
+    def __init__(self, *, spec: NodeSpec, gateway: Any, address: str | None = None,
+                 shard_tasks: int = 4, max_attempts: int = 3,
+                 actor_concurrency: int = 64, start_timeout_s: float = 120.0) -> None:
+        import ray
+
+        if shard_tasks < 1:
+            raise ValueError(f"shard_tasks must be >= 1, not {shard_tasks}")
+        self.spec = spec
+        self.gateway = gateway
+        self.shard_tasks = shard_tasks
+        self.max_attempts = max_attempts
+        self._concurrency = actor_concurrency
+        self._start_timeout_s = start_timeout_s
+        self._owns_ray = connect(address)
+        self._actor_class = ray.remote(NodeEvaluator)
+        self._lock = threading.Lock()
+        self._nodes: dict[str, _Node] = {}
+        self._dead: set[str] = set()
+        self._started = 0  # actors started so far: each gets its own uid block
+        self.retried_shards = 0
+        self.shards_by_node: dict[str, int] = {}
+        try:
+            self.refresh()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the AgentRunner seam ------------------------------------------------
+    def run(self, code: str, tasks: Sequence[Task], settings: AgentSettings, *,
+            on_outcome: OnOutcome | None = None) -> list[TaskOutcome]:
+        """Run ``code`` on ``tasks`` across the nodes; one outcome per task, in task order."""
+        import ray
+
+        tasks = list(tasks)
+        n = max(1, math.ceil(len(tasks) / self.shard_tasks))
+        shards = [tasks[i * self.shard_tasks:(i + 1) * self.shard_tasks] for i in range(n)]
+        done: dict[int, list[TaskOutcome]] = {}
+        pending: dict[Any, tuple[int, _Node, int]] = {}
+        for i, shard in enumerate(shards):
+            if not shard:
+                done[i] = []
+                continue
+            self._send(i, shard, code, settings, 1, pending, done)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            ref = ready[0]
+            i, node, attempt = pending.pop(ref)
+            self._release(node)
+            try:
+                result: ShardResult = ray.get(ref)
+            except ray.exceptions.RayActorError as exc:
+                self._forget(node)
+                if attempt >= self.max_attempts:
+                    raise SandboxError(
+                        f"Shard {i} of candidate {settings.candidate} was lost {attempt} times "
+                        f"(its Ray node died each time; last: {type(exc).__name__}). Check the "
+                        "cluster's nodes (`ray status`), then --resume the campaign.") from exc
+                with self._lock:
+                    self.retried_shards += 1
+                self._send(i, shards[i], code, settings, attempt + 1, pending, done)
+                continue
+            self._account(result, settings)
+            done[i] = result.outcomes
+        outcomes = [o for i in range(n) for o in done[i]]
+        if on_outcome is not None:
+            for o in outcomes:
+                on_outcome(o)
+        return outcomes
+
+    # -- nodes ---------------------------------------------------------------
+    def refresh(self) -> None:
+        """Start an actor on every alive node that has none (nodes may join at any time)."""
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        alive = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
+        new = []
+        with self._lock:
+            for node_id in alive:
+                if node_id in self._nodes or node_id in self._dead:
+                    continue
+                self._started += 1
+                actor = self._actor_class.options(
+                    num_cpus=0, max_concurrency=self._concurrency, max_restarts=0,
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+                ).remote(self.spec, self._started)
+                new.append((node_id, actor))
+        if not new:
+            return
+        refs = [a.ready.remote() for _, a in new]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self._start_timeout_s)
+        errors = []
+        for (node_id, actor), ref in zip(new, refs, strict=True):
+            if ref not in ready:
+                errors.append(f"node {node_id[:12]}: not ready after {self._start_timeout_s:.0f} s")
+                continue
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                errors.append(f"node {node_id[:12]}: {_cause(exc)}")
+                continue
+            with self._lock:
+                self._nodes[node_id] = _Node(node_id, actor)
+        if errors and not self._nodes:
+            raise SandboxError(
+                "No Ray node could start its gateway and sandbox pool: " + "; ".join(errors)
+                + ". Each node needs metasearch installed and a working sandbox (run "
+                "`metasearch doctor` on it).")
+
+    def in_flight(self) -> dict[str, int]:
+        """Shards now running, by node id (the nodes this runner uses)."""
+        with self._lock:
+            return {k: n.busy for k, n in self._nodes.items()}
+
+    def _pick(self) -> _Node:
+        with self._lock:
+            nodes = list(self._nodes.values())
+        if not nodes:
+            self.refresh()
+            with self._lock:
+                nodes = list(self._nodes.values())
+            if not nodes:
+                raise SandboxError("No Ray node is alive to run the candidate's tasks. Check "
+                                   "the cluster (`ray status`), then --resume the campaign.")
+        with self._lock:
+            node = min(nodes, key=lambda n: n.busy)
+            node.busy += 1
+        return node
+
+    def _release(self, node: _Node) -> None:
+        with self._lock:
+            node.busy -= 1
+
+    def _forget(self, node: _Node) -> None:
+        with self._lock:
+            if self._nodes.pop(node.node_id, None) is not None:
+                self._dead.add(node.node_id)
+
+    def _send(self, i: int, shard: list[Task], code: str, settings: AgentSettings,
+              attempt: int, pending: dict[Any, tuple[int, _Node, int]],
+              done: dict[int, list[TaskOutcome]]) -> None:
+        try:
+            self.gateway.budget.check()
+        except BudgetExceeded as exc:
+            error = TaskError(kind="budget", type="BudgetExceeded", message=str(exc))
+            done[i] = [TaskOutcome(task_id=t.id, answer=None, error=error) for t in shard]
+            return
+        node = self._pick()
+        pending[node.actor.run_shard.remote(code, shard, settings)] = (i, node, attempt)
+
+    def _account(self, result: ShardResult, settings: AgentSettings) -> None:
+        """Add the shard's calls to the host's ledger and budget (as if made here)."""
+        c = result.cost
+        with self._lock:
+            self.shards_by_node[result.node_id] = self.shards_by_node.get(result.node_id, 0) + 1
+        self.gateway.ledger.add(c, role="task", candidate=settings.candidate)
+        self.gateway.budget.add_prior(usd=c.cost_usd, calls=c.calls - c.cached_calls,
+                                      tokens=c.tokens)
+
+    def overhead_probe(self, n: int = 200) -> float:
+        """Mean seconds of one empty round trip to a node actor (Ray's per-call overhead)."""
+        import ray
+
+        node = self._pick()
+        try:
+            ray.get(node.actor.ready.remote())
+            t0 = time.perf_counter()
+            for _ in range(n):
+                ray.get(node.actor.ready.remote())
+            return (time.perf_counter() - t0) / n
+        finally:
+            self._release(node)
+
+    def close(self) -> None:
+        import ray
+
+        with self._lock:
+            nodes, self._nodes = list(self._nodes.values()), {}
+        if ray.is_initialized():
+            closing = [n.actor.close.remote() for n in nodes]
+            try:
+                ray.wait(closing, num_returns=len(closing), timeout=30)
+            except Exception:  # a dead node's actor: nothing left to close
+                pass
+            for n in nodes:
+                try:
+                    ray.kill(n.actor)
+                except Exception:
+                    pass
+            if self._owns_ray:
+                ray.shutdown()
+
+    def __enter__(self) -> RayRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__

@@ -1,0 +1,151 @@
+"""The Ray executor on a real Ray cluster of simulated nodes (``ray.cluster_utils.Cluster``).
+
+One cluster per module (head + one worker node; the node-death test adds and
+removes a third). The scripted task model runs on each node's own gateway;
+records must equal the local sandbox runner's.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pickle
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from metasearch.execution.ray_executor import RayRunner  # noqa: E402
+from metasearch.execution.ray_node import NodeSpec  # noqa: E402
+from metasearch.execution.sandbox import SandboxRunner  # noqa: E402
+from metasearch.llm.settings import GatewaySettings, ModelSettings  # noqa: E402
+from metasearch.runtime.settings import AgentSettings  # noqa: E402
+from metasearch.search.random import RandomStrategy  # noqa: E402
+from metasearch.search.spaces import load_space  # noqa: E402
+from metasearch.testing.campaigns import (  # noqa: E402
+    TASK_MODEL,
+    TOY_TASKS,
+    ScriptedModel,
+    close_campaign,
+    comparable,
+    toy_campaign,
+)
+from metasearch.testing.ray_nodes import scripted_task_gateway  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "sk-metasearch-test-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # set where the cluster runs (its node processes inherit it), as a key set on a real node
+    os.environ["METASEARCH_TEST_KEY"] = SECRET
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    ray.init(address=c.address, log_to_driver=False)
+    yield c
+    ray.shutdown()
+    c.shutdown()
+    os.environ.pop("METASEARCH_TEST_KEY", None)
+
+
+def strategy(_gateway, _parallel):
+    return RandomStrategy(space=load_space(ROOT / "search_spaces/reasoning.toml"),
+                          generations=1, width=2, seed=3)
+
+
+def spec(delay_s: float = 0.0) -> NodeSpec:
+    return NodeSpec(gateway=GatewaySettings(), sandbox="auto", allowed_models=[TASK_MODEL],
+                    make_gateway=functools.partial(scripted_task_gateway, delay_s=delay_s))
+
+
+def run_campaign(directory: Path, make_runner, *, during=None):
+    campaign = toy_campaign(directory, ScriptedModel(), strategy)
+    runner = make_runner(campaign.gateway)
+    campaign.runner = runner
+    try:
+        if during is None:
+            return campaign.run(), runner
+        box: dict = {}
+        t = threading.Thread(target=lambda: box.setdefault("r", campaign.run()))
+        t.start()
+        during(runner)
+        t.join(300)
+        assert "r" in box, "the campaign did not finish"
+        return box["r"], runner
+    finally:
+        close_campaign(campaign)
+        runner.close()
+
+
+@pytest.fixture(scope="module")
+def local_records(tmp_path_factory):
+    result, _ = run_campaign(tmp_path_factory.mktemp("local") / "c",
+                             lambda gw: SandboxRunner(mode="auto", gateway=gw,
+                                                      allowed_models=[TASK_MODEL]))
+    return comparable(result.records)
+
+
+def test_ray_executor_gives_the_local_executors_records(cluster, tmp_path, local_records):
+    result, runner = run_campaign(
+        tmp_path / "c", lambda gw: RayRunner(spec=spec(), gateway=gw, shard_tasks=2))
+    assert comparable(result.records) == local_records
+    assert len(runner.shards_by_node) == 2  # both nodes evaluated shards
+    assert all(r.calls > 0 for r in result.records if r.status == "ok")  # costed on the host
+
+
+def test_a_node_killed_mid_evaluation_has_its_shards_retried_and_records_written_once(
+        cluster, tmp_path, local_records):
+    doomed = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    doomed_id = doomed.node_id
+
+    def kill_when_busy(runner: RayRunner) -> None:
+        deadline = time.monotonic() + 120
+        while runner.in_flight().get(doomed_id, 0) == 0:
+            assert time.monotonic() < deadline, "no shard ever ran on the third node"
+            time.sleep(0.05)
+        cluster.remove_node(doomed, allow_graceful=False)
+
+    d = tmp_path / "c"
+    result, runner = run_campaign(
+        d, lambda gw: RayRunner(spec=spec(delay_s=0.3), gateway=gw, shard_tasks=2),
+        during=kill_when_busy)
+    assert runner.retried_shards >= 1
+    assert comparable(result.records) == local_records
+    lines = [json.loads(x) for x in (d / "archive.jsonl").read_text().splitlines()]
+    ids = [x["id"] for x in lines if x.get("kind") == "candidate"]
+    assert len(ids) == len(set(ids)) == len(local_records)
+
+
+def test_keys_stay_on_the_node_gateway_out_of_payloads_and_sandboxes(cluster):
+    """A key set where the cluster runs reaches neither the shard payload nor the agent."""
+    node_spec = NodeSpec(
+        gateway=GatewaySettings(models={TASK_MODEL: ModelSettings(api_key_env="METASEARCH_TEST_KEY")}),
+        allowed_models=[TASK_MODEL],
+        make_gateway=functools.partial(scripted_task_gateway))
+    code = ("import os\n"
+            "def forward(self, taskInfo):\n"
+            "    return ';'.join(sorted(f'{k}={v}' for k, v in os.environ.items()))\n")
+    settings = AgentSettings(model=TASK_MODEL, answer_hint="an integer", protocol="sections",
+                             max_tokens=64, threads=2,
+                             candidate="g001-00")
+    tasks = list(TOY_TASKS[:2])
+    payload = pickle.dumps((node_spec, code, tasks, settings))
+    assert SECRET.encode() not in payload
+    # the node's processes have the key (its gateway needs it) ...
+    node_key = ray.remote(num_cpus=0)(lambda: __import__("os").environ.get("METASEARCH_TEST_KEY"))
+    assert ray.get(node_key.remote()) == SECRET
+    with RayRunner(spec=node_spec, gateway=scripted_task_gateway(), shard_tasks=1) as runner:
+        outcomes = runner.run(code, tasks, settings)
+    # ... the agent in the sandbox has neither the key nor its variable
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    for o in outcomes:
+        assert SECRET not in (o.answer or "") and "METASEARCH_TEST_KEY" not in (o.answer or "")
