@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from metasearch.diskfull import campaign_disk_full, is_disk_full
 from metasearch.errors import AgentCodeError, DataError
 
 SANDBOX_MODES = ("auto", "bwrap", "unshare", "none")
@@ -40,7 +41,9 @@ def run_campaign(
     (``overrides`` are dotted keys merged before validation); the file's text
     (or ``config_text``) is kept as the campaign's ``config.toml``. Everything
     the campaign started is closed when it returns or raises; the archive
-    keeps what was computed either way.
+    keeps what was computed either way. A full disk (or quota) anywhere in the
+    campaign directory raises :class:`~metasearch.diskfull.DiskFullError`,
+    which names the directory; ``resume=True`` continues once there is room.
     """
     from metasearch.campaign.build import build_campaign, close_campaign
     from metasearch.config import load_config
@@ -50,12 +53,17 @@ def run_campaign(
         config = load_config(config, overrides)
     elif overrides:
         raise TypeError("overrides apply to a config file; pass a path, or change the config")
-    campaign = build_campaign(config, resume=resume, tracking_uri=tracking_uri,
-                              reporter=reporter, config_text=config_text)
     try:
-        return campaign.run()
-    finally:
-        close_campaign(campaign)
+        campaign = build_campaign(config, resume=resume, tracking_uri=tracking_uri,
+                                  reporter=reporter, config_text=config_text)
+        try:
+            return campaign.run()
+        finally:
+            close_campaign(campaign)
+    except Exception as exc:  # a full disk, wherever it struck: one paragraph, then --resume
+        if is_disk_full(exc):
+            raise campaign_disk_full(config.run.out_dir, exc) from exc
+        raise
 
 
 def evaluate(

@@ -49,6 +49,13 @@ def friendly_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except MetasearchError as exc:
             _fail(str(exc), getattr(exc, "exit_code", 2))
+        except OSError as exc:  # a full disk outside a campaign (eval's cache, an export)
+            from metasearch.diskfull import disk_full, is_disk_full
+
+            if not is_disk_full(exc):
+                raise
+            failed = disk_full(exc.filename or "a file", exc)
+            _fail(str(failed), failed.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted; everything completed so far is saved.", 130)
 

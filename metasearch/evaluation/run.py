@@ -70,6 +70,9 @@ def evaluate_agent(
     start = time.monotonic()
     outcomes = runner.run(code, tasks, settings, on_outcome=on_outcome)
     wall = time.monotonic() - start
+    check = getattr(gateway, "check_storage", None)
+    if check is not None:  # a reply the cache could not keep (disk full) failed the agent's
+        check()            # call: those outcomes are not the agent's, so they are not scored
     after = gateway.snapshot()
     if key is None:
         cost = after.total.minus(before.total)

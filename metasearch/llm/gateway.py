@@ -25,6 +25,7 @@ from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import urlparse
 
+from metasearch.diskfull import DiskFullError, disk_full, is_disk_full
 from metasearch.llm.backend import (
     Backend,
     BadRequest,
@@ -94,6 +95,7 @@ class Gateway:
         self._hop: Hop  # set with the loop
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.storage_error: DiskFullError | None = None  # the first reply the cache could not keep
 
     # -- public API -------------------------------------------------------
 
@@ -290,6 +292,7 @@ class Gateway:
         )  # fmt: skip
 
     async def _acall(self, req: LLMRequest, key: str | None, t0: float) -> LLMResponse:
+        self.check_storage()  # no new bill for a reply that could not be kept
         route = None
         try:
             route = await self._aroute(req.model)
@@ -315,24 +318,42 @@ class Gateway:
             completion_tokens=raw.completion_tokens, cost_usd=cost, latency_s=latency,
             cached=False, finish_reason=raw.finish_reason, meta=meta,
         )  # fmt: skip
-        if key is not None:
-            assert self.cache is not None
-            self.cache.set(
-                key,
-                {
-                    "text": raw.text,
-                    "prompt_tokens": raw.prompt_tokens,
-                    "completion_tokens": raw.completion_tokens,
-                    "finish_reason": raw.finish_reason,
-                    "meta": meta,
-                },
-            )
+        full = self._store(key, raw, meta) if key is not None else None
         self.ledger.record_call(
             role=req.role, candidate=req.candidate, prompt_tokens=raw.prompt_tokens,
             completion_tokens=raw.completion_tokens, cost_usd=cost, latency_s=latency,
         )  # fmt: skip
         self.budget.charge(usd=cost, tokens=raw.prompt_tokens + raw.completion_tokens)
+        if full is not None:  # billed (counted above), but it could not be kept
+            raise full
         return resp
+
+    def _store(self, key: str, raw: RawCompletion, meta: dict[str, Any]) -> DiskFullError | None:
+        """Cache a reply; a full disk is returned (and kept for :meth:`check_storage`)."""
+        assert self.cache is not None
+        try:
+            self.cache.set(key, {
+                "text": raw.text, "prompt_tokens": raw.prompt_tokens,
+                "completion_tokens": raw.completion_tokens,
+                "finish_reason": raw.finish_reason, "meta": meta,
+            })
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            self.storage_error = disk_full(self.cache.directory, exc)
+            return disk_full(self.cache.directory, exc)
+        return None
+
+    def check_storage(self) -> None:
+        """Raise :class:`DiskFullError` if a reply could not be cached (the disk is full).
+
+        Calls made from the sandbox's threads reach the agent only as a failed
+        call; the caller of an evaluation asks here, so that such a failure stops
+        the campaign instead of being scored as the agent's.
+        """
+        if self.storage_error is not None:
+            err = self.storage_error
+            raise DiskFullError(str(err), path=err.path, reason=err.reason)
 
     async def _call_with_retries(
         self, req: LLMRequest, route: Route

@@ -389,11 +389,7 @@ def plot_progress(records: Sequence[CandidateRecord], path: str | Path) -> Path:
     axes[1].legend(loc="best", fontsize=8)
     fig.suptitle("Best-so-far validation score")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
-    return path
+    return _save(fig, Path(path))
 
 
 def plot_front(front: Front, path: str | Path) -> Path:
@@ -425,15 +421,27 @@ def plot_front(front: Front, path: str | Path) -> Path:
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Validation score against cost per task", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
+    return _save(fig, Path(path))
+
+
+def _save(fig: Any, path: Path) -> Path:
+    """Save a figure to a temp file, then rename: a full disk leaves the old plot (or none)."""
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no half-written temp file is left behind
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -21,7 +21,10 @@ Lines of ``archive.jsonl`` have a ``kind``:
 
 Each line is written with one ``write`` + flush + fsync, so a crash leaves at
 most a torn last line, which :meth:`Archive.open` drops (and cuts off, when
-opened for writing). Records are frozen and never change once returned.
+opened for writing). A full disk (ENOSPC, EDQUOT) cuts the part of the line it
+let through at once and raises :class:`~metasearch.diskfull.DiskFullError`;
+side files are written to a temp file and renamed, so they too are whole or
+absent. Records are frozen and never change once returned.
 Writes may come from several threads at once: one lock orders the appends.
 
 Example::
@@ -33,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -43,6 +47,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from metasearch.diskfull import disk_full, is_disk_full
 from metasearch.errors import DataError, MetasearchError
 from metasearch.store.records import (
     SCHEMA_VERSION,
@@ -193,11 +198,20 @@ class Archive:
         data = (line + "\n").encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size  # the one writer holds the lock: this is the end
             view = memoryview(data)
-            while view:  # one write() normally; loop only on a short write
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
+            try:
+                while view:  # one write() normally; loop only on a short write
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            except OSError as exc:  # a full disk writes part of the line, then fails
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)  # back to whole lines (it frees, so it works)
+                    os.fsync(fd)
+                if is_disk_full(exc):
+                    raise disk_full(self.path, exc) from exc
+                raise
         finally:
             os.close(fd)
 
@@ -344,17 +358,27 @@ class Archive:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    """Write-temp-then-rename in the same directory, with fsyncs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write-temp-then-rename in the same directory, with fsyncs.
+
+    On a full disk the temp file is removed and the old file (if any) stays.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise disk_full(path, exc) from exc
+        raise
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and is_disk_full(exc):
+            raise disk_full(path, exc) from exc
         raise
     dfd = os.open(path.parent, os.O_RDONLY)
     try:
