@@ -38,6 +38,7 @@ import os
 import shutil
 import signal
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,10 @@ class WorkerCgroup:
     memory_mb: int | None = None
     max_pids: int | None = None
 
+    def __post_init__(self) -> None:
+        # a runner that is never closed (or a host that exits) still leaves no cgroup behind
+        weakref.finalize(self, _remove_dirs, self.dirs, self.version, 0.5, os.getpid())
+
     @property
     def dirs(self) -> tuple[Path, ...]:
         return tuple(dict.fromkeys((self.memory_dir, self.pids_dir)))
@@ -118,29 +123,7 @@ class WorkerCgroup:
 
     def remove(self, timeout_s: float = 5.0) -> bool:
         """Kill every process left in the cgroup and remove it; False if it is still there."""
-        deadline = time.monotonic() + timeout_s
-        left = list(self.dirs)
-        if self.version == 2:
-            _write(self.memory_dir / "cgroup.kill", "1", missing_ok=True)
-        while left:
-            for d in list(left):
-                for pid in _read(d / "cgroup.procs").split():
-                    try:
-                        os.kill(int(pid), signal.SIGKILL)
-                    except (OSError, ValueError):
-                        pass
-                try:
-                    d.rmdir()
-                except FileNotFoundError:
-                    pass
-                except OSError:
-                    continue  # EBUSY: its processes are still exiting
-                left.remove(d)
-            if left:
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(0.01)
-        return True
+        return _remove_dirs(self.dirs, self.version, timeout_s)
 
 
 @dataclass(frozen=True)
@@ -359,6 +342,36 @@ def probe_cgroups() -> tuple[bool, str]:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _remove_dirs(dirs: tuple[Path, ...], version: int, timeout_s: float,
+                 owner: int | None = None) -> bool:
+    if owner is not None and owner != os.getpid():
+        return False  # a forked child: the cgroups are its parent's to remove
+    deadline = time.monotonic() + timeout_s
+    left = list(dirs)
+    if version == 2:
+        _write(dirs[0] / "cgroup.kill", "1", missing_ok=True)
+    while left:
+        for d in list(left):
+            for pid in _pids(d):
+                if pid != os.getpid():  # never the host itself, whatever the file says
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            try:
+                d.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue  # EBUSY: its processes are still exiting
+            left.remove(d)
+        if left:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+    return True
 
 
 def _read(path: str | Path) -> str:
