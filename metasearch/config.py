@@ -47,6 +47,7 @@ __all__ = [
     "ModelsConfig",
     "PruningConfig",
     "RunConfig",
+    "SandboxConfig",
     "SearchConfig",
     "SuiteConfig",
     "TaskAlternative",
@@ -319,6 +320,9 @@ class RunConfig(_Section):
     sandbox: Literal["auto", "bwrap", "unshare", "none"] = Field(
         "auto", description='"auto", "bwrap", "unshare" or "none"'
     )
+    executor: Literal["local", "ray"] = Field(
+        "local", description='"local" (this machine\'s sandbox) or "ray" (the [ray] cluster)'
+    )
     tracking_uri: str | None = Field(
         None,
         description="an MLflow tracking URI such as http://127.0.0.1:5000 (omit for sqlite in the campaign dir)",
@@ -353,8 +357,39 @@ class LocalConfig(_Section):
     )
 
 
+class SandboxConfig(_Section):
+    """[sandbox]: what each candidate's jailed worker may use, its whole process tree together.
+
+    Held by a cgroup per worker where the machine gives one (``metasearch
+    doctor`` says), else by rlimits alone (per process, per uid).
+    """
+
+    memory_mb: int = Field(
+        2048, ge=512, le=1_048_576,
+        description="the memory of a candidate's processes together, in MB (and each "
+        "process's address space), an integer from 512 to 1048576",
+    )
+    max_pids: int = Field(
+        256, ge=16, le=65_536,
+        description="the processes and threads of a candidate together, an integer from 16 "
+        "to 65536 (a worker needs about 4 plus one per task thread)",
+    )
+
+
+class RayConfig(_Section):
+    """Where ``run.executor = "ray"`` evaluates (see docs/deploy.md)."""
+
+    address: str | None = Field(
+        None, description="a Ray cluster address such as ray://head:10001 or head:6379 (omit: "
+        "RAY_ADDRESS, else a local Ray instance)",
+    )
+    shard_tasks: int = Field(
+        4, ge=1, le=1024, description="tasks per Ray shard, an integer from 1 to 1024"
+    )
+
+
 class CampaignConfig(_Section):
-    """The whole campaign. Sections: suite, models, search, pruning, budget, run, local."""
+    """The whole campaign. Sections: suite, models, search, pruning, budget, run, local, sandbox."""
 
     suite: SuiteConfig = Field(default_factory=SuiteConfig, description="the [suite] table")
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="the [models] tables")
@@ -363,6 +398,9 @@ class CampaignConfig(_Section):
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="the [budget] table")
     run: RunConfig = Field(default_factory=RunConfig, description="the [run] table")
     local: LocalConfig = Field(default_factory=LocalConfig, description="the [local] table")
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig,
+                                   description="the [sandbox] table")
+    ray: RayConfig = Field(default_factory=RayConfig, description="the [ray] table")
     _notes: list[str] = PrivateAttr(default_factory=list)
 
     @property

@@ -149,3 +149,40 @@ def test_keys_stay_on_the_node_gateway_out_of_payloads_and_sandboxes(cluster):
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     for o in outcomes:
         assert SECRET not in (o.answer or "") and "METASEARCH_TEST_KEY" not in (o.answer or "")
+
+
+def test_the_cli_runs_one_config_with_executor_local_and_ray(cluster, tmp_path):
+    """``metasearch run`` through RAY_ADDRESS: the same records as executor = "local"."""
+    from test_campaign_faults_cli import respond
+    from test_campaign_resume_cli import ENV, config_text, finish, records, start
+
+    from metasearch.testing.fake_openai import FakeOpenAIServer
+
+    def run(executor: str) -> list:
+        d = tmp_path / executor
+        d.mkdir()
+        cfg = d / "c.toml"
+        text = config_text(server.url).replace(
+            'sandbox = "none"', f'sandbox = "auto"\nexecutor = "{executor}"\n[ray]\nshard_tasks = 1')
+        cfg.write_text(text)
+        env = {**ENV, "RAY_ADDRESS": cluster.address}
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("test_campaign_resume_cli.ENV", env)
+            code, err = finish(start(cfg, d / "out", "--generations", "1"))
+        assert code == 0, err
+        rows = [json.loads(x) for x in (d / "out" / "archive.jsonl").read_text().splitlines()]
+        scores = [(r["id"], r.get("val")) for r in rows if r.get("kind") == "candidate"]
+        return [records(d / "out"), _without_timing(scores)]
+
+    with FakeOpenAIServer(respond=respond) as server:
+        local, on_ray = run("local"), run("ray")
+    assert on_ray == local
+    assert [s for _, s in local[0]] == ["ok", "ok"]
+
+
+def _without_timing(obj):
+    if isinstance(obj, dict):
+        return {k: _without_timing(v) for k, v in obj.items() if "wall" not in k and k != "seconds"}
+    if isinstance(obj, list | tuple):
+        return [_without_timing(v) for v in obj]
+    return obj

@@ -62,16 +62,21 @@ def build_sandbox(
     scratch_root: Path | None = None,
     prewarm: int = 0,
     call_threads: int = 16,
+    memory_mb: int = 2048,
+    max_pids: int = 256,
 ) -> Any:
     """A sandbox runner whose LLM calls go to ``gateway``; ``mode`` as in config.
 
     ``prewarm`` keeps that many jailed workers ready, started now (a campaign
     with N candidates in flight wants N; a one-off ``eval`` none).
     ``call_threads`` bounds the agents' LLM calls in flight through the runner.
+    ``memory_mb`` and ``max_pids`` hold each candidate's whole process tree
+    (``[sandbox]``: a cgroup where there is one; the rlimits in any case).
     """
     from metasearch.execution.sandbox import SandboxLimits, SandboxRunner
 
-    limits = SandboxLimits(candidate_timeout_s=candidate_timeout_s)
+    limits = SandboxLimits(candidate_timeout_s=candidate_timeout_s, memory_mb=memory_mb,
+                           nproc=max_pids, max_pids=max_pids)
     runner = SandboxRunner(mode=mode, limits=limits, gateway=gateway,
                            allowed_models=allowed_models, scratch_root=scratch_root,
                            prewarm=prewarm, call_threads=call_threads)
@@ -167,13 +172,18 @@ def build_bench(
     prewarm: int = 0,
     preflight: Sequence[str] = (),
     alternatives: Sequence[str] = (),
+    memory_mb: int = 2048,
+    max_pids: int = 256,
+    executor: str = "local",
+    ray: Any = None,
 ) -> Bench:
     """Build and connect a :class:`Bench`; on any failure nothing is left running.
 
     ``preflight`` names models to check (key set, endpoint reachable, local
     weights assembled) before the sandbox starts; the task model and the
     ``alternatives`` (other task models agents may name with ``model=``;
-    give their settings in ``models``) always are.
+    give their settings in ``models``) always are. ``executor="ray"`` runs
+    the agents on the cluster ``ray`` (a ``RayConfig``) names instead.
     """
     from metasearch.runtime.settings import AgentSettings
 
@@ -191,9 +201,18 @@ def build_bench(
                           if m != task_model},
         )
         # every candidate in flight may have `concurrency` calls waiting on the gateway
-        runner = build_sandbox(sandbox, gateway, allowed_models=settings.allowed,
-                               candidate_timeout_s=candidate_timeout_s, prewarm=prewarm,
-                               call_threads=max(16, concurrency * max(1, prewarm)))
+        call_threads = max(16, concurrency * max(1, prewarm))
+        if executor == "ray":
+            from metasearch.execution.ray_executor import build_ray_runner
+
+            runner = build_ray_runner(gateway, ray, sandbox=sandbox, allowed=settings.allowed,
+                                      candidate_timeout_s=candidate_timeout_s,
+                                      prewarm=prewarm, call_threads=call_threads)
+        else:
+            runner = build_sandbox(sandbox, gateway, allowed_models=settings.allowed,
+                                   candidate_timeout_s=candidate_timeout_s, prewarm=prewarm,
+                                   call_threads=call_threads, memory_mb=memory_mb,
+                                   max_pids=max_pids)
     except BaseException:
         gateway.close()
         raise
@@ -276,6 +295,8 @@ def build_campaign(
             candidate_timeout_s=config.run.candidate_timeout_s,
             prewarm=config.run.parallel_candidates, preflight=[meta_m.model],
             alternatives=[a.model for a in task_m.alternatives],
+            memory_mb=config.sandbox.memory_mb, max_pids=config.sandbox.max_pids,
+            executor=config.run.executor, ray=config.ray,
         )
         bench.gateway.budget.add_prior(**prior_spend(archive))
         spec = get_strategy(config.search.strategy)
@@ -346,8 +367,12 @@ def check_resume_config(out: Path, config: Any) -> None:
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` so that a kill leaves the old file or the new one, never half of it."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: leave no half-written temp file
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def close_campaign(campaign: Any) -> None:

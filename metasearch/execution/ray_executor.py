@@ -278,3 +278,35 @@ class RayRunner:
 def _cause(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[-1] if text else type(exc).__name__
+
+
+def build_ray_runner(gateway: Any, ray_config: Any, *, sandbox: str,
+                     allowed: Sequence[str] | None, candidate_timeout_s: float,
+                     prewarm: int, call_threads: int) -> RayRunner:
+    """A :class:`RayRunner` whose nodes build gateways like ``gateway`` (settings only).
+
+    Each node's gateway gets the host gateway's settings with no budget of
+    its own (the host enforces it) and an absolute cache directory; keys are
+    read on the node, from its environment.
+    """
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        from metasearch.errors import ConfigError
+
+        raise ConfigError(
+            "run.executor is \"ray\", but Ray is not installed here. Install it with "
+            "`pip install 'metasearch[ray]'` (on every node of the cluster), or set "
+            "run.executor = \"local\"."
+        ) from exc
+    from metasearch.llm.settings import BudgetSettings
+
+    settings = gateway.settings.model_copy(update={
+        "budget": BudgetSettings(), "cache_dir": gateway.settings.cache_dir.resolve()})
+    spec = NodeSpec(gateway=settings, sandbox=sandbox, candidate_timeout_s=candidate_timeout_s,
+                    allowed_models=None if allowed is None else tuple(allowed),
+                    prewarm=prewarm, call_threads=call_threads,
+                    env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    address = getattr(ray_config, "address", None)
+    return RayRunner(spec=spec, gateway=gateway, address=address,
+                     shard_tasks=getattr(ray_config, "shard_tasks", 4))
