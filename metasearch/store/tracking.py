@@ -34,8 +34,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 from metasearch.store.archive import Archive
+from metasearch.store.mlflow_store import seed_sqlite_store
 from metasearch.store.mlflow_traces import MAX_TRACE_TASKS, log_task_traces
 from metasearch.store.records import CandidateRecord, SplitScore, progress_curve
 
@@ -114,6 +116,9 @@ class Tracker:
     @property
     def client(self) -> MlflowClient:
         if self._client_obj is None:
+            if self.tracking_uri.startswith("sqlite:///") and self.artifact_location:
+                seed_sqlite_store(Path(self.tracking_uri.removeprefix("sqlite:///")),
+                                  Path(unquote(urlparse(self.artifact_location).path)))
             self._client_obj = _client(self.tracking_uri)
         return self._client_obj
 
