@@ -24,6 +24,24 @@ Modes, strongest first:
 ``none``
     No isolation: only rlimits, same uid as the host (often root), full
     network. For trusted code or machines without namespaces.
+
+Rootless (``JailSpec.rootless``, the default for every user but root): the
+uid switch needs root, so each worker gets its own *user namespace* instead,
+and keeps the user's uid. What the separate uids gave, the namespaces give:
+
+* apart from other workers: their own mount, pid, ipc, net and uts namespaces;
+  only their own scratch is bound, no other worker's process is visible, so
+  none can be signalled or traced;
+* their own process count: ``RLIMIT_NPROC`` is counted per user namespace and
+  uid (Linux 5.14+ ucounts), so each worker's limit holds for it alone;
+* no capabilities and ``no_new_privs``; bwrap's ``--disable-userns`` (0.8+)
+  and the seccomp filter stop any further namespace.
+
+bwrap runs with ``--unshare-user`` and needs no ``setpriv``. ``unshare`` runs
+the same mount script as root inside ``--map-root-user``, then also remounts
+every other mount read-only (the user's own files would otherwise be
+writable: there is no foreign uid to stop it), and drops to the user's uid in
+a nested user namespace (``unshare --map-user``) with no capabilities.
 """
 
 from __future__ import annotations
@@ -35,8 +53,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from metasearch.execution.sandbox.state import scratch_base
 
 MODES = ("bwrap", "unshare", "none")
 SCRATCH_IN_JAIL = "/scratch"
@@ -85,6 +105,7 @@ class JailSpec:
     limits_json: str
     program: tuple[str, ...] | None = None  # replaces the worker's ``-c`` program and args
     seccomp_fd: int | None = None  # bwrap only: an fd holding ``seccomp.program()``
+    rootless: bool = field(default_factory=lambda: os.geteuid() != 0)  # user namespaces, no uid
 
     @property
     def readonly_paths(self) -> list[Path]:
@@ -104,8 +125,15 @@ class JailSpec:
                 "LC_ALL": "C.UTF-8"}
 
     def setpriv_argv(self) -> list[str]:
-        return [_which("setpriv"), f"--reuid={self.uid}", f"--regid={self.uid}",
-                *_SETPRIV_DROP, "--"]
+        """The drop to the worker's uid: root's uid switch, or a rootless nested namespace."""
+        if not self.rootless:
+            return [_which("setpriv"), f"--reuid={self.uid}", f"--regid={self.uid}",
+                    *_SETPRIV_DROP, "--"]
+        if self.mode == "bwrap":
+            return []  # bwrap's user namespace: the user's uid, no capabilities, no_new_privs
+        return [_which("unshare"), f"--map-user={os.getuid()}", f"--map-group={os.getgid()}",
+                "--", _which("setpriv"), "--no-new-privs", "--bounding-set=-all",
+                "--inh-caps=-all", "--"]
 
     def argv(self) -> list[str]:
         if self.mode == "bwrap":
@@ -118,9 +146,13 @@ class JailSpec:
         return str(self.scratch) if self.mode == "none" else "/"
 
     def _bwrap_argv(self) -> list[str]:
-        a = [_which("bwrap"), "--unshare-net", "--unshare-pid", "--unshare-ipc",
+        bwrap = _which("bwrap")
+        a = [bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc",
              "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session",
              "--hostname", "sandbox", "--ro-bind", "/usr", "/usr"]
+        if self.rootless:
+            a[1:1] = ["--unshare-user"] + (["--disable-userns"] if _bwrap_has(
+                bwrap, "--disable-userns") else [])
         for name in _ROOT_LINKS:
             p = Path("/") / name
             if p.is_symlink():
@@ -167,12 +199,35 @@ class JailSpec:
             lines += [f"mkdir -p {q(str(p))}", f"mount --bind {stage}/{i} {q(str(p))}"]
             if ro:
                 lines.append(f"mount -o remount,bind,ro {q(str(p))}")
-        lines += [f"umount -l {stage}", "mount -t proc proc /proc", f"cd {q(str(self.scratch))}",
+        lines += [f"umount -l {stage}", "mount -t proc proc /proc"]
+        if self.rootless:
+            lines += _readonly_lines(self.scratch, Path("/tmp") in hidden)
+        lines += [f"cd {q(str(self.scratch))}",
                   '"$@"', "exit $?"]  # sh stays pid 1, so the worker gets kernel signals
-        return [_which("unshare"), "--net", "--pid", "--ipc", "--uts", "--mount",
+        user = ["--user", "--map-root-user"] if self.rootless else []
+        return [_which("unshare"), *user, "--net", "--pid", "--ipc", "--uts", "--mount",
                 "--propagation", "private", "--fork", "--kill-child", "--",
                 "/bin/sh", "-c", "\n".join(lines), "jail",
                 *self.setpriv_argv(), *self.python_argv()]
+
+
+def _readonly_lines(scratch: Path, private_tmp: bool) -> list[str]:
+    """Shell lines that remount every mount read-only but the scratch, ``/proc`` and ``/tmp``.
+
+    Rootless only: the worker keeps the user's uid, so without this it could
+    write to the user's own files anywhere they are not hidden. A mount that
+    cannot be made read-only stops the jail (exit 97).
+    """
+    keep = [shlex.quote(str(scratch)), "/proc", "/proc/*"] + (["/tmp"] if private_tmp else [])
+    return [
+        "awk '{print $5}' /proc/self/mountinfo | sort -u | while IFS= read -r t; do",
+        ' t=$(printf "%b" "$t")',
+        f' case "$t" in {"|".join(keep)}) continue;; esac',
+        ' [ -e "$t" ] || continue',
+        ' mount -o remount,bind,ro "$t" 2>/dev/null || mount -o remount,bind,ro,nosuid,nodev "$t" '
+        '|| { echo "cannot make $t read-only" >&2; exit 97; }',
+        "done",
+    ]
 
 
 def _stage_dir(hidden: list[Path], needed: list[Path]) -> str:
@@ -183,6 +238,17 @@ def _stage_dir(hidden: list[Path], needed: list[Path]) -> str:
                 and not any(_under(n, p) for n in needed)):
             return c
     raise FileNotFoundError("a directory to stage mounts on (e.g. /mnt)")
+
+
+@functools.lru_cache(maxsize=8)
+def _bwrap_has(bwrap: str, option: str) -> bool:
+    """Whether this bubblewrap knows ``option`` (``--disable-userns`` is 0.8+)."""
+    try:
+        out = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10,
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return option in out.stdout + out.stderr
 
 
 def _which(tool: str) -> str:
@@ -217,14 +283,18 @@ _PROBE = (
 def probe(mode: str, python: str, uid: int) -> str | None:
     """Start a throwaway jail of ``mode``; None if it works, else why not.
 
-    It checks that the unprivileged uid can start the interpreter and import
-    the runtime, and that the only network interface is loopback.
+    It checks that the unprivileged uid (root's jail) or the user's own
+    namespaced uid (rootless) can start the interpreter and import the runtime,
+    and that the only network interface is loopback.
     """
-    scratch_root = tempfile.mkdtemp(prefix="metasearch-probe-")
+    try:
+        scratch_root = tempfile.mkdtemp(prefix="probe-", dir=scratch_base())
+    except OSError as e:
+        return f"no scratch directory for the probe ({type(e).__name__}: {e})"
     scratch = Path(scratch_root) / "scratch"
     try:
         scratch.mkdir()
-        if mode != "none":
+        if mode != "none" and os.geteuid() == 0:  # root's jail drops to ``uid``
             os.chown(scratch, uid, uid)
         program = bootstrap_source(package_root()).rsplit("from metasearch", 1)[0] + _PROBE
         spec = JailSpec(mode=mode, python=python, scratch=scratch,
