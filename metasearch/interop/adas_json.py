@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from metasearch.candidate.knobs import bake_knobs
 from metasearch.candidate.validate import ValidationPolicy, fingerprint, validate_code
 from metasearch.errors import DataError
 from metasearch.evaluation.stats import (
@@ -91,7 +92,7 @@ def to_adas_entry(rec: CandidateRecord, code: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "thought": rec.thought,
         "name": rec.name,
-        "code": code,
+        "code": bake_knobs(code),  # ADAS has no tunable(): knobs become their values
         "generation": _generation(rec),
     }
     if rec.val is not None:

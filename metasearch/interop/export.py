@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from metasearch.candidate.knobs import bake_knobs, extract_knobs
 from metasearch.errors import ConfigError, DataError, MetasearchError
 from metasearch.interop.python_block import TOOLS_BLOCK, tools_block
 from metasearch.store.archive import Archive
@@ -254,7 +255,13 @@ def render_module(
     model: str | None = None,
     protocol: str | None = None,
 ) -> str:
-    """The text of the standalone module for ``rec`` (whose code is ``code``)."""
+    """The text of the standalone module for ``rec`` (whose code is ``code``).
+
+    Knobs (``tunable(...)`` calls) are baked in: each becomes its literal value,
+    so the module runs without metasearch's runtime.
+    """
+    knobs = extract_knobs(code, max_knobs=10_000)[0]
+    code = bake_knobs(code)
     protocol = protocol or info.protocol
     if protocol not in ("json", "sections"):
         raise ConfigError(f"Reply protocol {protocol!r} must be 'json' or 'sections'.")
@@ -281,7 +288,9 @@ def render_module(
         raise RuntimeError(f"{TEMPLATE} lost its <export> block")
     body = TOOLS_BLOCK.sub(lambda _m: tools_block(code), body, count=1)
     body = _TEMPLATE_NOTE.sub("", body, count=1)
-    return _header(rec, info, protocol, model) + body
+    baked = ("# Tuned knobs, baked in as literals: "
+             + ", ".join(f"{k.name}={k.default!r}" for k in knobs) + "\n") if knobs else ""
+    return _header(rec, info, protocol, model) + baked + body
 
 
 def export_py(

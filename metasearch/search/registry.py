@@ -43,6 +43,7 @@ ENTRY_POINT_GROUP = "metasearch.strategies"
 BUILTIN: dict[str, str] = {
     "adas": "metasearch.search.adas:SPEC",
     "evolve": "metasearch.search.evolve:SPEC",
+    "hybrid": "metasearch.search.hybrid:SPEC",
     "mcts": "metasearch.search.mcts:SPEC",
     "optuna": "metasearch.search.optuna:SPEC",
     "random": "metasearch.search.random:SPEC",
