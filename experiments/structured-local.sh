@@ -18,8 +18,10 @@ campaign() {  # campaign OUT ARGS...: run or resume OUT until it exits 0 (at mos
   local out=$1; shift
   for _ in 1 2 3 4 5; do
     if [ -s "$out/report.md" ] && [ -s "$out/.done" ]; then return 0; fi
-    "$MS" run "$CFG" --out "$out" --resume "$@" >> "$LOG" 2>&1 && { date > "$out/.done"; return 0; }
-    echo "$(date -Is) $out exited $?; resuming" >> "$LOG"
+    "$MS" run "$CFG" --out "$out" --resume "$@" >> "$LOG" 2>&1
+    local rc=$?
+    if [ "$rc" -eq 0 ]; then date > "$out/.done"; return 0; fi
+    echo "$(date -Is) $out exited $rc; resuming" >> "$LOG"
     sleep 5
   done
   return 1
