@@ -120,6 +120,7 @@ class Campaign:
     max_search_s: float | None = None  # wall time for new slots in this run (None: no limit)
     max_search_calls: int | None = None  # billed calls (all runs) after which no slot starts
     clock: Callable[[], float] = time.monotonic
+    coordinator: Any | None = None  # store.coordinator.Coordinator: one of several workers
     _prior: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _deadline: float | None = field(default=None, init=False, repr=False)
     _time_notes: list[str] = field(default_factory=list, init=False, repr=False)
@@ -170,7 +171,7 @@ class Campaign:
             cid = seed_id(Path(seed.path).stem if seed.path else seed.name)
             if self.archive.has(cid) or self.archive.has(seed_id(seed.name)):  # older ids: name
                 continue
-            todo.append((cid, lambda s=seed, c=cid: self._seed(s, c)))
+            todo.append((cid, lambda s=seed, c=cid: self._claimed(c, lambda: self._seed(s, c))))
         jobs: InOrder[str, Done] = InOrder(self.parallel_candidates, name="seed")
         jobs.map(todo, lambda _cid, done: self._store(done))
 
@@ -220,7 +221,8 @@ class Campaign:
                                 self._checkpoint("generation_done", generation=low)
                     while held and jobs.free and _ready(held[0], jobs.keys):
                         slot = held.pop(0)
-                        jobs.submit(slot, lambda s=slot: self._candidate(s))
+                        jobs.submit(slot, lambda s=slot: self._claimed(
+                            s.candidate_id, lambda: self._candidate(s)))
                         last = slot.candidate_id
                 if not len(jobs) and not held:
                     break
@@ -234,8 +236,9 @@ class Campaign:
     def _ask(self, free: int, pending: Sequence[Slot]) -> list[Slot]:
         slots = list(self.strategy.ask(free, self.archive))
         taken = {s.candidate_id for s in pending}
-        for s in slots:
-            if self.archive.has(s.candidate_id) or s.candidate_id in taken:
+        for s in slots:  # a worker may ask for what another worker just committed
+            if ((self.coordinator is None and self.archive.has(s.candidate_id))
+                    or s.candidate_id in taken):
                 raise RuntimeError(
                     f"strategy {self.strategy.name!r} asked for slot {s.candidate_id} twice; "
                     "ask must open only ids that are neither archived nor in flight")
@@ -355,6 +358,17 @@ class Campaign:
     # ------------------------------------------------------------ final test
 
     def _final_test(self) -> None:
+        if self.coordinator is not None:
+            self.reporter.phase("search done: the final test is run by the worker that "
+                                "finishes last")
+            if not self.coordinator.take_final_test():
+                self.reporter.phase("final test: run by another worker")
+                return
+        self._run_final_test()  # an error leaves the claim to expire: another worker resumes it
+        if self.coordinator is not None:
+            self.coordinator.final_test_done()
+
+    def _run_final_test(self) -> None:
         best = self.archive.best()
         if best is None or not self.test_tasks:
             return
@@ -440,15 +454,32 @@ class Campaign:
     def _spent(self, key: str) -> Counts:
         return self.gateway.snapshot().by_candidate.get(key, Counts())
 
+    def _claimed(self, cid: str, work: Callable[[], Done]) -> Done:
+        """``work()`` if this worker holds (or takes over) ``cid``; else the record another
+        worker commits for it. Without a coordinator every slot is this process's."""
+        if self.coordinator is None or self.coordinator.claim(cid):
+            return work()
+        self.reporter.phase(f"{cid}: claimed by another worker, waiting for its record")
+        if self.coordinator.wait_for(cid):  # its holder died: the lease expired
+            self.reporter.phase(f"{cid}: its worker stopped renewing the claim; taking it over")
+            return work()
+        return Done(self.archive.get(cid), None, foreign=True)
+
     def _store(self, done: Done) -> None:
         """Commit one finished candidate (on the loop's thread, in ask order)."""
         record = done.record
+        if done.foreign:  # another worker's: this strategy hears of it, nothing is written
+            self.strategy.tell(record)
+            self.reporter.candidate(record, self.archive.best())
+            return
         if done.evaluation is not None:
             self.archive.write_results(record.id, done.evaluation.result.to_json())
             self.archive.write_traces(record.id, done.evaluation.traces)
         if done.transcript:
             self.archive.write_transcript(record.id, done.transcript)
         stored = self.archive.add(record, code=done.code)
+        if self.coordinator is not None:
+            self.coordinator.release(record.id)
         self._checkpoint(f"stored {record.id}")
         if self.tracker is not None:
             self.tracker.sync(self.archive)

@@ -26,6 +26,7 @@ class Done:
     code: str | None
     evaluation: Evaluation | None = None
     transcript: str = ""
+    foreign: bool = False  # committed by another worker (--worker): told, not stored again
 
 
 def split_score(evaluation: Evaluation) -> SplitScore:

@@ -16,8 +16,8 @@ paid for are hits in the shared response cache, so nothing is billed twice.
 The final test runs once, by the worker that finishes its search last:
 each worker marks itself finished, waits until no live worker is still
 searching, and the one with the latest finish time claims the test (a
-claim like any other, so a tester that dies is replaced by the next worker
-that joins). Worker clocks are compared, so the machines keep NTP time.
+claim like any other, so a tester that dies is replaced by a worker still
+waiting for the test, or by the next worker that joins). Worker clocks are compared, so the machines keep NTP time.
 """
 
 from __future__ import annotations
@@ -156,7 +156,8 @@ class Coordinator:
 
         Waits while another live worker is still searching. Of the live
         workers, the one that finished last claims the test; every other one
-        returns False once it is claimed (or done).
+        waits until it is done (False), or takes it over (True) when the
+        tester's lease expires.
         """
         w = db.workers
         with self.engine.begin() as conn:
@@ -166,8 +167,13 @@ class Coordinator:
         while True:
             held = self.holder(FINAL_TEST)
             now = self.clock()
-            if held is not None and held.worker != self.worker and held.lease_until >= now:
-                return False  # claimed by a live tester, or done
+            if held is not None and held.worker != self.worker:
+                if held.lease_until >= _DONE:
+                    return False  # done by another worker
+                if held.lease_until < now and self.claim(FINAL_TEST):
+                    return True  # its tester died: take the rest of the test over
+                time.sleep(self.poll_s)  # a live tester: wait for it to finish
+                continue
             with self.engine.connect() as conn:
                 rows = conn.execute(sa.select(w).where(w.c.campaign == self.campaign)).all()
             live = [r for r in rows if r.worker == self.worker

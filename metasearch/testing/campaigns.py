@@ -104,17 +104,22 @@ def toy_campaign(
     max_search_s: float | None = None,
     pruning: bool = False,
     max_search_calls: int | None = None,
+    archive: Any = None,
+    cache: Any = None,
+    budget: Any = None,
 ) -> Campaign:
     """A campaign over the toy suite; ``make_strategy(gateway, parallel)`` builds the strategy.
 
     The response cache lives on disk in ``directory`` (so a resumed run
     replays from it) and the budget counts what earlier runs spent. Close it
-    with :func:`close_campaign`.
+    with :func:`close_campaign`. ``archive``, ``cache`` and ``budget`` replace the
+    directory's own (the shared database ones of a ``--worker``, say).
     """
-    archive = Archive.open(directory)
-    budget = Budget(BudgetSettings(max_calls=max_calls))
+    archive = archive if archive is not None else Archive.open(directory)
+    budget = budget if budget is not None else Budget(BudgetSettings(max_calls=max_calls))
     budget.add_prior(**prior_spend(archive))
-    cache = ResponseCache(directory=directory / "cache" / "responses")
+    if cache is None:
+        cache = ResponseCache(directory=directory / "cache" / "responses")
     gateway = scripted_gateway(model, cache=cache, budget=budget, default_concurrency=8)
     settings = AgentSettings(model=TASK_MODEL, answer_hint=TOY_SUITE.answer_hint,
                              protocol="sections", max_tokens=64, threads=4)

@@ -1,0 +1,185 @@
+"""Several search workers on one campaign in PostgreSQL, each its own process (scripted model).
+
+- one worker SIGKILLed midway: the other takes over its claimed slot once the
+  lease expires and finishes; no record is lost or duplicated, and no reply
+  is paid for twice (each worker logs the replies it was billed for);
+- the final test runs once, by the worker whose search finished last;
+- the global call cap holds exactly across two workers;
+- a reply one gateway paid for is a cache hit for another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from metasearch.llm.settings import BudgetSettings
+from metasearch.llm.shared import SqlBudget, SqlResponseCache
+from metasearch.llm.types import BudgetExceeded, LLMRequest
+from metasearch.store import db
+from metasearch.store.coordinator import FINAL_TEST
+from metasearch.store.sql_archive import SqlArchive
+from tests.postgres_kit import fresh_campaign, postgres_url
+
+KIT = Path(__file__).parent / "postgres_worker_kit.py"
+EXPECTED = {"seed-toy_seed", "g001-00", "g001-01", "g001-02"}
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> str:
+    return postgres_url()
+
+
+def start(url: str, campaign: str, d: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, str(KIT), url, campaign, str(d), "--generations", "1", "--width", "3",
+         *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+
+
+def finish(p: subprocess.Popen[bytes], timeout: float = 240) -> str:
+    out, _ = p.communicate(timeout=timeout)
+    text = out.decode(errors="replace")
+    assert p.returncode == 0, text[-3000:]
+    return text
+
+
+def paid(d: Path) -> list[str]:
+    log = d / "paid.log"
+    return log.read_text().split() if log.exists() else []
+
+
+def rows(url: str, table: sa.Table, campaign: str) -> list[Any]:
+    with db.open_engine(url).connect() as conn:
+        return conn.execute(sa.select(table).where(table.c.campaign == campaign)).all()
+
+
+def worker_id(d: Path) -> str | None:
+    f = d / "worker.json"
+    return json.loads(f.read_text())["worker"] if f.exists() else None
+
+
+def test_a_killed_worker_loses_nothing_and_is_billed_once(pg_url: str, tmp_path: Path) -> None:
+    name = fresh_campaign("kill")
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    procs = [start(pg_url, name, d, "--delay", "0.1", "--lease", "2") for d in dirs]
+    deadline = time.monotonic() + 150
+    victim = None
+    while victim is None and time.monotonic() < deadline:
+        # SIGKILL a worker once a record is committed and it holds a claim it has not
+        # finished, having paid for replies (those the other worker must get from the cache)
+        committed = {r.cid for r in rows(pg_url, db.records, name)}
+        open_claims = {r.worker: r.cid for r in rows(pg_url, db.claims, name)
+                       if r.cid not in committed and r.cid != FINAL_TEST}
+        for i, d in enumerate(dirs):
+            if committed and worker_id(d) in open_claims and len(paid(d)) >= 5:
+                victim, held = i, open_claims[worker_id(d)]
+                break
+        else:
+            time.sleep(0.05)
+    assert victim is not None, "no worker ever held a claim next to a committed record"
+    os.kill(procs[victim].pid, signal.SIGKILL)
+    procs[victim].wait(timeout=30)
+    dead, alive = dirs[victim], dirs[1 - victim]
+    finish(procs[1 - victim])
+
+    arc = SqlArchive.open(pg_url, campaign=name, readonly=True)
+    ids = [r.id for r in arc.records()]
+    assert sorted(ids) == sorted(EXPECTED)  # nothing lost, nothing twice
+    assert held in ids  # the dead worker's slot was taken over
+    got = json.loads((alive / "result.json").read_text())
+    assert got["tester"] == worker_id(alive) and got["tested"]  # the survivor ran the test
+    assert all(arc.read_agent(i) for i in ids if arc.get(i).code_path)
+    dead_paid, alive_paid = paid(dead), paid(alive)
+    assert dead_paid and alive_paid
+    assert not set(dead_paid) & set(alive_paid), "a reply was paid for by both workers"
+    assert len(alive_paid) == len(set(alive_paid)) and len(dead_paid) == len(set(dead_paid))
+    usage = SqlBudget(url=pg_url, campaign=name).usage()
+    # the dead worker may have been killed with calls reserved but unanswered (never paid)
+    assert len(dead_paid) + len(alive_paid) <= usage.calls <= len(dead_paid + alive_paid) + 16
+
+
+def test_the_final_test_runs_once_by_the_last_worker(pg_url: str, tmp_path: Path) -> None:
+    name = fresh_campaign("last")
+    a = start(pg_url, name, tmp_path / "a", "--lease", "5")
+    time.sleep(1.0)
+    b = start(pg_url, name, tmp_path / "b", "--lease", "5")
+    out = finish(a) + finish(b)
+    workers = rows(pg_url, db.workers, name)
+    assert len(workers) == 2 and all(w.finished_at is not None for w in workers)
+    last = max(workers, key=lambda w: (w.finished_at, w.worker)).worker
+    claim = [c for c in rows(pg_url, db.claims, name) if c.cid == FINAL_TEST]
+    assert [c.worker for c in claim] == [last]
+    results = [json.loads((tmp_path / x / "result.json").read_text()) for x in "ab"]
+    assert {r["tester"] for r in results} == {last}
+    tests = rows(pg_url, db.tests, name)
+    assert len(tests) == len({t.cid for t in tests}) >= 1
+    assert "left to the worker that finishes last" in out or len(workers) == 2
+    tester_dir = next(tmp_path / x for x, r in zip("ab", results, strict=True)
+                      if json.loads((tmp_path / x / "worker.json").read_text())["worker"] == last)
+    other = next(d for d in (tmp_path / "a", tmp_path / "b") if d != tester_dir)
+    arc = SqlArchive.open(pg_url, campaign=name, readonly=True)
+    assert sorted(r.id for r in arc.records()) == sorted(EXPECTED)
+    assert not set(paid(tester_dir)) & set(paid(other))
+
+
+def test_the_global_call_cap_is_exact_across_workers(pg_url: str, tmp_path: Path) -> None:
+    name, cap = fresh_campaign("cap"), 37
+    procs = [start(pg_url, name, tmp_path / x, "--max-calls", str(cap), "--parallel", "2")
+             for x in "ab"]
+    for p in procs:
+        finish(p)
+    billed = paid(tmp_path / "a") + paid(tmp_path / "b")
+    assert len(billed) == cap and len(set(billed)) == cap
+    assert SqlBudget(url=pg_url, campaign=name).usage().calls == cap
+    assert all(json.loads((tmp_path / x / "result.json").read_text())["stopped"] for x in "ab")
+
+
+def test_reserve_refuses_at_the_cap_and_release_gives_back(pg_url: str) -> None:
+    name = fresh_campaign("res")
+    one = SqlBudget(BudgetSettings(max_calls=2), url=pg_url, campaign=name)
+    two = SqlBudget(BudgetSettings(max_calls=2), url=pg_url, campaign=name)  # another worker
+    one.reserve()
+    two.reserve()
+    with pytest.raises(BudgetExceeded, match="max_calls = 2"):
+        one.reserve()
+    two.release()
+    one.reserve()
+    one.charge(usd=0.5, tokens=10)
+    assert two.usage().calls == 2 and two.usage().usd == 0.5 and two.usage().tokens == 10
+
+
+def test_a_reply_paid_by_one_gateway_is_a_hit_for_another(pg_url: str) -> None:
+    from metasearch.llm.scripted import scripted_gateway
+
+    name = fresh_campaign("hit")
+    served: list[str] = []
+
+    def model(req: LLMRequest) -> str:
+        served.append(req.candidate)
+        return "## answer\n4"
+
+    gws = [scripted_gateway(model, cache=SqlResponseCache(url=pg_url, campaign=name),
+                            budget=SqlBudget(url=pg_url, campaign=name)) for _ in range(2)]
+    try:
+        req = LLMRequest(model="local/task-scripted", messages=({"role": "user",
+                                                                 "content": "2+2?"},),
+                         role="task", candidate="first")
+        first = gws[0].complete(req)
+        second = gws[1].complete(dataclasses.replace(req, candidate="second"))
+    finally:
+        for gw in gws:
+            gw.close()
+    assert (first.cached, second.cached) == (False, True)
+    assert second.text == first.text and served == ["first"]
+    assert SqlBudget(url=pg_url, campaign=name).usage().calls == 1
