@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from metasearch.campaign import doctor
 from metasearch.cli.app import app
+from metasearch.execution.sandbox.cgroups import probe_cgroups
 from metasearch.execution.sandbox.types import SandboxWarning
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,7 +73,8 @@ def nothing_works(monkeypatch, tmp_path):
     files = {"/proc/sys/kernel/unprivileged_userns_clone": "0\n"}
     monkeypatch.setattr(doctor, "_read", lambda p: files.get(str(p), real_read(p)))
     monkeypatch.setattr(doctor, "seccomp_available", lambda: (False, "no table for this arch"))
-    monkeypatch.setattr(doctor, "CGROUP_ROOT", tmp_path / "no-cgroups")
+    monkeypatch.setattr(doctor, "cgroups_available",  # nothing mounted
+                        lambda: probe_cgroups(mountinfo="", proc_cgroup=""))
 
 
 def test_what_is_missing_comes_with_the_command_that_fixes_it(nothing_works, tmp_path):
@@ -107,11 +109,13 @@ def test_a_weaker_mode_is_ok_but_said(monkeypatch, tmp_path):
 
 def test_cgroup_v2_without_delegation_says_how_to_get_it(monkeypatch, tmp_path):
     (tmp_path / "cgroup.controllers").write_text("cpu io\n")  # no memory, no pids here
-    monkeypatch.setattr(doctor, "CGROUP_ROOT", tmp_path)
-    monkeypatch.setattr(doctor, "_own_cgroups", lambda: {"": "/"})
-    check = doctor._cgroups(root=False)
-    assert not check.ok and "cgroup v2" in check.detail
-    assert check.fix.startswith("systemd-run --user --scope -p Delegate=yes")
+    mounts = f"30 1 0:26 / {tmp_path} rw,relatime - cgroup2 cgroup2 rw\n"
+    monkeypatch.setattr(doctor, "cgroups_available",
+                        lambda: probe_cgroups(mountinfo=mounts, proc_cgroup="0::/\n"))
+    check = doctor._cgroups()
+    assert not check.ok and "cgroup v2" in check.detail and "cpu io" in check.detail
+    assert "rlimits" in check.detail
+    assert check.fix.startswith("systemd-run ") and "--scope -p Delegate=yes" in check.fix
 
 
 def test_unwritable_campaign_dir_and_unreachable_rdb(tmp_path):

@@ -27,7 +27,6 @@ from typing import Any
 
 __all__ = ["Check", "Diagnosis", "diagnose"]
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 SYSCTLS = {  # file -> (value that blocks unprivileged user namespaces, the fix)
     "/proc/sys/kernel/unprivileged_userns_clone": ("0", "sysctl -w kernel.unprivileged_userns_clone=1"),
     "/proc/sys/user/max_user_namespaces": ("0", "sysctl -w user.max_user_namespaces=15000"),
@@ -79,7 +78,7 @@ def diagnose(*, out: str | Path = "runs", storage: str | None = None) -> Diagnos
         _sandbox(best, modes),
         _userns(sudo),
         _seccomp(sudo),
-        _cgroups(root),
+        _cgroups(),
         *_local_models(),
         _mlflow(Path(out)),
         _optuna(Path(out), storage),
@@ -212,46 +211,23 @@ def _seccomp(sudo: str) -> Check:
                  "use an x86_64 or aarch64 kernel built with CONFIG_SECCOMP_FILTER=y")
 
 
-def _own_cgroups() -> dict[str, str]:
-    """controller (``""`` for v2) -> this process's cgroup path, from /proc/self/cgroup."""
-    out: dict[str, str] = {}
-    for line in (_read("/proc/self/cgroup") or "").splitlines():
-        parts = line.split(":", 2)
-        if len(parts) == 3:
-            for ctrl in parts[1].split(",") if parts[1] else [""]:
-                out[ctrl] = parts[2]
-    return out
+def cgroups_available() -> tuple[bool, str, str]:
+    from metasearch.execution.sandbox.cgroups import probe_cgroups
+
+    return probe_cgroups()
 
 
-def _cgroups(root: bool) -> Check:
-    unused = " metasearch sets no cgroup limits yet: memory is capped per process by rlimits."
-    own = _own_cgroups()
-    v2 = (CGROUP_ROOT / "cgroup.controllers").is_file()
-    v1 = (CGROUP_ROOT / "memory").is_dir() and (CGROUP_ROOT / "pids").is_dir()
-    if v2:
-        where = CGROUP_ROOT / own.get("", "/").lstrip("/")
-        ctrls = (_read(where / "cgroup.controllers") or "").split()
-        writable = os.access(where, os.W_OK) and {"memory", "pids"} <= set(ctrls)
-        what = f"cgroup v2; this process's cgroup {where} (controllers: {' '.join(ctrls) or 'none'})"
-        fix = ("" if writable else
-               "systemd-run --user --scope -p Delegate=yes -- metasearch run CONFIG" if not root
-               else f"mkdir {CGROUP_ROOT}/metasearch && echo '+memory +pids' > "
-                    f"{CGROUP_ROOT}/cgroup.subtree_control")
-    elif v1:
-        dirs = [CGROUP_ROOT / c / own.get(c, "/").lstrip("/") for c in ("memory", "pids")]
-        mine = [d / f"metasearch-{_user()}" for d in dirs]  # a subgroup delegated to this user
-        writable = all(os.access(d, os.W_OK) or os.access(m, os.W_OK)
-                       for d, m in zip(dirs, mine, strict=True))
-        what = "cgroup v1 (memory, pids); this process's cgroups " + ", ".join(map(str, dirs))
-        fix = "" if writable else " && ".join(
-            f"{'' if root else 'sudo '}mkdir -p {m} && {'' if root else 'sudo '}chown -R "
-            f"{_user()} {m}" for m in mine)
-    else:
-        return Check("sandbox", "cgroups", False, "no cgroup v1 memory/pids hierarchy and no "
-                     f"cgroup v2 at {CGROUP_ROOT}." + unused,
-                     "mount -t cgroup2 none /sys/fs/cgroup")
-    state = "writable (delegated)" if writable else "not writable by this user"
-    return Check("sandbox", "cgroups", writable, f"{what}: {state}." + unused, fix)
+def _cgroups() -> Check:
+    """Whether each worker would get its own cgroup here (the runner's own finder, read-only)."""
+    ok, detail, fix = cgroups_available()
+    if ok:
+        return Check("sandbox", "cgroups", True,
+                     f"{detail}: each candidate's processes together are held to "
+                     "sandbox.memory_mb and sandbox.max_pids.")
+    return Check("sandbox", "cgroups", False,
+                 f"{detail}. Without cgroups only rlimits hold a candidate: memory per process "
+                 "(a tree of N processes may use N times sandbox.memory_mb) and processes per "
+                 "uid.", fix)
 
 
 def _local_models() -> list[Check]:

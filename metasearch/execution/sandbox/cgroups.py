@@ -42,7 +42,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MEMORY_LIMIT", "PROCESS_LIMIT", "Breach", "Hierarchy", "WorkerCgroup",
+__all__ = ["MEMORY_LIMIT", "PROCESS_LIMIT", "Breach", "Hierarchy", "Unavailable", "WorkerCgroup",
            "find_hierarchy", "probe_cgroups", "worker_cgroups"]
 
 MEMORY_LIMIT = "memory limit"
@@ -230,8 +230,24 @@ def _place(mount: tuple[Path, str], path: str) -> Path:
     return point / rel.lstrip("/")
 
 
+@dataclass(frozen=True)
+class Unavailable:
+    """Why workers get no cgroup here, and the command that would change that."""
+
+    why: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.why}; {self.fix}" if self.fix else self.why
+
+
+def _scope_fix() -> str:
+    user = "" if os.geteuid() == 0 else "--user "
+    return f"systemd-run {user}--scope -p Delegate=yes -- metasearch ...  (a delegated scope)"
+
+
 def find_hierarchy(*, mountinfo: str | None = None, proc_cgroup: str | None = None,
-                   prepare: bool = True, user: str | None = None) -> Hierarchy | str:
+                   prepare: bool = True, user: str | None = None) -> Hierarchy | Unavailable:
     """Where this process may make worker cgroups with memory and pids limits, or why not.
 
     ``prepare=False`` only looks (``doctor``): on v2 it does not move this
@@ -241,49 +257,41 @@ def find_hierarchy(*, mountinfo: str | None = None, proc_cgroup: str | None = No
     m = _mounts(_read("/proc/self/mountinfo") if mountinfo is None else mountinfo)
     own = _own(_read("/proc/self/cgroup") if proc_cgroup is None else proc_cgroup)
     user = user or _user()
-    v2_dir = _place(m.v2, own.get("", "/")) if m.v2 is not None and "" in own else None
+    v2_dir = _place(m.v2, own[""]) if m.v2 is not None and "" in own else None
     if v2_dir is not None and set(_NEEDED) <= set(_read(v2_dir / "cgroup.controllers").split()):
         parent = _v2_parent(v2_dir, m.v2[0], prepare)  # type: ignore[index]
-        return parent if isinstance(parent, str) else Hierarchy(2, parent, parent)
+        return parent if isinstance(parent, Unavailable) else Hierarchy(2, parent, parent)
     if all(c in m.v1 and c in own for c in _NEEDED):
-        parents = []
-        for c in _NEEDED:
-            d = _place(m.v1[c], own[c])
-            mine = d / f"{PREFIX}{user}"  # a child an administrator delegated to this user
-            if _writable(d):
-                parents.append(d)
-            elif _writable(mine):
-                parents.append(mine)
-            else:
-                return (f"cgroup v1: {d} is not writable by {user} and has no delegated "
-                        f"{mine.name} child; as root: mkdir -p {mine} && chown -R {user} {mine} "
-                        "(for memory and for pids)")
-        return Hierarchy(1, parents[0], parents[1])
+        dirs = [_place(m.v1[c], own[c]) for c in _NEEDED]
+        mine = [d / f"{PREFIX}{user}" for d in dirs]  # children delegated to this user
+        parents = [d if _writable(d) else p if _writable(p) else None
+                   for d, p in zip(dirs, mine, strict=True)]
+        if None in parents:
+            return Unavailable(
+                f"cgroup v1: {' and '.join(map(str, dirs))} are not writable by {user}, and "
+                f"no {PREFIX}{user} child of them is delegated",
+                "as root: " + " && ".join(f"mkdir -p {p} && chown -R {user} {p}" for p in mine))
+        return Hierarchy(1, parents[0], parents[1])  # type: ignore[arg-type]
     if v2_dir is not None:
         ctrls = _read(v2_dir / "cgroup.controllers").split()
-        return (f"cgroup v2: this process's cgroup {v2_dir} offers "
-                f"{' '.join(ctrls) or 'no controllers'}, not memory and pids, and no cgroup "
-                "v1 memory and pids hierarchies are mounted; start metasearch in a delegated "
-                "scope: systemd-run " + ("" if os.geteuid() == 0 else "--user ")
-                + "--scope -p Delegate=yes -- metasearch ...")
-    return "no cgroup v1 memory and pids hierarchies and no cgroup v2 are mounted"
+        return Unavailable(f"cgroup v2: this process's cgroup {v2_dir} offers "
+                           f"{' '.join(ctrls) or 'no controllers'}, not memory and pids, and no "
+                           "cgroup v1 memory and pids hierarchies are mounted", _scope_fix())
+    return Unavailable("no cgroup v1 memory and pids hierarchies and no cgroup v2 are mounted",
+                       "mount -t cgroup2 none /sys/fs/cgroup")
 
 
-def _v2_parent(own: Path, mount_point: Path, prepare: bool) -> Path | str:
+def _v2_parent(own: Path, mount_point: Path, prepare: bool) -> Path | Unavailable:
     """The parent of worker cgroups on v2 (see the module docstring), or why there is none."""
-    fix = ("start metasearch in a delegated scope of its own: systemd-run "
-           + ("" if os.geteuid() == 0 else "--user ") + "--scope -p Delegate=yes -- metasearch ...")
     if own.name == HOST_LEAF and own != mount_point and _has_controllers(own.parent):
         return own.parent  # prepared before (by this process or its parent)
     if _has_controllers(own):
         return own
     if not _writable(own):
-        return f"cgroup v2: this process's cgroup {own} is not writable (not delegated); {fix}"
-    others = [] if own == mount_point else [p for p in _pids(own)
-                                            if not _descends(p, os.getpid())]
-    if others:
-        return (f"cgroup v2: this process's cgroup {own} also holds other processes "
-                f"(pid {others[0]}), so it cannot have children with limits; {fix}")
+        return Unavailable(f"cgroup v2: this process's cgroup {own} is not writable by "
+                           f"{_user()} (not delegated)", _scope_fix())
+    if own != mount_point and (busy := _others(own)):
+        return busy
     if not prepare:
         return own
     enable = " ".join(f"+{c}" for c in _NEEDED)
@@ -292,18 +300,27 @@ def _v2_parent(own: Path, mount_point: Path, prepare: bool) -> Path | str:
         return own  # the root cgroup, or one without processes
     except OSError:
         pass  # EBUSY: a non-root cgroup that holds processes cannot enable controllers
-    others = [p for p in _pids(own) if not _descends(p, os.getpid())]
-    if others:
-        return (f"cgroup v2: this process's cgroup {own} also holds other processes "
-                f"(pid {others[0]}), so it cannot have children with limits; {fix}")
+    if busy := _others(own):
+        return busy
     try:
         (own / HOST_LEAF).mkdir(exist_ok=True)
         for pid in _pids(own):
             _write(own / HOST_LEAF / "cgroup.procs", str(pid))
         _write(own / "cgroup.subtree_control", enable)
     except OSError as e:
-        return f"cgroup v2: cannot enable memory and pids under {own} ({e}); {fix}"
+        return Unavailable(f"cgroup v2: cannot enable memory and pids under {own} ({e})",
+                           _scope_fix())
     return own
+
+
+def _others(own: Path) -> Unavailable | None:
+    """Processes in ``own`` that are not this one or its descendants (not ours to move)."""
+    others = [p for p in _pids(own) if not _descends(p, os.getpid())]
+    if not others:
+        return None
+    return Unavailable(f"cgroup v2: this process's cgroup {own} also holds other processes "
+                       f"(pid {others[0]}), so it cannot have children with limits",
+                       _scope_fix())
 
 
 def worker_cgroups(memory_mb: int | None, max_pids: int | None) -> tuple[Hierarchy | None, str]:
@@ -316,8 +333,8 @@ def worker_cgroups(memory_mb: int | None, max_pids: int | None) -> tuple[Hierarc
     if memory_mb is None and max_pids is None:
         return None, ""
     found = find_hierarchy()
-    if isinstance(found, str):
-        return None, found
+    if isinstance(found, Unavailable):
+        return None, str(found)
     found.sweep()
     name = f"{PREFIX}{os.getpid()}-probe-{time.monotonic_ns() % 10**9}"
     try:
@@ -328,17 +345,18 @@ def worker_cgroups(memory_mb: int | None, max_pids: int | None) -> tuple[Hierarc
     return found, ""
 
 
-def probe_cgroups() -> tuple[bool, str]:
-    """For ``doctor``: whether workers would get cgroup limits here, and where or why not.
+def probe_cgroups(*, mountinfo: str | None = None,
+                  proc_cgroup: str | None = None) -> tuple[bool, str, str]:
+    """For ``doctor``: (workers would get cgroup limits here, where or why not, the fix).
 
     It changes nothing (on v2 it does not move this process).
     """
-    found = find_hierarchy(prepare=False)
-    if isinstance(found, str):
-        return False, found
+    found = find_hierarchy(prepare=False, mountinfo=mountinfo, proc_cgroup=proc_cgroup)
+    if isinstance(found, Unavailable):
+        return False, found.why, found.fix
     where = (str(found.memory_parent) if found.version == 2
              else f"{found.memory_parent} and {found.pids_parent}")
-    return True, f"cgroup v{found.version}, worker cgroups under {where}"
+    return True, f"cgroup v{found.version}, worker cgroups under {where}", ""
 
 
 # --------------------------------------------------------------------------- helpers
