@@ -185,6 +185,15 @@ class RayRunner:
                 + ". Each node needs metasearch installed and a working sandbox (run "
                 "`metasearch doctor` on it).")
 
+    def describe(self) -> str:
+        """One line for the campaign's log: the cluster and the nodes in use."""
+        import ray
+
+        where = ray.get_runtime_context().gcs_address
+        n = len(self.in_flight())
+        return (f"{n} node{'s' if n != 1 else ''} with a gateway and sandbox pool each, "
+                f"cluster {where}, {self.shard_tasks} tasks per shard")
+
     def in_flight(self) -> dict[str, int]:
         """Shards now running, by node id (the nodes this runner uses)."""
         with self._lock:
