@@ -33,6 +33,7 @@ kernel's counters (:meth:`WorkerCgroup.breach`): ``oom_kill`` in
 
 from __future__ import annotations
 
+import errno
 import getpass
 import os
 import shutil
@@ -382,7 +383,9 @@ def _remove_dirs(dirs: tuple[Path, ...], version: int, timeout_s: float,
                 d.rmdir()
             except FileNotFoundError:
                 pass
-            except OSError:
+            except OSError as e:
+                if e.errno == errno.ENOTEMPTY:
+                    return False  # plain files inside: not a cgroup (cgroupfs says EBUSY)
                 continue  # EBUSY: its processes are still exiting
             left.remove(d)
         if left:
