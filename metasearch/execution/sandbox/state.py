@@ -27,7 +27,10 @@ import stat
 import tempfile
 from pathlib import Path
 
-__all__ = ["lock_dir", "scratch_base", "state_dir", "usable_dir"]
+__all__ = ["LEGACY_LOCK_DIR", "lock_dir", "lock_dirs", "scratch_base", "state_dir", "usable_dir"]
+
+LEGACY_LOCK_DIR = Path(tempfile.gettempdir()) / "metasearch-sandbox-uids"
+"""Where older versions kept root's uid locks; still honoured when it is root's own."""
 
 
 def usable_dir(path: Path) -> bool:
@@ -98,6 +101,24 @@ def lock_dir() -> Path:
         raise PermissionError(f"the sandbox's uid lock directory {d} is not this user's own "
                               f"private directory; remove it (rm -r {d}) and start again")
     return d
+
+
+def lock_dirs() -> list[Path]:
+    """Every directory whose flock on a uid's file marks that uid taken (root only).
+
+    :func:`lock_dir`, plus the legacy ``/tmp`` one when it exists and is this
+    user's own private directory: a campaign started by an older version
+    still locks there, and two runners that hand out one uid reap each
+    other's workers. It is never created.
+    """
+    dirs = [lock_dir()]
+    try:
+        st = os.lstat(LEGACY_LOCK_DIR)
+    except OSError:
+        return dirs
+    if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022:
+        dirs.append(LEGACY_LOCK_DIR)
+    return dirs
 
 
 def scratch_base() -> Path:
