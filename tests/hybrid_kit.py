@@ -42,7 +42,7 @@ class LoggedModel(ScriptedModel):
 def run(directory: Path, delay_s: float = 0.0, parallel: int = 1):
     directory.mkdir(parents=True, exist_ok=True)
     campaign = toy_campaign(directory, LoggedModel(directory / "calls.log", delay_s),
-                            lambda gw, _n: hybrid(directory, gw, trials=4), parallel=parallel,
+                            lambda gw, _n: hybrid(directory, gw, generations=2, trials=3), parallel=parallel,
                             pruning=True)
     try:
         return campaign.run()

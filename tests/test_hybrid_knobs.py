@@ -244,7 +244,7 @@ def reference(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize(("at", "parallel"), [(0.35, 1), (0.6, 2)])
+@pytest.mark.parametrize(("at", "parallel"), [(0.35, 1), (0.7, 2)])
 def test_resume_after_kill_9_replays_without_rebilling(tmp_path, reference, at, parallel):
     at_call = max(1, int(at * len(keys(reference))))
     d = tmp_path / "c"
