@@ -259,3 +259,32 @@ def test_a_campaign_that_fills_its_disk_stops_and_resumes_to_the_same_records(
         assert partial == [r[:-1] + (None,) for r in reference[:1]]  # its test comes last
         grow(disk, 8192)
         assert _run(disk / "run", Tasks(Meta())) == reference
+
+
+# ---------------------------------------------------------------- the Optuna journal
+
+
+@root_only
+def test_an_optuna_journal_cut_by_a_full_disk_still_loads_after_more_trials(tmp_path):
+    import optuna
+
+    from metasearch.search.optuna.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tmpfs(tmp_path / "disk", 64) as disk:
+        journal = str(disk / "optuna.journal")
+        study = optuna.create_study(study_name="s", storage=open_storage(journal))
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+        fill(disk)
+        size = os.path.getsize(journal)
+        assert size % 4096, "the last page must have room for part of a line"
+        with pytest.raises(OSError) as info:
+            study.set_user_attr("note", "z" * 8000)  # longer than the room left
+        assert is_disk_full(info.value)
+        assert os.path.getsize(journal) > size  # Optuna let part of the line through
+        grow(disk, 1024)
+        for _ in range(2):  # each reopening appends: a kept part would be glued to them
+            again = optuna.load_study(study_name="s", storage=open_storage(journal))
+            again.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+        final = optuna.load_study(study_name="s", storage=open_storage(journal))
+        assert len(final.trials) == 4 and "note" not in final.user_attrs

@@ -12,6 +12,7 @@ directory records which storage and study it used in ``optuna.json``, so
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ def open_storage(storage: str) -> Any:
                               "file path (it is created) or an RDB URL such as "
                               "sqlite:///study.db or postgresql://user@host/db.")
         path.parent.mkdir(parents=True, exist_ok=True)
+        whole_lines(path)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     try:
         return optuna.storages.RDBStorage(storage, heartbeat_interval=None)
@@ -64,6 +66,41 @@ def open_storage(storage: str) -> Any:
             "open (sqlite:///path/study.db, postgresql://user@host/db with its driver "
             "installed), or leave search.optuna.storage unset for a journal file in the "
             "campaign directory.") from None
+
+
+def whole_lines(path: Path) -> None:
+    """Cut the journal's last line if a full disk (or a crash) let only part of it through.
+
+    Optuna skips such a part while it is last, but its next append would join the part
+    to the new line, and from then on the study no longer loads. Runs under Optuna's
+    own journal lock, so no writer is half-way through a line.
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        with open(path, "r+b") as f:
+            end = f.seek(0, os.SEEK_END)
+            good = end
+            while good > 0:
+                start = max(0, good - 65536)
+                f.seek(start)
+                chunk = f.read(good - start)
+                if good == end and chunk.endswith(b"\n"):
+                    return  # the usual case: nothing torn
+                cut = chunk.rfind(b"\n")
+                if cut >= 0:
+                    good = start + cut + 1
+                    break
+                good = start
+            f.truncate(good)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        lock.release()
 
 
 def redact(url: str) -> str:
@@ -78,8 +115,15 @@ def redact(url: str) -> str:
 
 
 def write_location(directory: Path, location: StudyLocation) -> None:
+    """Record the study (atomically: a full disk leaves no half file that resume would refuse)."""
     data = {"storage": redact(location.storage), "study": location.study}
-    (directory / STUDY_FILE).write_text(json.dumps(data, indent=2) + "\n")
+    path, tmp = directory / STUDY_FILE, directory / f".{STUDY_FILE}.tmp"
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_location(directory: Path, storage: str | None = None) -> StudyLocation:
