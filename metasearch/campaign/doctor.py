@@ -72,11 +72,12 @@ def diagnose(*, out: str | Path = "runs", storage: str | None = None) -> Diagnos
     sudo = "" if root else "sudo "
     modes = {m: probe_mode(m) for m in ("bwrap", "unshare")}
     best = next((m for m, why in modes.items() if why is None), None)
+    userns = _userns(sudo)
     checks = [
-        _bwrap(modes["bwrap"], root, sudo),
-        _unshare(modes["unshare"], root, sudo),
-        _sandbox(best, modes),
-        _userns(sudo),
+        _bwrap(modes["bwrap"], root, sudo, userns),
+        _unshare(modes["unshare"], root, sudo, userns),
+        _sandbox(best, modes, root),
+        userns,
         _seccomp(sudo),
         _cgroups(),
         *_local_models(),
@@ -92,10 +93,14 @@ def diagnose(*, out: str | Path = "runs", storage: str | None = None) -> Diagnos
 
 def probe_mode(mode: str) -> str | None:
     """None if a sandbox of ``mode`` starts here (the runner's own probe), else why not."""
-    from metasearch.execution.sandbox import SandboxRunner, SandboxUnavailable
+    import warnings
+
+    from metasearch.execution.sandbox import SandboxRunner, SandboxUnavailable, SandboxWarning
 
     try:
-        SandboxRunner(mode=mode).close()
+        with warnings.catch_warnings():  # each layer has its own row below; no warnings dump
+            warnings.simplefilter("ignore", SandboxWarning)
+            SandboxRunner(mode=mode).close()
     except SandboxUnavailable as exc:
         text = str(exc)
         return text[text.find("(") + 1:text.find(")")] if text.startswith("No sandbox") else text
@@ -133,33 +138,49 @@ def _user() -> str:
 # ------------------------------------------------------------------- checks
 
 
-def _bwrap(why: str | None, root: bool, sudo: str) -> Check:
+_ROOTLESS = ("rootless: each worker gets its own user namespace (with its own process count) "
+             "instead of its own uid")
+
+
+def _rootless_fix(userns: Check) -> str:
+    """As an ordinary user a jail needs user namespaces: their fix, else root as the way out."""
+    if not userns.ok and userns.fix:
+        return userns.fix
+    return "run metasearch as root (sudo), whose jail switches each worker to its own uid"
+
+
+def _bwrap(why: str | None, root: bool, sudo: str, userns: Check) -> Check:
     if shutil.which("bwrap") is None:
         return Check("sandbox", "bwrap", False, "bubblewrap is not installed, so `auto` falls "
                      "back to the weaker unshare sandbox.", f"{sudo}apt-get install -y bubblewrap")
     if why is None:
+        how = "each worker under its own uid" if root else _ROOTLESS
         return Check("sandbox", "bwrap", True, "a bwrap jail starts here and sees only loopback "
-                     "(the strongest mode; `auto` uses it).")
-    fix = "" if root else "run metasearch as root (sudo): the jail gives each worker its own uid"
+                     f"(the strongest mode; `auto` uses it; {how}).")
+    fix = "" if root else _rootless_fix(userns)
     return Check("sandbox", "bwrap", False, f"installed, but metasearch's jail does not start: {why}",
                  fix)
 
 
-def _unshare(why: str | None, root: bool, sudo: str) -> Check:
+def _unshare(why: str | None, root: bool, sudo: str, userns: Check) -> Check:
     absent = [t for t in ("unshare", "setpriv") if shutil.which(t) is None]
     if absent:
         return Check("sandbox", "unshare", False, f"{' and '.join(absent)} not installed.",
                      f"{sudo}apt-get install -y util-linux")
     if why is None:
+        rest = ("world-readable files stay visible" if root else
+                f"the rest of the file system stays visible, read-only; {_ROOTLESS}")
         return Check("sandbox", "unshare", True, "an unshare jail starts here (weaker file-system "
-                     "isolation than bwrap: world-readable files stay visible).")
-    fix = "" if root else "run metasearch as root (sudo): the jail gives each worker its own uid"
+                     f"isolation than bwrap: {rest}).")
+    fix = "" if root else _rootless_fix(userns)
     return Check("sandbox", "unshare", False, f"metasearch's jail does not start: {why}", fix)
 
 
-def _sandbox(best: str | None, modes: dict[str, str | None]) -> Check:
+def _sandbox(best: str | None, modes: dict[str, str | None], root: bool = True) -> Check:
     if best == "bwrap":
-        return Check("sandbox", "sandbox mode", True, "`auto` uses bwrap.", required=True)
+        return Check("sandbox", "sandbox mode", True, "`auto` uses bwrap" + (
+            "." if root else " without root (user namespaces), as strong as root's jail."),
+            required=True)
     if best is not None:
         return Check("sandbox", "sandbox mode", True, f"`auto` uses {best}, weaker than bwrap; "
                      "run and eval say so when they start. Fix bwrap above.", required=True)
