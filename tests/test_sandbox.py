@@ -208,12 +208,15 @@ def forward(self, taskInfo):
         [o] = r.run(code, tasks(1), settings())
     assert o.answer.startswith("['HOME', 'LANG', 'LC_ALL', 'PATH', 'PWD', 'TMPDIR']")
     assert "GOLD-ANSWER-XYZ" not in o.answer and "SECRET" not in o.answer
-    assert int(o.answer.rsplit("mine", 1)[1]) in UIDS
+    uid = int(o.answer.rsplit("mine", 1)[1])
+    assert uid in UIDS if os.geteuid() == 0 else uid == os.getuid()  # rootless: the user's own
     assert list(tmp_path.iterdir()) == []  # the scratch dir is gone
 
 
 def test_concurrent_runs_get_distinct_uids() -> None:
-    code = "import os, time\ndef forward(self, taskInfo):\n    time.sleep(0.5)\n    return str(os.getuid())\n"
+    """As root, distinct uids; as an ordinary user (rootless), distinct user namespaces."""
+    code = ("import os, time\ndef forward(self, taskInfo):\n    time.sleep(0.5)\n"
+            "    return str(os.getuid()) + ' ' + os.readlink('/proc/self/ns/user')\n")
     answers: list[str] = []
     with runner() as r:
         def go() -> None:
@@ -224,7 +227,11 @@ def test_concurrent_runs_get_distinct_uids() -> None:
         for t in threads:
             t.join()
     assert len(answers) == 3 and len(set(answers)) == 3
-    assert all(int(a) in UIDS for a in answers)
+    uids = {int(a.split()[0]) for a in answers}
+    if os.geteuid() == 0:
+        assert len(uids) == 3 and uids <= set(UIDS)
+    else:
+        assert uids == {os.getuid()} and len({a.split()[1] for a in answers}) == 3
 
 
 def test_run_candidate_validates_first(gateway) -> None:
@@ -253,8 +260,7 @@ def test_uid_processes_are_gone_after_a_run() -> None:
     with runner() as r:
         [o] = r.run(code, tasks(1), settings())
     assert o.answer == "spawned"
-    owned = [d for d in os.listdir("/proc") if d.isdigit() and _uid(d) in UIDS]
-    assert owned == []
+    assert _sandboxed() == []
 
 
 def _uid(pid: str) -> int:
@@ -262,6 +268,25 @@ def _uid(pid: str) -> int:
         return os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return -1
+
+
+def _sandboxed(pid: str | None = None) -> list[str]:
+    """Live processes of a worker: of a sandbox uid (root), else ours in another pid namespace."""
+    mine = os.readlink("/proc/self/ns/pid")
+    found = []
+    for d in [pid] if pid else os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        if os.geteuid() == 0:
+            if _uid(d) in UIDS:
+                found.append(d)
+            continue
+        try:
+            if _uid(d) == os.geteuid() and os.readlink(f"/proc/{d}/ns/pid") != mine:
+                found.append(d)
+        except OSError:
+            pass
+    return found
 
 
 def test_prewarm_keeps_a_spare_worker_and_cleans_up(gateway) -> None:
@@ -276,7 +301,7 @@ def test_prewarm_keeps_a_spare_worker_and_cleans_up(gateway) -> None:
         assert second.start_s < first.start_s
         assert not first.prewarmed and second.prewarmed
     time.sleep(0.2)
-    assert [d for d in os.listdir("/proc") if d.isdigit() and _uid(d) in UIDS] == []
+    assert _sandboxed() == []
 
 
 def _worker_processes() -> list[str]:
@@ -293,7 +318,7 @@ def _worker_processes() -> list[str]:
         fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
         if fields.get("State", "").startswith("Z"):
             continue
-        if _uid(d) in UIDS or (fields.get("PPid", "").strip() == str(os.getpid())
+        if _sandboxed(d) or (fields.get("PPid", "").strip() == str(os.getpid())
                                and cmd.endswith(b"bwrap")):
             found.append(d)
     return found
@@ -302,9 +327,12 @@ def _worker_processes() -> list[str]:
 def _uid_locked(uid: int) -> bool:
     """Whether some open file holds the uid's flock (as ``_take_uid`` takes it)."""
     import fcntl
-    import tempfile
 
-    path = Path(tempfile.gettempdir()) / "metasearch-sandbox-uids" / str(uid)
+    from metasearch.execution.sandbox.state import lock_dir
+
+    if os.geteuid() != 0:
+        return False  # rootless: no uids, no locks
+    path = lock_dir() / str(uid)
     if not path.exists():
         return False
     fd = os.open(path, os.O_RDWR)
@@ -327,7 +355,8 @@ def test_prewarm_pool_serves_concurrent_runs_and_close_releases_all(gateway) -> 
     errors: list = []
     with runner(gateway=gateway, prewarm=3) as r:
         r.warm_up()
-        assert r.stats["spares_ready"] == 3 and r.stats["uids_held"] == 3
+        held = 3 if os.geteuid() == 0 else 0  # rootless: user namespaces, not uids
+        assert r.stats["spares_ready"] == 3 and r.stats["uids_held"] == held
         barrier = threading.Barrier(3)
 
         def go() -> None:
@@ -344,13 +373,16 @@ def test_prewarm_pool_serves_concurrent_runs_and_close_releases_all(gateway) -> 
         assert errors == []
         assert len(results) == 3 and all(res.prewarmed for res in results)
         answers = [res.outcomes[0].answer for res in results]
-        assert len(set(answers)) == 3 and all(int(a) in UIDS for a in answers)
+        if held:
+            assert len(set(answers)) == 3 and all(int(a) in UIDS for a in answers)
+        else:
+            assert set(answers) == {str(os.getuid())}
         stats = r.stats
         assert (stats["runs"], stats["prewarmed"], stats["cold"]) == (3, 3, 0)
         r.warm_up()  # the runs asked for refills: three fresh spares for close() to end
         stats = r.stats
         assert stats["spares_ready"] == 3 and stats["spares_started"] == 6
-        assert stats["uids_held"] == 3 and len(_worker_processes()) >= 3
+        assert stats["uids_held"] == held and len(_worker_processes()) >= 3
     stats = r.stats
     assert stats["spares_ready"] == stats["spares_coming"] == stats["uids_held"] == 0
     deadline = time.monotonic() + 5

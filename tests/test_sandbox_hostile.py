@@ -13,7 +13,7 @@ Each file's header says what to expect::
 
 ``@@NAME@@`` placeholders are filled in per test (ports, paths, a token). Every
 sandbox run also checks, whatever the header says: the host is alive, no
-process of the sandbox uids is left, no secret from the host's environment
+process of the sandbox uids (as an ordinary user: of any jail's pid namespace) is left, no secret from the host's environment
 appears in any outcome, output or log, nothing appeared or changed outside the
 worker's scratch dir, the loopback listeners saw nothing, and every call that
 reached the gateway is labelled role=task with this candidate, the run's model
@@ -151,14 +151,17 @@ def test_validation_refuses(path: Path, world) -> None:
 
 
 def _sandbox_uid_processes() -> list[int]:
+    """Processes of the sandbox uids (root), or ours in another pid namespace (rootless)."""
+    rootless, me, mine = os.geteuid() != 0, os.geteuid(), os.readlink("/proc/self/ns/pid")
     pids = []
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
                 uid = os.stat(f"/proc/{d}").st_uid
+                jailed = rootless and uid == me and os.readlink(f"/proc/{d}/ns/pid") != mine
             except OSError:
                 continue
-            if uid in UIDS:
+            if uid in UIDS or jailed:
                 pids.append(int(d))
     return pids
 

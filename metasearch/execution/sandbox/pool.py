@@ -24,10 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from metasearch.execution.sandbox import state
 from metasearch.execution.sandbox.launch import MODES, JailSpec, probe
 from metasearch.execution.sandbox.protocol import ProtocolError, recv_frame
 from metasearch.execution.sandbox.seccomp import filter_fd, seccomp_available
 from metasearch.execution.sandbox.session import _Session
+from metasearch.execution.sandbox.state import scratch_base
 from metasearch.execution.sandbox.types import (
     SandboxError,
     SandboxLimits,
@@ -53,7 +55,9 @@ class SandboxRunner:
     ``"unshare"`` or ``"none"``. A worker's LLM request for a model outside
     its run's ``AgentSettings.allowed`` (and, when given, outside
     ``allowed_models``) is refused, never routed. Thread-safe: concurrent runs get distinct
-    uids from ``uids`` and distinct scratch directories.
+    uids from ``uids`` (as root) or their own user namespaces (everyone else: ``rootless``,
+    see ``launch``), and distinct scratch directories under the user's own
+    ``state.scratch_base()`` unless ``scratch_root`` is given.
 
     ``prewarm`` is how many spare workers to keep started and waiting for
     their code (``True`` is 1, ``False`` or 0 none): a run takes a ready
@@ -83,11 +87,14 @@ class SandboxRunner:
         self._complete, self._note = _gateway_calls(gateway)
         self._allowed_models = None if allowed_models is None else frozenset(allowed_models)
         self._own_root = scratch_root is None
-        self.scratch_root = Path(scratch_root or tempfile.mkdtemp(prefix="metasearch-sandbox-"))
+        # root switches each worker to its own uid; anyone else gets user namespaces
+        self.rootless = os.geteuid() != 0
+        self.scratch_root = Path(scratch_root or tempfile.mkdtemp(prefix="sandbox-",
+                                                                  dir=scratch_base()))
         self.scratch_root.mkdir(parents=True, exist_ok=True)
         self._free_uids = list(uids)[::-1]
         self._uid_cond = threading.Condition()
-        self._uid_locks: dict[int, int] = {}
+        self._uid_locks: dict[int, list[int]] = {}  # uid -> its flocked fds
         self._pool = ThreadPoolExecutor(max_workers=call_threads, thread_name_prefix="sbx-llm")
         if int(prewarm) < 0:
             raise ValueError(f"prewarm must be a count of spare workers, not {prewarm!r}")
@@ -190,14 +197,15 @@ class SandboxRunner:
         seccomp_fd: int | None = None
         try:
             scratch.mkdir(mode=0o700)
-            if self.mode != "none":
+            if self.mode != "none" and not self.rootless:
                 os.chown(scratch, uid, uid)
             if self.seccomp and self.mode == "bwrap":
                 seccomp_fd = filter_fd()
             limits = {**self.limits.rlimits(), "seccomp": self.seccomp and self.mode == "unshare"}
             spec = JailSpec(mode=self.mode, python=self.python, scratch=scratch,
                             scratch_root=self.scratch_root, uid=uid, fd=child_sock.fileno(),
-                            limits_json=json.dumps(limits), seccomp_fd=seccomp_fd)
+                            limits_json=json.dumps(limits), seccomp_fd=seccomp_fd,
+                            rootless=self.rootless)
             fds = (child_sock.fileno(),) + (() if seccomp_fd is None else (seccomp_fd,))
             proc = subprocess.Popen(
                 spec.argv(), env=spec.env(), cwd=spec.cwd(), stdin=subprocess.DEVNULL,
@@ -213,7 +221,8 @@ class SandboxRunner:
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
         host_sock.settimeout(10.0)
-        worker = _Worker(proc=proc, sock=host_sock, uid=uid, scratch=scratch)
+        worker = _Worker(proc=proc, sock=host_sock, uid=uid, scratch=scratch,
+                         rootless=self.rootless and self.mode != "none")
         for name, stream in (("stdout", proc.stdout), ("stderr", proc.stderr)):
             t = threading.Thread(target=worker.drain, args=(name, stream, self.limits.max_log_bytes),
                                  daemon=True)
@@ -223,7 +232,9 @@ class SandboxRunner:
 
     def _retire(self, worker: _Worker) -> None:
         worker.kill()
-        if self.mode != "none":
+        if worker.rootless:
+            _reap_ns(worker.jail_ns)
+        elif self.mode != "none":
             _reap_uid(worker.uid)
         worker.sock.close()
         for d in worker.drains:
@@ -336,31 +347,34 @@ class SandboxRunner:
             tried.append(f"{m}: {why}")
         raise SandboxUnavailable(
             "No sandbox works on this machine (" + "; ".join(tried) + "). Install bubblewrap "
-            "(apt-get install bubblewrap) and run as root or with user namespaces enabled, or "
-            "set sandbox mode 'none' explicitly to run candidate code without isolation.")
+            "(apt-get install bubblewrap); as an ordinary user, unprivileged user namespaces "
+            "must be enabled (`metasearch doctor` checks them and gives the command); or set "
+            "sandbox mode 'none' explicitly to run candidate code without isolation.")
 
     def _take_uid(self) -> int:
-        """A uid no other worker uses, in this process or any other (an flock per uid)."""
-        lock_dir = Path(tempfile.gettempdir()) / "metasearch-sandbox-uids"
-        lock_dir.mkdir(mode=0o700, exist_ok=True)
+        """A uid no other worker uses, in this process or any other (an flock per uid).
+
+        Rootless, the worker keeps the user's uid (its user namespace keeps it apart).
+        """
+        if self.rootless:
+            return os.getuid()
+        lock_dirs = state.lock_dirs()
         with self._uid_cond:
             while True:
                 for uid in reversed(self._free_uids):
-                    fd = os.open(lock_dir / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    except OSError:
-                        os.close(fd)
+                    fds = _flock_all([d / str(uid) for d in lock_dirs])
+                    if fds is None:
                         continue
                     self._free_uids.remove(uid)
-                    self._uid_locks[uid] = fd
+                    self._uid_locks[uid] = fds
                     return uid
                 self._uid_cond.wait(timeout=0.1)
 
     def _give_uid(self, uid: int) -> None:
+        if self.rootless:
+            return
         with self._uid_cond:
-            fd = self._uid_locks.pop(uid, None)
-            if fd is not None:
+            for fd in self._uid_locks.pop(uid, ()):
                 os.close(fd)  # releases the flock
             self._free_uids.append(uid)
             self._uid_cond.notify()
@@ -381,6 +395,52 @@ def _reap_uid(uid: int, timeout_s: float = 5.0) -> None:
             if d.isdigit():
                 try:
                     if os.stat(f"/proc/{d}").st_uid == uid:
+                        pids.append(int(d))
+                except OSError:
+                    pass
+        if not pids or time.monotonic() > deadline:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.02)
+
+
+def _flock_all(paths: list[Path]) -> list[int] | None:
+    """Exclusive flocks on every path (the fds hold them), or None if any is taken."""
+    fds: list[int] = []
+    for path in paths:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            for held in fds:
+                os.close(held)
+            return None
+        fds.append(fd)
+    return fds
+
+
+def _reap_ns(ns: str | None, timeout_s: float = 5.0) -> None:
+    """Rootless: make sure no process of the worker's pid namespace outlives the run.
+
+    The jail's pid 1 is gone once its launcher is killed, and the kernel then
+    kills the rest of the namespace, asynchronously; this waits for that (and
+    kills what is left). Only this user's processes can be in it.
+    """
+    if ns is None:
+        return
+    me = os.geteuid()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pids = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    if os.stat(f"/proc/{d}").st_uid == me and os.readlink(f"/proc/{d}/ns/pid") == ns:
                         pids.append(int(d))
                 except OSError:
                     pass

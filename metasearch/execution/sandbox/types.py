@@ -96,6 +96,8 @@ class _Worker:
     scratch: Path
     drains: list[threading.Thread] = field(default_factory=list)
     hello: bool = False  # the worker already said hello (a prewarmed spare)
+    rootless: bool = False  # no uid of its own: reaped by its pid namespace (``jail_ns``)
+    jail_ns: str | None = None  # the jail's pid namespace, e.g. "pid:[4026532328]"
     logs: dict[str, bytearray] = field(
         default_factory=lambda: {"stdout": bytearray(), "stderr": bytearray()})
 
@@ -111,7 +113,20 @@ class _Worker:
     def log(self, name: str) -> str:
         return self.logs[name].decode("utf-8", "replace")
 
+    def find_ns(self) -> str | None:
+        """The jail's pid namespace: that of the launcher's child (bwrap's or unshare's pid 1)."""
+        if self.jail_ns is None:
+            pid = self.proc.pid
+            try:
+                kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+                self.jail_ns = os.readlink(f"/proc/{kids[0]}/ns/pid") if kids else None
+            except (OSError, IndexError):
+                pass
+        return self.jail_ns
+
     def kill(self) -> None:
+        if self.rootless:
+            self.find_ns()  # before the kill, while the jail's pid 1 can still be found
         if self.proc.poll() is not None:
             return
         try:
