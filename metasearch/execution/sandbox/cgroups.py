@@ -90,7 +90,12 @@ class WorkerCgroup:
         return tuple(dict.fromkeys((self.memory_dir, self.pids_dir)))
 
     def wrap(self, argv: list[str]) -> list[str]:
-        """``argv`` prefixed by a shell that joins this cgroup and then execs it (same pid)."""
+        """``argv`` prefixed by a shell that joins this cgroup and then execs it (same pid).
+
+        Raises FileNotFoundError, as ``Popen`` would, when ``argv[0]`` is no executable file.
+        """
+        if not (os.path.isfile(argv[0]) and os.access(argv[0], os.X_OK)):
+            raise FileNotFoundError(errno.ENOENT, "No such executable", argv[0])
         sh = shutil.which("sh", path="/usr/bin:/bin") or "/bin/sh"
         procs = [str(d / "cgroup.procs") for d in self.dirs]
         return [sh, "-c", _JOIN, "metasearch-cgexec", *procs, "--", *argv]
