@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -11,7 +10,7 @@ from metasearch.cli._output import archive_table, print_json, table_console
 
 
 def list_cmd(
-    campaign: Annotated[Path, typer.Argument(help="A campaign directory.")],
+    campaign: Annotated[str, typer.Argument(help="A campaign directory, or a database URL (postgresql://host/db#NAME).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> None:
     """Every candidate of a campaign, including invalid, failed and pruned ones."""
@@ -27,7 +26,7 @@ def list_cmd(
 
 
 def show_cmd(
-    campaign: Annotated[Path, typer.Argument(help="A campaign directory.")],
+    campaign: Annotated[str, typer.Argument(help="A campaign directory, or a database URL (postgresql://host/db#NAME).")],
     candidate: Annotated[str, typer.Argument(help="Candidate id, e.g. g001-00 or seed-chain_of_thought.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
 ) -> None:
@@ -82,10 +81,8 @@ def _ancestor(archive: Any, cid: str) -> str:
     return f"{cid} ({rec.name}{score})"
 
 
-def _open(campaign: Path, error: type[Exception]):  # type: ignore[no-untyped-def]
-    from metasearch.store.archive import Archive
+def _open(campaign: str, error: type[Exception]):  # type: ignore[no-untyped-def]
+    """A JSONL campaign directory, a ``--worker`` one (its store.json), or a database URL."""
+    from metasearch.store.locate import open_archive
 
-    if not (campaign / "archive.jsonl").is_file():
-        raise error(f"{campaign} is not a campaign directory (no archive.jsonl). Give the "
-                    "directory a `metasearch run` wrote (its run.out).")
-    return Archive.open(campaign, readonly=True)
+    return open_archive(campaign)

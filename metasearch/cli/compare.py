@@ -12,7 +12,8 @@ from metasearch.cli._output import escape, print_json
 
 def compare_cmd(
     campaigns: Annotated[
-        list[Path], typer.Argument(help="Campaign directories (experiment names on a server).")
+        list[str], typer.Argument(help="Campaign directories (experiment names on a server), or "
+                                  "database URLs of shared campaigns (postgresql://host/db#NAME).")
     ],
     split: Annotated[
         str, typer.Option(help="Split of the paired comparison: test or validation.")

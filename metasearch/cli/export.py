@@ -14,7 +14,7 @@ FORMATS = ("py", "mlflow", "adas")
 
 
 def export_cmd(
-    campaign: Annotated[Path, typer.Argument(help="Campaign directory (run.out of a campaign).")],
+    campaign: Annotated[str, typer.Argument(help="Campaign directory (run.out of a campaign), or a database URL (postgresql://host/db#NAME; py and adas).")],
     fmt: Annotated[str, typer.Option("--format", help="py, mlflow or adas.")],
     out: Annotated[
         Path | None, typer.Option(help="Output file (py: a .py file; adas: a .json file).")

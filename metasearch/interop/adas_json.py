@@ -32,7 +32,7 @@ from typing import Any
 
 from metasearch.candidate.knobs import bake_knobs
 from metasearch.candidate.validate import ValidationPolicy, fingerprint, validate_code
-from metasearch.errors import DataError
+from metasearch.errors import DataError, MetasearchError
 from metasearch.evaluation.stats import (
     Fitness,
     adas_fitness_string,
@@ -245,8 +245,11 @@ def _known_fingerprints(archive: Archive) -> dict[str, str]:
     known: dict[str, str] = {}
     for r in archive.records():
         fp = r.fingerprint
-        if not fp and r.code_path and (archive.root / r.code_path).is_file():
-            fp = fingerprint(archive.read_agent(r.id))
+        if not fp and r.code_path:
+            try:
+                fp = fingerprint(archive.read_agent(r.id))
+            except (OSError, MetasearchError):  # a code file that is gone
+                fp = ""
         if fp:
             known.setdefault(fp, r.id)
     return known

@@ -193,12 +193,29 @@ def select_record(archive: Archive, *, agent_id: str | None, best: bool) -> Cand
                 "there is no best agent. Pass --agent ID to export a specific one "
                 f"(`metasearch archive list {archive.root}` lists them)."
             )
-    if not rec.code_path or not (archive.root / rec.code_path).is_file():
+    if not rec.code_path or not _has_code(archive, rec.id):
         raise DataError(
             f"Candidate {rec.id} in {archive.root} has no code file (status {rec.status}: "
             f"{rec.reason or 'no reason recorded'}). Choose a candidate that ran."
         )
     return rec
+
+
+def _has_code(archive: Archive, cid: str) -> bool:
+    try:
+        return bool(archive.read_agent(cid))
+    except (OSError, MetasearchError):
+        return False
+
+
+def _open(campaign: str | Path) -> tuple[Archive, Mapping[str, str] | None]:
+    """The archive at a campaign directory or database URL, and (for a URL) its params."""
+    from metasearch.store.locate import is_location_url, open_archive
+
+    archive = open_archive(campaign)
+    if is_location_url(str(campaign)):
+        return archive, archive.config_params()
+    return archive, None
 
 
 # --------------------------------------------------------------------------- the standalone module
@@ -303,10 +320,10 @@ def export_py(
     protocol: str | None = None,
     tracking_uri: str | None = None,
 ) -> tuple[Path, CandidateRecord, CampaignInfo]:
-    """Write the standalone module of one agent to ``out``."""
-    archive = Archive.open(campaign_dir, readonly=True)
+    """Write the standalone module of one agent to ``out`` (a directory or database URL)."""
+    archive, params = _open(campaign_dir)
     rec = select_record(archive, agent_id=agent_id, best=best or not agent_id)
-    info = campaign_info(campaign_dir, tracking_uri=tracking_uri)
+    info = campaign_info(campaign_dir, tracking_uri=tracking_uri, params=params)
     text = render_module(rec, archive.read_agent(rec.id), info, model=model, protocol=protocol)
     path = Path(out)
     if path.is_dir():
@@ -329,7 +346,7 @@ def export_adas_file(
     """Write ADAS archive JSON: one agent (``agent_id`` / ``best``), else every ``ok`` one."""
     from metasearch.interop.adas_json import export_adas, write_adas
 
-    archive = Archive.open(campaign_dir, readonly=True)
+    archive, _params = _open(campaign_dir)
     ids = None
     if agent_id or best:
         ids = [select_record(archive, agent_id=agent_id, best=best).id]
@@ -385,7 +402,7 @@ def export_mlflow(
             "letters, digits, '_', '.' and '-'."
         )
     root = Path(campaign_dir)
-    archive = Archive.open(root, readonly=True)
+    archive, _params = _open(root)
     rec = select_record(archive, agent_id=agent_id, best=best or not agent_id)
     uri = tracking_uri or default_tracking_uri(root)
     info = campaign_info(root, tracking_uri=tracking_uri)

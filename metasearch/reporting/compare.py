@@ -159,8 +159,13 @@ def load_campaigns(
     The experiment is named after the directory, so with a server the
     directories need not exist locally.
     """
+    from metasearch.store.locate import STORE_FILE, is_location_url
+
     out = []
     for d in campaign_dirs:
+        if tracking_uri is None and (is_location_url(str(d)) or (Path(d) / STORE_FILE).is_file()):
+            out.append(_from_database(d))  # records in a database: read from the archive
+            continue
         root = Path(d)
         if tracking_uri is None:
             if not (root / "mlflow.db").is_file():
@@ -173,6 +178,14 @@ def load_campaigns(
             uri = tracking_uri
         out.append(read_campaign(uri, root.resolve().name))
     return out
+
+
+def _from_database(location: str | Path) -> CampaignData:
+    from metasearch.reporting.compare_archive import campaign_from_archive
+    from metasearch.store.locate import open_archive
+
+    archive = open_archive(location)
+    return campaign_from_archive(archive, archive.campaign, archive.config_params())
 
 
 def _best(rows: Sequence[CandidateRow]) -> CandidateRow | None:

@@ -97,6 +97,14 @@ class SqlArchive:
     def path(self) -> str:
         return f"{db.redact(self.url)}#{self.campaign}"
 
+    def config_params(self) -> dict[str, str]:
+        """The flat config every worker of the campaign shares ({} before one joined)."""
+        c = db.campaigns
+        with self.engine.connect() as conn:
+            text = conn.execute(sa.select(c.c.config_json).where(
+                c.c.name == self.campaign)).scalar()
+        return dict(json.loads(text)) if text else {}
+
     # ---- reading what every worker wrote
 
     def _refresh(self) -> None:

@@ -1,0 +1,88 @@
+"""A campaign's shared state on a database, for ``metasearch run CONFIG --worker --storage URL``.
+
+How a worker joins: the campaign is named by its ``run.out`` directory's
+name (or ``URL#NAME``); the first worker creates its row in
+``ms_campaigns`` with the hash of the config, and every later worker must
+bring a config with the same hash (only ``run.*`` settings, which say where
+and how fast one worker runs, may differ). Each worker keeps its own local
+``run.out`` for its report, MLflow store and sandbox scratch; the records,
+agent code, response cache and budget are the database's.
+
+How a dead worker's slot is recovered: its claim is a lease renewed by a
+heartbeat (:mod:`metasearch.store.coordinator`), so once it expires
+(``LEASE_S``) the next worker waiting on the slot runs it, replaying what
+the dead one paid for from the shared cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metasearch.errors import ConfigError
+from metasearch.llm.settings import BudgetSettings
+from metasearch.llm.shared import SqlBudget, SqlResponseCache
+from metasearch.store import db
+from metasearch.store.coordinator import Coordinator
+from metasearch.store.locate import write_store
+from metasearch.store.sql_archive import SqlArchive
+
+__all__ = ["LEASE_S", "SharedState", "join_shared", "sharable"]
+
+LEASE_S = 60.0  # a dead worker's claims are taken over this long after its last heartbeat
+
+#: Strategies whose slots are a function of the shared archive (and a seed), so every
+#: worker asks for the same ids. Optuna-based ones keep trials in a study each worker
+#: would ask separately; they are refused rather than run subtly wrong.
+NOT_SHARABLE = ("optuna", "hybrid")
+
+
+def sharable(strategy: str) -> None:
+    if strategy in NOT_SHARABLE:
+        raise ConfigError(
+            f"search.strategy = {strategy!r} cannot run as several --worker processes yet: its "
+            "Optuna study would be asked by each worker separately. Run it as one process "
+            "(its study may still live in PostgreSQL: --storage without --worker), or use "
+            "adas, random, mcts or evolve with --worker.")
+
+
+@dataclass
+class SharedState:
+    """The database parts one worker of a campaign uses."""
+
+    name: str
+    url: str
+    archive: SqlArchive
+    cache: SqlResponseCache
+    budget: SqlBudget
+    coordinator: Coordinator
+    new: bool  # this worker created the campaign
+
+    def close(self) -> None:
+        self.coordinator.close()
+
+
+def join_shared(config: Any, out: Path, storage: str, *, resume: bool, worker: bool,
+                lease_s: float = LEASE_S) -> SharedState:
+    """Join (or start) the campaign in ``storage``; refuses a different config."""
+    url, name = db.split_campaign(storage)
+    name = name or out.resolve().name
+    sharable(config.search.strategy)
+    engine = db.open_engine(url)
+    new = db.join_campaign(engine, name, config.to_flat_params())
+    archive = SqlArchive.open(url, campaign=name, root=out)
+    if len(archive) and not (resume or worker):
+        raise ConfigError(
+            f"The campaign {name!r} in {db.redact(url)} already has {len(archive)} records. "
+            "Pass --worker to join it (or --resume to continue it), or set run.out (or "
+            "--out) to a new name for a new campaign.")
+    out.mkdir(parents=True, exist_ok=True)
+    write_store(out, url, name)
+    b = config.budget
+    budget = SqlBudget(BudgetSettings(max_usd=b.max_usd, max_calls=b.max_calls,
+                                      max_tokens=b.max_tokens), url=url, campaign=name)
+    coordinator = Coordinator(engine, name, has=archive.has, lease_s=lease_s).start()
+    return SharedState(name=name, url=url, archive=archive,
+                       cache=SqlResponseCache(url=url, campaign=name), budget=budget,
+                       coordinator=coordinator, new=new)
