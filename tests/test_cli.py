@@ -30,16 +30,14 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None
         assert needle in text, (needle, proc.stderr)
 
 
-def test_help_is_fast_and_imports_nothing_heavy():
+def test_help_imports_nothing_heavy():
+    """What keeps ``--help`` fast is the absence of heavy imports; its time is a benchmark's job."""
     code = (
-        "import sys, time; t = time.perf_counter(); import metasearch.cli.app as c; "
-        "print(time.perf_counter() - t); "
-        "print([m for m in ('litellm', 'mlflow', 'optuna') if m in sys.modules])"
+        "import sys; import metasearch.cli.app as c; "
+        "print([m for m in ('litellm', 'mlflow', 'optuna', 'ray', 'sqlalchemy') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    elapsed, heavy = out.stdout.splitlines()
-    assert heavy == "[]"
-    assert float(elapsed) < 1.0
+    assert out.stdout.strip() == "[]", out.stderr
     assert metasearch("--help").returncode == 0
 
 
