@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from metasearch.execution.sandbox import state
+from metasearch.execution.sandbox.cgroups import PREFIX, worker_cgroups
 from metasearch.execution.sandbox.launch import MODES, JailSpec, probe
 from metasearch.execution.sandbox.protocol import ProtocolError, recv_frame
 from metasearch.execution.sandbox.seccomp import filter_fd, seccomp_available
@@ -119,6 +120,12 @@ class SandboxRunner:
         if self.mode != "none" and not self.seccomp:
             warnings.warn(f"seccomp is not available here ({why}); the sandbox runs without "
                           "its syscall filter.", SandboxWarning, stacklevel=2)
+        # a cgroup per worker holds its whole tree (see ``cgroups``); without, rlimits alone
+        self.cgroups, why = worker_cgroups(self.limits.memory_mb, self.limits.max_pids)
+        if why:
+            warnings.warn(f"cgroups are not available here ({why}); each candidate's memory "
+                          "and processes are held by rlimits only (per process, per uid).",
+                          SandboxWarning, stacklevel=2)
 
     # -- public API -----------------------------------------------------------
     def run(self, code: str, tasks: Sequence[Task], settings: AgentSettings, *,
@@ -195,6 +202,7 @@ class SandboxRunner:
         scratch = self.scratch_root / f"cand-{uuid.uuid4().hex[:12]}"
         host_sock, child_sock = socket.socketpair()
         seccomp_fd: int | None = None
+        cgroup = None
         try:
             scratch.mkdir(mode=0o700)
             if self.mode != "none" and not self.rootless:
@@ -207,13 +215,20 @@ class SandboxRunner:
                             limits_json=json.dumps(limits), seccomp_fd=seccomp_fd,
                             rootless=self.rootless)
             fds = (child_sock.fileno(),) + (() if seccomp_fd is None else (seccomp_fd,))
+            if self.cgroups is not None:  # joined by the jail's first process, before it forks
+                cgroup = self.cgroups.create(f"{PREFIX}{os.getpid()}-{scratch.name}",
+                                             memory_mb=self.limits.memory_mb,
+                                             max_pids=self.limits.max_pids)
+            argv = spec.argv() if cgroup is None else cgroup.wrap(spec.argv())
             proc = subprocess.Popen(
-                spec.argv(), env=spec.env(), cwd=spec.cwd(), stdin=subprocess.DEVNULL,
+                argv, env=spec.env(), cwd=spec.cwd(), stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=fds,
                 start_new_session=True)
         except OSError as e:
             host_sock.close()
             shutil.rmtree(scratch, ignore_errors=True)
+            if cgroup is not None:
+                cgroup.remove()
             self._give_uid(uid)
             raise SandboxError(f"Cannot start the sandbox worker ({self.mode}): {e}.") from e
         finally:
@@ -222,7 +237,7 @@ class SandboxRunner:
                 os.close(seccomp_fd)
         host_sock.settimeout(10.0)
         worker = _Worker(proc=proc, sock=host_sock, uid=uid, scratch=scratch,
-                         rootless=self.rootless and self.mode != "none")
+                         rootless=self.rootless and self.mode != "none", cgroup=cgroup)
         for name, stream in (("stdout", proc.stdout), ("stderr", proc.stderr)):
             t = threading.Thread(target=worker.drain, args=(name, stream, self.limits.max_log_bytes),
                                  daemon=True)
@@ -236,6 +251,8 @@ class SandboxRunner:
             _reap_ns(worker.jail_ns)
         elif self.mode != "none":
             _reap_uid(worker.uid)
+        if worker.cgroup is not None:  # kills what is left in it, then removes it
+            worker.cgroup.remove()
         worker.sock.close()
         for d in worker.drains:
             d.join(timeout=2)

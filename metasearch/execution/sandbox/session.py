@@ -8,6 +8,11 @@ Two kinds of failure, kept apart:
 * the sandbox itself broke (the jail cannot start, the worker never says
   hello): :class:`SandboxError` is raised.
 
+A breach of the worker's cgroup limits (``cgroups``: memory, processes) is
+the candidate's failure: it is read back before every frame, and from then
+on the worker is killed and every task not yet recorded fails with a reason
+that says "memory limit" or "process limit".
+
 The host never trusts the worker: every frame is size-capped and
 schema-checked, requests are relabelled host-side (``role="task"``, the
 run's candidate, ``max_tokens`` capped), a model outside the run's allowed
@@ -148,6 +153,10 @@ class _Session:
                            + [s + self.task_timeout for i, s in self.started.items()
                               if i not in self.results])
                 msg = self._next_frame(wake)
+                # before the frame: an outcome sent after a breach is not the candidate's to keep
+                breach = self.w.cgroup.breach() if self.w.cgroup is not None else None
+                if breach is not None:
+                    return self._fail_rest("crash", breach.type, breach.message)
                 if msg is None:
                     if self._worker_gone():
                         return self._crash()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from metasearch.errors import MetasearchError
+from metasearch.execution.sandbox.cgroups import WorkerCgroup
 from metasearch.outcomes import TaskOutcome
 
 
@@ -34,7 +35,10 @@ class SandboxLimits:
     ``cpu_s`` is CPU time of the whole worker (all its threads);
     ``task_timeout_s`` (wall clock, per task, from when the task starts)
     defaults to ``AgentSettings.task_timeout_s``; ``candidate_timeout_s``
-    bounds the whole run and kills the worker's namespace.
+    bounds the whole run and kills the worker's namespace. ``memory_mb`` is
+    each process's address space (rlimit) and, where cgroups work (see
+    ``cgroups``), the whole tree's memory; ``max_pids`` caps the tree's
+    processes and threads together (a cgroup; ``nproc`` is the per-uid rlimit).
     """
 
     cpu_s: int | None = 300
@@ -42,6 +46,7 @@ class SandboxLimits:
     file_size_mb: int | None = 64
     nproc: int | None = 256
     nofile: int | None = 256
+    max_pids: int | None = 256
     task_timeout_s: float | None = None
     candidate_timeout_s: float = 1800.0
     start_timeout_s: float = 30.0
@@ -98,6 +103,7 @@ class _Worker:
     hello: bool = False  # the worker already said hello (a prewarmed spare)
     rootless: bool = False  # no uid of its own: reaped by its pid namespace (``jail_ns``)
     jail_ns: str | None = None  # the jail's pid namespace, e.g. "pid:[4026532328]"
+    cgroup: WorkerCgroup | None = None  # the tree's memory and pids limits (``cgroups``)
     logs: dict[str, bytearray] = field(
         default_factory=lambda: {"stdout": bytearray(), "stderr": bytearray()})
 
