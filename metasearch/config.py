@@ -358,11 +358,7 @@ class LocalConfig(_Section):
 
 
 class SandboxConfig(_Section):
-    """[sandbox]: what each candidate's jailed worker may use, its whole process tree together.
-
-    Held by a cgroup per worker where the machine gives one (``metasearch
-    doctor`` says), else by rlimits alone (per process, per uid).
-    """
+    """[sandbox]: a candidate's whole process tree, held by a cgroup per worker (else rlimits)."""
 
     memory_mb: int = Field(
         2048, ge=512, le=1_048_576,
