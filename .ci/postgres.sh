@@ -17,6 +17,10 @@ fi
 BIN="$(bindir)"
 id postgres >/dev/null 2>&1 || useradd --system --create-home --home-dir /var/lib/postgresql postgres
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+ours() { [ -f "$DATA/postmaster.pid" ] && [ "$(sed -n 4p "$DATA/postmaster.pid")" = "$PORT" ]; }
+# A server on the port that is not ours (Debian's own cluster, say) wants a password we do
+# not have: take the next free port instead.
+while "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT" && ! ours; do PORT=$((PORT + 1)); done
 if ! "$BIN/pg_isready" -q -h 127.0.0.1 -p "$PORT"; then
   if [ ! -f "$DATA/PG_VERSION" ]; then
     mkdir -p "$DATA" && chown postgres: "$DATA" && chmod 700 "$DATA"
