@@ -44,10 +44,11 @@ def forward(self, taskInfo):
 MEMORY_HOG = '''
 def forward(self, taskInfo):
     from concurrent.futures import ThreadPoolExecutor
+    thinking, answer = LLMAgentBase(["thinking", "answer"], "Solver")([taskInfo], "Solve it.")
     program = "block = b'x' * (200 << 20)\\nimport time\\ntime.sleep(4)\\nprint('kept', len(block))"
     with ThreadPoolExecutor(max_workers=4) as pool:
         outs = list(pool.map(lambda _: run_python(program), range(4)))
-    return " | ".join(outs)
+    return answer
 '''
 # valid: 64 threads that wait at once, far below RLIMIT_NPROC (1024), above max_pids (24)
 THREAD_BOMB = '''
