@@ -8,7 +8,8 @@ Typical use::
         outcomes = run_candidate(code, tasks, settings, runner=runner)
 
 See ``launch`` for what each mode isolates, ``pool`` for the runner (its
-workers, prewarmed spares and uids), and ``session`` for the two kinds of
+workers, prewarmed spares and uids), ``cgroups`` for the memory and process
+limits on each worker's whole tree, and ``session`` for the two kinds of
 failure (the candidate's, reported as outcomes; the sandbox's, raised as
 :class:`SandboxError`).
 """
