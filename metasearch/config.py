@@ -79,7 +79,7 @@ class SuiteConfig(_Section):
     n_test: int = Field(
         60, ge=1, le=100_000, description="the number of test tasks, an integer >= 1"
     )
-    seed: int = Field(0, description="the integer seed of the task split")
+    seed: int = Field(0, ge=0, description="the seed of the task split, an integer >= 0")
     difficulty: int | None = Field(
         None,
         ge=1,

@@ -59,6 +59,8 @@ EVAL_BAD = [
     ("--difficulty", "6", "suite.difficulty", "an integer 1-5"),
     ("--task-timeout", "0.0", "run.task_timeout_s", "a number > 0"),
     ("--task-timeout", "-1.5", "run.task_timeout_s", "a number > 0"),
+    ("--seed", "-1", "suite.seed", "an integer >= 0"),
+    ("--protocol", "nope", "models.task.protocol", "input should be 'auto', 'json' or 'sections'"),
     ("--limit", "0", "", "an integer >= 1"),
     ("--limit", "-3", "", "an integer >= 1"),
 ]

@@ -36,7 +36,7 @@ def eval_cmd(
 
     _check_options(concurrency=concurrency, max_tokens=max_tokens, seed=seed, n_val=n_val,
                    difficulty=difficulty, task_timeout=task_timeout, limit=limit,
-                   cache_dir=cache_dir)
+                   cache_dir=cache_dir, protocol=protocol)
     quiet_native_logs(cache_dir)
     with sandbox_notices():
         evaluation = _run_with_progress(
@@ -59,7 +59,7 @@ def eval_cmd(
 
 def _check_options(*, concurrency: int, max_tokens: int, seed: int, n_val: int,
                    difficulty: int | None, task_timeout: float, limit: int | None,
-                   cache_dir: Path | None) -> None:
+                   cache_dir: Path | None, protocol: str) -> None:
     """Every number by the rule of its config field, and the cache directory, before any work."""
     from pydantic import Field
 
@@ -68,6 +68,7 @@ def _check_options(*, concurrency: int, max_tokens: int, seed: int, n_val: int,
 
     check_option("--concurrency", concurrency, RunConfig, "concurrency")
     check_option("--max-tokens", max_tokens, TaskModelConfig, "max_tokens")
+    check_option("--protocol", protocol, TaskModelConfig, "protocol")
     check_option("--seed", seed, SuiteConfig, "seed")
     check_option("--n-val", n_val, SuiteConfig, "n_val")
     check_option("--difficulty", difficulty, SuiteConfig, "difficulty")
