@@ -33,7 +33,7 @@ from metasearch.suites.task import Task
 UIDS = range(61200, 61232)
 FOUND, WHY = cgroups.worker_cgroups(1024, 64) if os.geteuid() == 0 else (None, "not root")
 pytestmark = pytest.mark.skipif(FOUND is None, reason=f"no cgroups here: {WHY}")
-MODE = next((m for m in ("bwrap", "unshare") if probe(m, sys.executable, UIDS[0]) is None), None)
+MODES = [m for m in ("bwrap", "unshare") if FOUND and probe(m, sys.executable, UIDS[0]) is None]
 TASKS = [Task(id=f"t{i}", question=f"What is {i} + 1?", answer=str(i + 1)) for i in range(2)]
 
 GOOD = '''
@@ -103,23 +103,29 @@ def gateway():
     gw.close()
 
 
-def _runner(gateway, **limits) -> SandboxRunner:
-    if MODE is None:
+def _runner(gateway, mode: str | None = None, **limits) -> SandboxRunner:
+    mode = mode or (MODES or [None])[0]
+    if mode is None:
         pytest.skip("neither the bwrap nor the unshare sandbox works here")
     lim = SandboxLimits(cpu_s=60, nproc=1024, task_timeout_s=20.0, candidate_timeout_s=40.0,
                         **limits)
-    return SandboxRunner(mode=MODE, gateway=gateway, limits=lim, uids=UIDS, call_threads=4)
+    return SandboxRunner(mode=mode, gateway=gateway, limits=lim, uids=UIDS, call_threads=4)
+
+
+@pytest.fixture(scope="module", params=MODES or [None])
+def mode(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def memory_runner(gateway):
-    with _runner(gateway, memory_mb=512, max_pids=256) as runner:
+def memory_runner(gateway, mode):
+    with _runner(gateway, mode, memory_mb=512, max_pids=256) as runner:
         yield runner
 
 
 @pytest.fixture(scope="module")
-def pids_runner(gateway):
-    with _runner(gateway, memory_mb=4096, max_pids=24) as runner:
+def pids_runner(gateway, mode):
+    with _runner(gateway, mode, memory_mb=4096, max_pids=24) as runner:
         yield runner
 
 
