@@ -173,3 +173,68 @@ def test_the_cli_runs_a_config_on_the_cluster_in_ray_address(cluster, tmp_path):
     assert f"executor ray: 2 nodes with a gateway and sandbox pool each, cluster {cluster.address}" \
         in err, err
     assert records(tmp_path / "out") == [("seed-chain_of_thought", "ok"), ("g001-00", "ok")]
+
+
+LOCAL_CONFIG = """
+[suite]
+name = "arith"
+n_val = 2
+n_test = 1
+seed = 0
+difficulty = 1
+
+[models.meta]
+model = "local/qwen2.5-coder-0.5b"
+
+[models.task]
+model = "local/qwen2.5-coder-0.5b"
+temperature = 0.0
+max_tokens = 96
+
+[search]
+generations = 0
+seeds = ["chain_of_thought"]
+
+[pruning]
+enabled = false
+
+[run]
+concurrency = 2
+sandbox = "auto"
+executor = "ray"
+task_timeout_s = 300
+candidate_timeout_s = 300
+
+[ray]
+shard_tasks = 2
+
+[local]
+n_parallel = 2
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_real_local_model_campaign_on_the_ray_executor(cluster, tmp_path):
+    """The seed on the real 0.5B model, served by the gateway of the node that runs it."""
+    pytest.importorskip("xllamacpp")
+    from metasearch.campaign.build import build_campaign, close_campaign
+    from metasearch.config import load_config
+
+    path = tmp_path / "local.toml"
+    path.write_text(LOCAL_CONFIG)
+    out = tmp_path / "campaign"
+    campaign = build_campaign(load_config(path, {"run.out": str(out)}), config_text=LOCAL_CONFIG)
+    t0 = time.monotonic()
+    try:
+        assert isinstance(campaign.runner, RayRunner)
+        result = campaign.run()
+        by_node = dict(campaign.runner.shards_by_node)
+    finally:
+        close_campaign(campaign)
+    print(f"ray local-model campaign: {time.monotonic() - t0:.0f} s, shards by node {by_node}")
+    (seed,) = result.records
+    assert seed.status == "ok" and seed.val is not None and seed.val.n == 2
+    assert seed.test is not None and seed.test.n == 1
+    assert seed.calls >= 2 and seed.tokens > 0  # real calls, costed on the host's ledger
+    assert sum(by_node.values()) == 2  # one validation shard, one test shard

@@ -194,6 +194,9 @@ def ui_cmd(
     storage: Annotated[str | None, typer.Option(
         help="With --optuna: the study's storage URL, for one whose password optuna.json "
              "redacts.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(
+        help="An MLflow tracking server the campaign logged to: print its page there (the "
+             "server has the UI) instead of serving mlflow.db.")] = None,
 ) -> None:
     """Open a campaign's MLflow store in the MLflow UI (or its Optuna study) on 127.0.0.1."""
     import os
@@ -209,6 +212,9 @@ def ui_cmd(
     if optuna:
         _serve_optuna(campaign, storage, 8080 if port is None else port)
         return
+    if tracking_uri:
+        typer.echo(_served_page(campaign, tracking_uri))
+        return
     port = 5000 if port is None else port
     db = campaign / "mlflow.db"
     if not db.exists():
@@ -221,6 +227,15 @@ def ui_cmd(
            "--backend-store-uri", f"sqlite:///{db.resolve()}"]
     typer.echo(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
     subprocess.run(cmd, env=env, check=False)
+
+
+def _served_page(campaign: Path, tracking_uri: str) -> str:
+    """The campaign's experiment page on an MLflow server (its experiment must be there)."""
+    from metasearch.store.tracking import read_campaign
+
+    data = read_campaign(tracking_uri, campaign.resolve().name)  # a clear error if absent
+    return (f"MLflow UI for {campaign.resolve().name}: "
+            f"{tracking_uri.rstrip('/')}/#/experiments/{data.experiment_id}")
 
 
 def _serve_optuna(campaign: Path, storage: str | None, port: int) -> None:
