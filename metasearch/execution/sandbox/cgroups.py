@@ -102,12 +102,7 @@ class WorkerCgroup:
 
     def members(self) -> list[int]:
         """The pids in the cgroup now (every directory, without repeats)."""
-        pids: dict[int, None] = {}
-        for d in self.dirs:
-            for line in _read(d / "cgroup.procs").split():
-                if line.isdigit():
-                    pids[int(line)] = None
-        return list(pids)
+        return list(dict.fromkeys(p for d in self.dirs for p in _pids(d)))
 
     def breach(self) -> Breach | None:
         """The limit the kernel enforced so far, or None: memory before processes."""
