@@ -112,13 +112,19 @@ def _task() -> list[Task]:
 
 
 def _jailed() -> set[int]:
-    """This uid's processes in another pid namespace than ours (i.e. in some jail)."""
+    """This uid's live processes in another pid namespace than ours (i.e. in some jail).
+
+    Zombies are left out: they hold nothing, and a jail's pid 1 can be left one under
+    an init that does not reap (a container's).
+    """
     me, mine = os.geteuid(), os.readlink("/proc/self/ns/pid")
     out = set()
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                if os.stat(f"/proc/{d}").st_uid == me and os.readlink(f"/proc/{d}/ns/pid") != mine:
+                if (os.stat(f"/proc/{d}").st_uid == me
+                        and os.readlink(f"/proc/{d}/ns/pid") != mine
+                        and "\nState:\tZ" not in open(f"/proc/{d}/status").read()):
                     out.add(int(d))
             except OSError:
                 pass

@@ -282,7 +282,8 @@ def _sandboxed(pid: str | None = None) -> list[str]:
                 found.append(d)
             continue
         try:
-            if _uid(d) == os.geteuid() and os.readlink(f"/proc/{d}/ns/pid") != mine:
+            if (_uid(d) == os.geteuid() and os.readlink(f"/proc/{d}/ns/pid") != mine
+                    and "\nState:\tZ" not in Path(f"/proc/{d}/status").read_text()):
                 found.append(d)
         except OSError:
             pass

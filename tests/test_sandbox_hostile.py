@@ -158,12 +158,21 @@ def _sandbox_uid_processes() -> list[int]:
         if d.isdigit():
             try:
                 uid = os.stat(f"/proc/{d}").st_uid
-                jailed = rootless and uid == me and os.readlink(f"/proc/{d}/ns/pid") != mine
+                jailed = (rootless and uid == me and os.readlink(f"/proc/{d}/ns/pid") != mine
+                          and not _zombie(d))
             except OSError:
                 continue
             if uid in UIDS or jailed:
                 pids.append(int(d))
     return pids
+
+
+def _zombie(pid: str) -> bool:
+    """A zombie holds nothing (the jail's pid 1 can be left one under a container's init)."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 MODES = [m for m in ("bwrap", "unshare")]

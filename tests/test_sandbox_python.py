@@ -69,7 +69,7 @@ def run(mode: str, code: str, n: int = 1, **kw):
     try:
         with SandboxRunner(mode=mode, gateway=gw, limits=limits, uids=UIDS) as r:
             result = r.run_detailed(code, tasks, settings)
-            worker_uid = UIDS[0]
+            worker_uid = UIDS[0] if os.geteuid() == 0 else os.getuid()  # rootless: the user's
         return result, gw.snapshot(), worker_uid
     finally:
         gw.close()
@@ -120,11 +120,16 @@ def test_a_task_timeout_kills_a_running_child_with_the_worker(mode: str) -> None
 
 
 def _processes_of(uids: range) -> list[int]:
+    """Processes of the sandbox uids (root), or ours in another pid namespace (rootless)."""
+    rootless, mine = os.geteuid() != 0, os.readlink("/proc/self/ns/pid")
     pids = []
     for d in os.listdir("/proc"):
         if d.isdigit():
             try:
-                if os.stat(f"/proc/{d}").st_uid in uids:
+                uid = os.stat(f"/proc/{d}").st_uid
+                if uid in uids or (rootless and uid == os.geteuid()
+                                   and os.readlink(f"/proc/{d}/ns/pid") != mine
+                                   and "\nState:\tZ" not in open(f"/proc/{d}/status").read()):
                     pids.append(int(d))
             except OSError:
                 pass

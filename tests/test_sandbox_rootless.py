@@ -31,7 +31,7 @@ from metasearch.runtime.settings import AgentSettings
 from metasearch.suites.task import Task
 
 ROOT = Path(__file__).resolve().parents[1]
-ROOT_UIDS = range(61200, 61204)
+ROOT_UIDS = range(61400, 61404)
 NOBODY = 65534
 IS_ROOT = os.geteuid() == 0
 

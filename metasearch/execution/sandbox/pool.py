@@ -446,7 +446,9 @@ def _reap_ns(ns: str | None, timeout_s: float = 5.0) -> None:
 
     The jail's pid 1 is gone once its launcher is killed, and the kernel then
     kills the rest of the namespace, asynchronously; this waits for that (and
-    kills what is left). Only this user's processes can be in it.
+    kills what is left). Only this user's processes can be in it. A zombie is
+    gone already: the jail's pid 1 can be left one, reparented to an init that
+    does not reap (a container's), and holds nothing.
     """
     if ns is None:
         return
@@ -457,7 +459,8 @@ def _reap_ns(ns: str | None, timeout_s: float = 5.0) -> None:
         for d in os.listdir("/proc"):
             if d.isdigit():
                 try:
-                    if os.stat(f"/proc/{d}").st_uid == me and os.readlink(f"/proc/{d}/ns/pid") == ns:
+                    if (os.stat(f"/proc/{d}").st_uid == me
+                            and os.readlink(f"/proc/{d}/ns/pid") == ns and not _zombie(d)):
                         pids.append(int(d))
                 except OSError:
                     pass
@@ -469,6 +472,13 @@ def _reap_ns(ns: str | None, timeout_s: float = 5.0) -> None:
             except OSError:
                 pass
         time.sleep(0.02)
+
+
+def _zombie(pid: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True  # gone
 
 
 def _gateway_calls(gateway: Any) -> tuple[Callable[[LLMRequest], LLMResponse] | None,
