@@ -224,8 +224,11 @@ def _readonly_lines(scratch: Path, private_tmp: bool) -> list[str]:
         ' t=$(printf "%b" "$t")',
         f' case "$t" in {"|".join(keep)}) continue;; esac',
         ' [ -e "$t" ] || continue',
-        ' mount -o remount,bind,ro "$t" 2>/dev/null || mount -o remount,bind,ro,nosuid,nodev "$t" '
-        '|| { echo "cannot make $t read-only" >&2; exit 97; }',
+        # a mount's locked flags (nosuid, nodev, noexec: set by the host) must be kept
+        ' mount -o remount,bind,ro "$t" 2>/dev/null'
+        ' || mount -o remount,bind,ro,nosuid,nodev "$t" 2>/dev/null'
+        ' || mount -o remount,bind,ro,nosuid,nodev,noexec "$t"'
+        ' || { echo "cannot make $t read-only" >&2; exit 97; }',
         "done",
     ]
 
