@@ -11,7 +11,8 @@ before it is used:
   campaigns must agree on which sandbox uids are taken);
 * anyone: ``$XDG_RUNTIME_DIR/metasearch`` (small state) or
   ``${XDG_CACHE_HOME:-~/.cache}/metasearch/sandbox`` (scratch, which can be
-  large: not the runtime tmpfs);
+  large: not the runtime tmpfs; root's scratch stays in a fresh ``mkdtemp``
+  of the system temp directory, as before);
 * without a usable home (``nobody``): ``<tmp>/metasearch-<uid>``, if it is
   this user's own; if another user created it first, a fresh ``mkdtemp``
   directory instead (unique per process, so nothing can squat it).
@@ -122,10 +123,15 @@ def lock_dirs() -> list[Path]:
 
 
 def scratch_base() -> Path:
-    """This user's directory to hold sandbox scratch and probe roots (one ``mkdtemp`` each)."""
+    """This user's directory to hold sandbox scratch and probe roots (one ``mkdtemp`` each).
+
+    Root keeps today's place, the system temp directory (each root a fresh 0700
+    ``mkdtemp``, so nothing fixed): under root's home, the unshare jail would
+    show the path to it.
+    """
+    if os.geteuid() == 0:
+        return Path(tempfile.gettempdir())
     home = _home()
     if home is not None and usable_dir(_cache(home) / "sandbox"):
         return _cache(home) / "sandbox"
-    if os.geteuid() == 0 and usable_dir(Path("/run/metasearch/sandbox")):
-        return Path("/run/metasearch/sandbox")
     return _tmp_fallback(os.geteuid())
