@@ -97,14 +97,24 @@ def disk_full(path: str | Path, exc: BaseException) -> DiskFullError:
 
 
 def campaign_disk_full(directory: str | Path, exc: BaseException) -> DiskFullError:
-    """The campaign-level error: which directory filled up, that the archive is intact, --resume."""
+    """The campaign-level error: which directory filled up, that the archive is intact, --resume.
+
+    A file outside the campaign directory (the local weights in the user cache) is named as
+    such, with its own directory to free space in.
+    """
     reason = _reason(exc) or "no space left"
+    what = _what(exc)
+    outside = Path(what).is_absolute() and not Path(what).resolve().is_relative_to(
+        Path(directory).resolve())
+    where = Path(what).parent if outside else directory
+    full = (f"The file system of {where} ran out of space while writing {what} (outside the "
+            f"campaign directory {directory})" if outside else
+            f"The campaign directory {directory} ran out of disk space while writing {what}")
     return DiskFullError(
-        f"The campaign directory {directory} ran out of disk space while writing "
-        f"{_what(exc)} ({reason}), so the campaign stopped. Everything recorded before that "
+        f"{full} ({reason}), so the campaign stopped. Everything recorded before that "
         "is kept and valid (archive.jsonl, agents/, results/, traces/, the response cache and "
         "the MLflow store); the candidate in progress is redone on resume, the replies "
         "already in the cache read back, not billed again. Free space on that file system "
-        f"(`df -h {directory}` shows it) or raise your quota, then run the same command with "
+        f"(`df -h {where}` shows it) or raise your quota, then run the same command with "
         "--resume to continue.",
         path=str(directory), reason=reason)

