@@ -232,7 +232,8 @@ def study_trials(d: Path) -> list[tuple]:
     out = []
     for study in open_studies(d).existing():
         out += [(t.user_attrs.get("candidate_id"), t.state.name, tuple(sorted(t.params.items())),
-                 t.value) for t in study.trials]
+                 t.value) for t in study.trials
+                if t.state.name != "FAIL" or t.user_attrs.get("candidate_id")]  # redraws
     return out
 
 

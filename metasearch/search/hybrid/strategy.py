@@ -57,6 +57,7 @@ __all__ = ["HybridStrategy", "family_of"]
 
 CID = "candidate_id"  # trial user attribute: which candidate a trial is
 BATCH = "batch"  # trial user attribute: its batch (-1: the structure's defaults)
+REDRAWS = 4  # seeded re-draws of a trial whose values repeat an earlier trial's
 
 
 @dataclass
@@ -203,14 +204,29 @@ class HybridStrategy:
             for c in batch:
                 if c in self._trial or archive.has(c):
                     continue
-                family.study.sampler = self._sampler(c)
-                trial = family.study.ask(distributions)
+                trial = self._ask_new(family.study, c, distributions)
                 trial.set_user_attr(CID, c)
                 trial.set_user_attr(BATCH, b)
                 self._trial[c] = (family.structure, trial.number)
                 self._values[c] = dict(trial.params)
                 self._queue.append(self._trial_slot(c, family.structure, b))
         return False
+
+    def _ask_new(self, study: optuna.Study, cid: str, distributions: dict[str, Any]) -> Any:
+        """A trial whose values no other trial of the study has, if a few seeded draws find one.
+
+        A repeat would only replay the cache and take a slot. It is failed at once,
+        without a candidate id, so the sampler never learns from it.
+        """
+        for attempt in range(REDRAWS + 1):
+            study.sampler = self._sampler(cid if not attempt else f"{cid}:redraw-{attempt}")
+            trial = study.ask(distributions)
+            taken = [t.params for t in study.get_trials(deepcopy=False)
+                     if t.number != trial.number and t.state != TrialState.FAIL]
+            if attempt == REDRAWS or trial.params not in taken:
+                return trial
+            study.tell(trial.number, state=TrialState.FAIL)
+        raise AssertionError("unreachable")
 
     def _trial_slot(self, cid: str, structure: str, batch: int) -> Slot:
         g, i = _parse(cid)
