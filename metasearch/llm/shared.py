@@ -11,7 +11,9 @@ resumed or joining worker adds nothing from the records (``add_prior`` is a
 no-op).
 
 A worker killed between a reservation and its reply leaves that one call
-counted: the caps err on the side of spending less, never more.
+counted: the caps err on the side of spending less, never more. Both commit
+without waiting for the server's WAL flush (``db.open_engine(durable=False)``):
+atomicity and what other workers see are unchanged.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class SqlResponseCache:
     """The :class:`~metasearch.llm.cache.ResponseCache` interface on the ``ms_cache`` table."""
 
     def __init__(self, *, url: str, campaign: str, enabled: bool = True) -> None:
-        self.engine = db.open_engine(url)
+        self.engine = db.open_engine(url, durable=False)
         self.campaign, self.enabled = campaign, enabled
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -77,7 +79,7 @@ class SqlBudget(Budget):
     def __init__(self, settings: BudgetSettings | None = None, *, url: str,
                  campaign: str) -> None:
         super().__init__(settings)
-        self.engine = db.open_engine(url)
+        self.engine = db.open_engine(url, durable=False)
         self.campaign = campaign
         t = db.budget
         try:

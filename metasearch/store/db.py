@@ -120,14 +120,21 @@ def driver_url(url: str) -> str:
     return url
 
 
-_ENGINES: dict[str, sa.Engine] = {}
+_ENGINES: dict[tuple[str, bool], sa.Engine] = {}
 
 
-def open_engine(url: str) -> sa.Engine:
-    """One engine per URL in a process, its tables created; a clear error if it cannot open."""
+def open_engine(url: str, *, durable: bool = True) -> sa.Engine:
+    """One engine per URL in a process, its tables created; a clear error if it cannot open.
+
+    ``durable=False`` (the response cache and the budget counter) commits on PostgreSQL
+    without waiting for the WAL flush (``synchronous_commit = off``): as atomic and as
+    visible to other workers at once, but a crash of the *server* may forget its last
+    few hundred milliseconds of cache entries and counts. That halves the database cost of
+    a billed call; records, claims and checkpoints always wait for the flush.
+    """
     url = driver_url(url)
-    if url in _ENGINES:
-        return _ENGINES[url]
+    if (url, durable) in _ENGINES:
+        return _ENGINES[(url, durable)]
     if not is_db_url(url):
         raise ConfigError(f"{redact(url)!r} is not a database URL. Give postgresql://user:"
                           "password@host:5432/db (shared by several workers) or sqlite:///path.db.")
@@ -137,6 +144,8 @@ def open_engine(url: str) -> sa.Engine:
             kw["connect_args"] = {"timeout": 60}
         else:
             kw |= {"pool_size": 4, "max_overflow": 8}
+            if not durable:
+                kw["connect_args"] = {"options": "-c synchronous_commit=off"}
         engine = sa.create_engine(url, **kw)
         if url.startswith("sqlite"):
             sa.event.listen(engine, "connect", _sqlite_pragmas)
@@ -151,7 +160,7 @@ def open_engine(url: str) -> sa.Engine:
             f"Cannot open the shared-state database {redact(url)}: {first}. Check that the "
             "server is running and reachable, and the user, password and database name in "
             "the URL (postgresql://user:password@host:5432/db).") from None
-    _ENGINES[url] = engine
+    _ENGINES[(url, durable)] = engine
     return engine
 
 
