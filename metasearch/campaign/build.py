@@ -299,6 +299,8 @@ def build_campaign(
             executor=config.run.executor, ray=config.ray,
         )
         bench.gateway.budget.add_prior(**prior_spend(archive))
+        if config.run.executor == "ray" and reporter is not None:
+            reporter.phase(f"executor ray: {bench.runner.describe()}")
         spec = get_strategy(config.search.strategy)
         strategy = spec.build(StrategyContext(
             settings=config.search.settings, config=config, gateway=bench.gateway, suite=suite,
@@ -320,8 +322,6 @@ def build_campaign(
         test_tasks=list(splits.test), seeds=seeds, settings=bench.settings,
         parallel_candidates=config.run.parallel_candidates,
         pruning=config.pruning.enabled, minibatch=config.pruning.minibatch,
-        if config.run.executor == "ray" and reporter is not None:
-            reporter.phase(f"executor ray: {bench.runner.describe()}")
         confidence=config.pruning.confidence, tracker=tracker,
         reporter=reporter or NullReporter(), title=f"Campaign {out.name}",
         max_search_s=(None if config.budget.max_search_minutes is None
