@@ -65,6 +65,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metasearch.campaign.summary import best_of  # noqa: E402
+from metasearch.config import parse_override  # noqa: E402
 from metasearch.errors import MetasearchError  # noqa: E402
 from metasearch.evaluation.stats import paired_bootstrap  # noqa: E402
 from metasearch.search.registry import get_strategy, strategy_names  # noqa: E402
@@ -373,9 +374,21 @@ def summarise(runs: Sequence[RunResult], budget: int) -> dict[str, Any]:
             "share_of_adas_calls": (median / base_calls
                                     if median is not None and base_calls else None),
             "final_best_mean": _mean([value_at(r.curve, budget) for r in mine]),
+            "best_at": {str(b): _mean([value_at(r.curve, b) for r in mine])
+                        for b in checkpoints(budget)},
             "pooled_test_vs_best_seed": pooled(mine),
         }
-    return {"target_adas_final_best": target, "adas_calls_mean": base_calls, "strategies": out}
+    winners = {}
+    for b in checkpoints(budget):  # which strategy leads at a quarter, half and all the budget
+        means = {n: s["best_at"][str(b)] for n, s in out.items() if s["best_at"][str(b)] is not None}
+        top = max(means.values(), default=None)
+        winners[str(b)] = sorted(n for n, m in means.items() if top is not None and m == top)
+    return {"target_adas_final_best": target, "adas_calls_mean": base_calls,
+            "leaders_at": winners, "strategies": out}
+
+
+def checkpoints(budget: int) -> list[int]:
+    return sorted({max(1, budget // 4), max(1, budget // 2), budget})
 
 
 def pooled(runs: Sequence[RunResult]) -> dict[str, Any] | None:
@@ -417,13 +430,14 @@ def plot(runs: Sequence[RunResult], budget: int, path: Path, title: str) -> None
     fig = Figure(figsize=(8, 5), dpi=100)
     ax = fig.subplots()
     xs = [budget * i / (GRID - 1) for i in range(GRID)]
-    for name in dict.fromkeys(r.strategy for r in runs):
+    for i, name in enumerate(dict.fromkeys(r.strategy for r in runs)):
         curves = [r.curve for r in runs if r.strategy == name and not r.error and r.curve]
         if not curves:
             continue
         ys = [[100 * value_at(c, x) for x in xs] for c in curves]
         mean = [sum(col) / len(col) for col in zip(*ys, strict=True)]
-        line = ax.step(xs, mean, where="post", label=f"{name} ({len(curves)} seeds)")[0]
+        line = ax.step(xs, mean, where="post", label=f"{name} ({len(curves)} seeds)",
+                       linestyle=("-", "--", "-.", ":")[i % 4], linewidth=2)[0]  # ties stay visible
         if len(curves) > 1:
             ax.fill_between(xs, [min(c) for c in zip(*ys, strict=True)],
                             [max(c) for c in zip(*ys, strict=True)], step="post",
@@ -477,6 +491,9 @@ def report(result: dict[str, Any], runs: Sequence[RunResult]) -> None:
         print(f"{name:<9} {s['runs']:>4} {auc:<24} {ratio:>10} "
               f"{'never (median)' if med is None else f'{med:g}':>23} "
               f"{'-' if share is None else f'{share:.2f}':>20}  {_diff(s['pooled_test_vs_best_seed'])}")
+    leaders = result["summary"]["leaders_at"]
+    print("leading (highest mean best-so-far over seeds) at "
+          + "; ".join(f"{b} calls: {', '.join(n) or '-'}" for b, n in leaders.items()))
     for name, why in result["skipped"].items():
         print(f"note: {name} skipped: {why}")
     for note in result["notes"]:
@@ -523,12 +540,12 @@ def plan(args: argparse.Namespace) -> tuple[list[str], dict[str, str], list[int]
         raise ValueError(f"--seeds must name distinct integers >= 0, such as 0,1,2; got "
                          f"{args.seeds!r}.")
     overrides: dict[str, Any] = {}
-    for item in args.set:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise ValueError(f"--set {item!r} is not KEY=VALUE; write e.g. "
-                             "--set search.mcts.max_children=2.")
-        overrides[key.strip()] = value.strip()
+    for item in args.set:  # values read as TOML, as `metasearch run --set` reads them
+        try:
+            key, value = parse_override(item)
+        except MetasearchError as exc:
+            raise ValueError(f"--set: {exc}") from None
+        overrides[key] = value
     if args.budget is not None:
         if args.budget < 1:
             raise ValueError(f"--budget must be an integer >= 1, not {args.budget}.")

@@ -111,6 +111,11 @@ def test_summary_against_adas(bench):
         assert s["auc_min"] <= s["auc_mean"] <= s["auc_max"] <= 1.0
         assert s["calls_to_adas_final_best"] == [r["calls_to_target"] for r in runs]
         assert s["pooled_test_vs_best_seed"]["seeds"] == 2
+        assert s["best_at"][str(BUDGET)] == pytest.approx(s["final_best_mean"])
+    assert list(summary["leaders_at"]) == [str(b) for b in se.checkpoints(BUDGET)] == ["3", "6", "12"]
+    for b, leaders in summary["leaders_at"].items():
+        top = max(s["best_at"][b] for s in summary["strategies"].values())
+        assert leaders and all(summary["strategies"][n]["best_at"][b] == top for n in leaders)
 
 
 def test_scripted_output_is_not_resumed(bench, capsys):
@@ -123,7 +128,7 @@ def test_scripted_output_is_not_resumed(bench, capsys):
     (["--strategies", "mcts,evolve"], "must include 'adas'"),
     (["--seeds", "0,x"], "comma-separated integers"),
     (["--seeds", "1,1"], "distinct integers"),
-    (["--set", "search.generations"], "is not KEY=VALUE"),
+    (["--set", "search.generations"], "is not of the form section.field=value"),
     (["--budget", "0"], "integer >= 1"),
 ])
 def test_bad_arguments_are_one_clear_error(tmp_path, capsys, args, message):
