@@ -106,6 +106,9 @@ class Coordinator:
         now = self.clock()
         c = db.claims
         won = False
+        held = self.holder(cid)
+        if held is not None and held.worker != self.worker and held.lease_until >= now:
+            return False  # a live claim: no doomed insert (PostgreSQL would log each one)
         try:
             with self.engine.begin() as conn:
                 conn.execute(c.insert().values(campaign=self.campaign, cid=cid,
