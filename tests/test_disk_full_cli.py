@@ -168,7 +168,7 @@ def generated_task_call(body: dict) -> bool:
 #: (The meta agent's reply meeting a full cache is tested in this process, cheaper, in
 #: test_disk_full; each point here costs a CLI start.)
 POINTS = [
-    ("start", None, 0, "out"),
+    ("start", None, 0, ""),  # config.toml, or the cache or MLflow store being created
     ("a sandboxed agent's reply cache write", generated_task_call, 0, "cache"),
     # 16 KiB left here runs out in the cache, 32-64 KiB in MLflow, 96 KiB in the final test
     ("the MLflow store, 40 KiB after the next meta reply", meta_call, 40 * 1024, "MLflow"),

@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import math
 import tempfile
 import time
@@ -72,6 +73,9 @@ def default_tracking_uri(campaign_dir: str | Path) -> str:
 def _client(uri: str) -> MlflowClient:
     from mlflow import MlflowClient
 
+    # MLflow logs each database error with its traceback, then raises it again: the raised
+    # one is what the caller reports (a full disk as one paragraph), the logged copy is noise.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     return MlflowClient(tracking_uri=uri)
 
 
