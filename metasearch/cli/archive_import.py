@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from metasearch.cli._output import print_json, quiet_native_logs
+from metasearch.cli._output import print_json, quiet_native_logs, sandbox_notices
 from metasearch.errors import ConfigError
 
 
@@ -56,7 +56,8 @@ def import_cmd(
         )
     with contextlib.ExitStack() as stack:
         evaluator = None
-        if evaluate:
+        if evaluate:  # the sandbox's fallback warning, as run and eval show it
+            stack.enter_context(sandbox_notices())
             evaluator = _build_evaluator(
                 stack,
                 into,
