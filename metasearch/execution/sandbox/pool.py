@@ -238,6 +238,8 @@ class SandboxRunner:
         host_sock.settimeout(10.0)
         worker = _Worker(proc=proc, sock=host_sock, uid=uid, scratch=scratch,
                          rootless=self.rootless and self.mode != "none", cgroup=cgroup)
+        if worker.rootless:  # known now, while its pid 1 is surely the launcher's child
+            worker.wait_for_ns(self.limits.start_timeout_s)
         for name, stream in (("stdout", proc.stdout), ("stderr", proc.stderr)):
             t = threading.Thread(target=worker.drain, args=(name, stream, self.limits.max_log_bytes),
                                  daemon=True)
@@ -450,7 +452,7 @@ def _reap_ns(ns: str | None, timeout_s: float = 5.0) -> None:
     gone already: the jail's pid 1 can be left one, reparented to an init that
     does not reap (a container's), and holds nothing.
     """
-    if ns is None:
+    if ns is None or ns == os.readlink("/proc/self/ns/pid"):
         return
     me = os.geteuid()
     deadline = time.monotonic() + timeout_s

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,14 +121,29 @@ class _Worker:
         return self.logs[name].decode("utf-8", "replace")
 
     def find_ns(self) -> str | None:
-        """The jail's pid namespace: that of the launcher's child (bwrap's or unshare's pid 1)."""
+        """The jail's pid namespace: that of the launcher's child (bwrap's or unshare's pid 1).
+
+        Never the host's own (a child not yet in its new namespace): reaping that
+        would kill the host.
+        """
         if self.jail_ns is None:
             pid = self.proc.pid
             try:
                 kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-                self.jail_ns = os.readlink(f"/proc/{kids[0]}/ns/pid") if kids else None
+                ns = os.readlink(f"/proc/{kids[0]}/ns/pid") if kids else None
             except (OSError, IndexError):
-                pass
+                ns = None
+            if ns is not None and ns != os.readlink("/proc/self/ns/pid"):
+                self.jail_ns = ns
+        return self.jail_ns
+
+    def wait_for_ns(self, timeout_s: float) -> str | None:
+        """:meth:`find_ns` as soon as the jail's pid 1 exists (before any agent code runs)."""
+        deadline = time.monotonic() + timeout_s
+        while self.find_ns() is None and self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.002)
         return self.jail_ns
 
     def kill(self) -> None:
