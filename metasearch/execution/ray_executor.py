@@ -315,7 +315,8 @@ def build_ray_runner(gateway: Any, ray_config: Any, *, sandbox: str,
     spec = NodeSpec(gateway=settings, sandbox=sandbox, candidate_timeout_s=candidate_timeout_s,
                     allowed_models=None if allowed is None else tuple(allowed),
                     prewarm=prewarm, call_threads=call_threads,
-                    env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+                    env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+                    preflight=() if allowed is None else tuple(allowed))
     address = getattr(ray_config, "address", None)
     return RayRunner(spec=spec, gateway=gateway, address=address,
                      shard_tasks=getattr(ray_config, "shard_tasks", 4))

@@ -40,6 +40,9 @@ class NodeSpec:
     call_threads: int = 16
     make_gateway: Callable[[], Any] | None = None
     env: dict[str, str] = field(default_factory=dict)  # non-secret settings, e.g. cost map
+    # models checked on the node before it takes shards: the key is set there, the endpoint
+    # answers, local weights are assembled, and the route (litellm's price map) is built
+    preflight: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class NodeEvaluator:
 
             self.gateway = Gateway(settings=spec.gateway)
         try:
+            for model in spec.preflight:
+                self.gateway.preflight(model)
             self.runner = SandboxRunner(
                 mode=spec.sandbox, gateway=self.gateway, allowed_models=spec.allowed_models,
                 limits=SandboxLimits(candidate_timeout_s=spec.candidate_timeout_s),
@@ -100,7 +105,7 @@ class NodeEvaluator:
         return ShardResult(outcomes=outcomes, cost=cost, node_id=self.node_id)
 
     def stats(self) -> dict[str, int]:
-        return dict(self.runner.stats())
+        return dict(self.runner.stats)
 
     def close(self) -> None:
         for part in (self.runner, self.gateway):
