@@ -32,6 +32,8 @@ from metasearch.outcomes import TaskError, TaskOutcome
 from metasearch.runtime.settings import AgentSettings
 from metasearch.suites.task import Task
 
+REFRESH_S = 10.0  # how often run() looks for nodes that joined
+
 
 @dataclass
 class _Node:
@@ -95,6 +97,8 @@ class RayRunner:
         self._nodes: dict[str, _Node] = {}
         self._dead: set[str] = set()
         self._started = 0  # actors started so far: each gets its own uid block
+        self._refreshed = 0.0
+        self.left_out: dict[str, str] = {}  # node id -> why its actor could not start
         self.retried_shards = 0
         self.shards_by_node: dict[str, int] = {}
         try:
@@ -109,6 +113,8 @@ class RayRunner:
         """Run ``code`` on ``tasks`` across the nodes; one outcome per task, in task order."""
         import ray
 
+        if time.monotonic() - self._refreshed > REFRESH_S:
+            self.refresh()  # nodes that joined since get their actor before this candidate
         tasks = list(tasks)
         n = max(1, math.ceil(len(tasks) / self.shard_tasks))
         shards = [tasks[i * self.shard_tasks:(i + 1) * self.shard_tasks] for i in range(n)]
@@ -151,11 +157,12 @@ class RayRunner:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        self._refreshed = time.monotonic()
         alive = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
         new = []
         with self._lock:
             for node_id in alive:
-                if node_id in self._nodes or node_id in self._dead:
+                if node_id in self._nodes or node_id in self._dead or node_id in self.left_out:
                     continue
                 self._started += 1
                 actor = self._actor_class.options(
@@ -169,16 +176,26 @@ class RayRunner:
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self._start_timeout_s)
         errors = []
         for (node_id, actor), ref in zip(new, refs, strict=True):
+            why = None
             if ref not in ready:
-                errors.append(f"node {node_id[:12]}: not ready after {self._start_timeout_s:.0f} s")
-                continue
-            try:
-                ray.get(ref)
-            except ray.exceptions.RayError as exc:
-                errors.append(f"node {node_id[:12]}: {_cause(exc)}")
+                why = f"not ready after {self._start_timeout_s:.0f} s"
+                ray.kill(actor)
+            else:
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    why = _cause(exc)
+            if why is not None:
+                errors.append(f"node {node_id[:12]}: {why}")
+                self.left_out[node_id] = why
                 continue
             with self._lock:
                 self._nodes[node_id] = _Node(node_id, actor)
+        if errors and self._nodes:
+            import warnings
+
+            warnings.warn("Ray nodes left out (their gateway or sandbox pool did not start): "
+                          + "; ".join(errors), RuntimeWarning, stacklevel=2)
         if errors and not self._nodes:
             raise SandboxError(
                 "No Ray node could start its gateway and sandbox pool: " + "; ".join(errors)
@@ -291,7 +308,8 @@ def _cause(exc: BaseException) -> str:
 
 def build_ray_runner(gateway: Any, ray_config: Any, *, sandbox: str,
                      allowed: Sequence[str] | None, candidate_timeout_s: float,
-                     prewarm: int, call_threads: int) -> RayRunner:
+                     prewarm: int, call_threads: int, memory_mb: int = 2048,
+                     max_pids: int = 256) -> RayRunner:
     """A :class:`RayRunner` whose nodes build gateways like ``gateway`` (settings only).
 
     Each node's gateway gets the host gateway's settings with no budget of
@@ -313,6 +331,7 @@ def build_ray_runner(gateway: Any, ray_config: Any, *, sandbox: str,
     settings = gateway.settings.model_copy(update={
         "budget": BudgetSettings(), "cache_dir": gateway.settings.cache_dir.resolve()})
     spec = NodeSpec(gateway=settings, sandbox=sandbox, candidate_timeout_s=candidate_timeout_s,
+                    memory_mb=memory_mb, max_pids=max_pids,
                     allowed_models=None if allowed is None else tuple(allowed),
                     prewarm=prewarm, call_threads=call_threads,
                     env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"},

@@ -35,6 +35,8 @@ class NodeSpec:
     gateway: GatewaySettings
     sandbox: str = "auto"
     candidate_timeout_s: float = 3600.0
+    memory_mb: int = 2048  # [sandbox]: each candidate's process tree, as on one machine
+    max_pids: int = 256
     allowed_models: Collection[str] | None = None
     prewarm: int = 0
     call_threads: int = 16
@@ -79,7 +81,9 @@ class NodeEvaluator:
                 self.gateway.preflight(model)
             self.runner = SandboxRunner(
                 mode=spec.sandbox, gateway=self.gateway, allowed_models=spec.allowed_models,
-                limits=SandboxLimits(candidate_timeout_s=spec.candidate_timeout_s),
+                limits=SandboxLimits(candidate_timeout_s=spec.candidate_timeout_s,
+                                     memory_mb=spec.memory_mb, nproc=spec.max_pids,
+                                     max_pids=spec.max_pids),
                 prewarm=spec.prewarm, call_threads=spec.call_threads,
                 uids=_uids(uid_block))
             if spec.prewarm:
