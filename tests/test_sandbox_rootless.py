@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ROOT_UIDS = range(61400, 61404)
 NOBODY = 65534
 IS_ROOT = os.geteuid() == 0
+USER_DIR = os.environ.get("METASEARCH_TEST_USER_DIR")  # the user's own, outside its home
 
 
 def _spec(mode: str, rootless: bool) -> JailSpec:
@@ -135,8 +136,10 @@ def _as_nobody(tmp: Path, writable: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def measured() -> dict:
-    if not IS_ROOT:
-        return checks.measure(None)
+    if not IS_ROOT:  # .ci/sandbox-as-user gives a directory of this user's outside its home
+        data = checks.measure(USER_DIR)
+        data["writable_left"] = sorted(os.listdir(USER_DIR)) if USER_DIR else []
+        return data
     tmp = Path(tempfile.mkdtemp(prefix="metasearch-test-tmp-"))  # nobody's TMPDIR
     os.chmod(tmp, 0o1777)
     squat = tmp / f"metasearch-{NOBODY}"  # nobody's /tmp fallback, taken by root first
@@ -213,7 +216,8 @@ def test_no_privilege_inside_and_the_seccomp_filter_holds(measured) -> None:
             assert expected in d["seccomp"], (mode, d["seccomp"])
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="needs a directory of the user's own outside its home")
+@pytest.mark.skipif(not IS_ROOT and not USER_DIR, reason="needs a directory of the user's own "
+                    "outside its home (METASEARCH_TEST_USER_DIR)")
 def test_rootless_jails_cannot_write_the_users_own_files(measured) -> None:
     modes = _modes(measured)
     if "unshare" in modes:  # the file system is visible there, so it is remounted read-only
