@@ -152,6 +152,26 @@ def test_keys_stay_on_the_node_gateway_out_of_payloads_and_sandboxes(cluster):
         assert SECRET not in o.answer and "METASEARCH_TEST_KEY" not in o.answer
 
 
+def test_a_spent_budget_sends_no_shard_and_node_costs_reach_the_host(cluster):
+    from metasearch.llm.budget import Budget
+    from metasearch.llm.scripted import scripted_gateway
+    from metasearch.llm.settings import BudgetSettings
+    from metasearch.testing.campaigns import toy_agent
+
+    settings = AgentSettings(model=TASK_MODEL, answer_hint="an integer", protocol="sections",
+                             max_tokens=64, threads=2, candidate="g001-00")
+    host = scripted_gateway(ScriptedModel(), budget=Budget(BudgetSettings(max_calls=4)))
+    with RayRunner(spec=spec(), gateway=host, shard_tasks=2) as runner:
+        outcomes = runner.run(toy_agent(1), list(TOY_TASKS[:4]), settings)
+        assert all(o.ok for o in outcomes)
+        cost = host.snapshot().by_candidate["g001-00"]
+        assert cost.calls == 4 and host.budget.usage().calls == 4  # made on the nodes
+        refused = runner.run(toy_agent(1), list(TOY_TASKS[4:6]), settings)
+    assert [o.error.kind for o in refused] == ["budget", "budget"]
+    assert sum(runner.shards_by_node.values()) == 2  # the refused shard was never sent
+    host.close()
+
+
 def test_the_cli_runs_a_config_on_the_cluster_in_ray_address(cluster, tmp_path):
     """``metasearch run`` with executor = "ray" joins the cluster that RAY_ADDRESS names.
 
