@@ -3,7 +3,9 @@
 The prompt is the ADAS propose prompt (``search/adas/messages.py``) with one
 more section after the runtime: ``tunable`` and an example. The small local
 meta model follows examples far better than rules, so the example is a
-complete agent whose sample count and temperature are knobs.
+complete agent whose sample count and temperature are knobs. Told only that it *may*
+declare knobs, the 1.5B wrote a vote over a fixed 3 samples (its first local run), so the
+section asks for at least one.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ declare it as a knob instead of a plain literal:
 tunable is already in the namespace, like LLMAgentBase. It returns the value chosen for this run
 (the default until tuned). After your agent is evaluated, several values of each knob are tried
 and the best are kept. Arguments must be literals; each knob has its own name; the default must
-lie in its range; at most {max_knobs} knobs.
+lie in its range; at most {max_knobs} knobs. Declare at least one: write the number of samples,
+a temperature or a choice of your design as tunable(...), as the example does.
 
 Example:
 ```python
