@@ -197,16 +197,20 @@ def test_sandbox_contains(mode: str, path: Path, world) -> None:
         if not ok:
             pytest.skip(f"seccomp unavailable: {why}")
     _, _, expect = header(path)
+    # "# timeouts: python=S task=S" where a program must get past the interpreter's start-up
+    # (seconds under a loaded CI machine) before its limit is what stops it
+    t = re.search(r"^# timeouts: python=([\d.]+) task=([\d.]+)$", path.read_text(), re.M)
+    python_timeout_s, task_timeout_s = (float(t[1]), float(t[2])) if t else (1.0, 2.0)
     reply = '{"thinking": "ok", "answer": "42"}'
     budget = Budget(BudgetSettings(max_calls=MAX_CALLS))
     gw = scripted_gateway([reply], budget=budget)
     limits = SandboxLimits(cpu_s=4, memory_mb=768, file_size_mb=4, nproc=48,
-                           task_timeout_s=2.0, candidate_timeout_s=20.0,
+                           task_timeout_s=task_timeout_s, candidate_timeout_s=20.0,
                            max_output_chars=10_000, max_answer_chars=10_000,
                            max_log_bytes=8_192, max_inflight_calls=32)
     settings = AgentSettings(model=MODEL, answer_hint="an integer", protocol="json",
                              candidate=CANDIDATE, max_tokens=256, threads=2,
-                             python_timeout_s=1.0, python_memory_mb=128,
+                             python_timeout_s=python_timeout_s, python_memory_mb=128,
                              python_output_chars=2000)
     tasks = [Task(id="t0", question="What is 6*7?", answer="42", meta={"gold": world["secret"]})]
     key_before = (world["home"] / ".ssh" / "id_rsa").read_text()

@@ -2,6 +2,7 @@
 # ruff: noqa  (agent code in the ADAS dialect, not a project module)
 # validate: ok
 # sandbox: contains=ran out of memory
+# timeouts: python=8 task=12
 
 
 def forward(self, taskInfo):
