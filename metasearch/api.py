@@ -34,8 +34,13 @@ def run_campaign(
     reporter: Any = None,
     overrides: Mapping[str, Any] | None = None,
     config_text: str | None = None,
+    storage: str | None = None,
+    worker: bool = False,
 ) -> Any:
     """Run (or ``resume``) one campaign and return its ``CampaignResult``.
+
+    ``storage`` (a database URL) keeps its records, response cache and budget
+    there; ``worker`` joins a campaign other processes are running on it.
 
     ``config`` is a ``CampaignConfig`` or the path of a campaign TOML file
     (``overrides`` are dotted keys merged before validation); the file's text
@@ -55,7 +60,8 @@ def run_campaign(
         raise TypeError("overrides apply to a config file; pass a path, or change the config")
     try:
         campaign = build_campaign(config, resume=resume, tracking_uri=tracking_uri,
-                                  reporter=reporter, config_text=config_text)
+                                  reporter=reporter, config_text=config_text, storage=storage,
+                                  worker=worker)
         try:
             return campaign.run()
         finally:

@@ -33,10 +33,12 @@ def build_gateway(
     cache_enabled: bool = True,
     concurrency: int = 16,
     budget: BudgetSettings | None = None,
+    shared: Any = None,
 ) -> Gateway:
     """A gateway whose response cache lives in ``cache_dir`` (default: the user cache).
 
     Local weights always live in the user cache, so campaigns share one copy.
+    ``shared`` (a ``campaign.workers.SharedState``) gives the database's cache and budget.
     """
     table = dict(models or {})
     if task_model is not None and task_model not in table:
@@ -50,6 +52,8 @@ def build_gateway(
         cache_enabled=cache_enabled,
         budget=budget or BudgetSettings(),
     )
+    if shared is not None:
+        return Gateway(settings=settings, cache=shared.cache, budget=shared.budget)
     return Gateway(settings=settings)
 
 
@@ -176,6 +180,7 @@ def build_bench(
     max_pids: int = 256,
     executor: str = "local",
     ray: Any = None,
+    shared: Any = None,
 ) -> Bench:
     """Build and connect a :class:`Bench`; on any failure nothing is left running.
 
@@ -189,7 +194,7 @@ def build_bench(
 
     gateway = build_gateway(task_model=task_model, api_base=api_base, protocol=protocol,
                             models=models, cache_dir=cache_dir, cache_enabled=cache_enabled,
-                            concurrency=concurrency, budget=budget)
+                            concurrency=concurrency, budget=budget, shared=shared)
     try:
         for model in dict.fromkeys([task_model, *alternatives, *preflight]):
             gateway.preflight(model)
@@ -227,8 +232,13 @@ def build_campaign(
     tracking_uri: str | None = None,
     reporter: Any = None,
     config_text: str | None = None,
+    storage: str | None = None,
+    worker: bool = False,
 ) -> Any:
     """Wire a :class:`~metasearch.campaign.loop.Campaign` from a validated ``CampaignConfig``.
+
+    ``storage`` (a database URL) keeps the records, cache and budget there, shared by
+    every ``worker`` of the campaign (see :mod:`metasearch.campaign.workers`).
 
     The caller closes ``campaign.gateway``, ``campaign.runner`` and
     ``campaign.archive`` (``close_campaign`` does all three).
@@ -244,6 +254,11 @@ def build_campaign(
 
     out = config.run.out_dir
     existing = (out / "archive.jsonl").exists() and (out / "archive.jsonl").stat().st_size > 0
+    if storage is not None:
+        from metasearch.campaign.workers import sharable
+
+        sharable(config.search.strategy)
+        existing = False  # the database's records are checked when the worker joins
     if existing and not resume:
         raise ConfigError(
             f"The campaign directory {out} already holds a campaign (archive.jsonl). Pass "
@@ -286,7 +301,13 @@ def build_campaign(
     models.setdefault(meta_m.model, model_settings(meta_m, config.local))
     budget = BudgetSettings(max_usd=config.budget.max_usd, max_calls=config.budget.max_calls,
                             max_tokens=config.budget.max_tokens)
-    archive = Archive.open(out)  # takes the campaign's lock first
+    shared = None
+    if storage is not None:
+        from metasearch.campaign.workers import join_shared
+
+        shared = join_shared(config, out, storage, resume=resume, worker=worker)
+        resume = resume or worker or len(shared.archive) > 0
+    archive = shared.archive if shared is not None else Archive.open(out)  # JSONL: its lock
     bench = None
     try:
         bench = build_bench(
@@ -297,7 +318,7 @@ def build_campaign(
             prewarm=config.run.parallel_candidates, preflight=[meta_m.model],
             alternatives=[a.model for a in task_m.alternatives],
             memory_mb=config.sandbox.memory_mb, max_pids=config.sandbox.max_pids,
-            executor=config.run.executor, ray=config.ray,
+            executor=config.run.executor, ray=config.ray, shared=shared,
         )
         bench.gateway.budget.add_prior(**prior_spend(archive))
         if config.run.executor == "ray" and reporter is not None:
@@ -316,6 +337,8 @@ def build_campaign(
         if bench is not None:
             bench.close()  # a failed build leaves nothing running or locked
         archive.close()
+        if shared is not None:
+            shared.close()
         raise
     return Campaign(
         directory=out, archive=archive, strategy=strategy, runner=bench.runner,
@@ -328,6 +351,7 @@ def build_campaign(
         max_search_s=(None if config.budget.max_search_minutes is None
                       else 60.0 * config.budget.max_search_minutes),
         max_search_calls=config.budget.max_search_calls,
+        coordinator=shared.coordinator if shared is not None else None,
     )
 
 
@@ -373,14 +397,19 @@ def _write_atomic(path: Path, text: str) -> None:
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
-    except BaseException:  # a full disk: leave no half-written temp file
+    except BaseException as exc:  # a full disk: leave no half-written temp file, name the file
         tmp.unlink(missing_ok=True)
+        from metasearch.diskfull import disk_full, is_disk_full
+
+        if isinstance(exc, OSError) and is_disk_full(exc):
+            raise disk_full(path, exc) from exc
         raise
 
 
 def close_campaign(campaign: Any) -> None:
     """Release what :func:`build_campaign` started, in reverse order."""
-    for part in (campaign.runner, campaign.gateway, campaign.archive):
+    for part in (campaign.runner, campaign.gateway, campaign.archive,
+                 *([campaign.coordinator] if campaign.coordinator is not None else [])):
         try:
             part.close()
         except Exception:  # closing is best effort; the archive is already durable

@@ -25,7 +25,8 @@ def run_cmd(
     generations: Annotated[int | None, typer.Option(help="Shortcut for --set search.generations=N (raise it to extend a finished campaign with --resume).")] = None,
     budget_usd: Annotated[float | None, typer.Option(help="Shortcut for --set budget.max_usd=X.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a config field: --set search.generations=5 (repeatable).")] = None,
-    storage: Annotated[str | None, typer.Option(help="The optuna strategy's study storage: an RDB URL (postgresql://..., sqlite:///...) or a journal file; shortcut for --set search.optuna.storage=URL.")] = None,
+    storage: Annotated[str | None, typer.Option(help="The optuna strategy's study storage: an RDB URL (postgresql://..., sqlite:///...) or a journal file; shortcut for --set search.optuna.storage=URL. With --worker: the database holding the shared campaign.")] = None,
+    worker: Annotated[bool, typer.Option("--worker", help="Join (or start) the campaign kept in the --storage database, beside other workers on this or other machines: they share its archive, response cache and budget.")] = False,
 ) -> None:
     """Run a search campaign: seeds, the strategy's candidates, a final test, a report."""
     from metasearch.api import run_campaign
@@ -38,10 +39,12 @@ def run_cmd(
         overrides["search.generations"] = generations
     if budget_usd is not None:
         overrides["budget.max_usd"] = budget_usd
-    if storage is not None:
+    if worker:
+        _check_worker_storage(storage)
+    elif storage is not None:
         overrides["search.optuna.storage"] = storage
     cfg = load_config(config, overrides or None)
-    if storage is not None and cfg.search.strategy != "optuna":
+    if storage is not None and not worker and cfg.search.strategy != "optuna":
         from metasearch.errors import ConfigError
 
         raise ConfigError(f"--storage is the optuna strategy's study storage, but {config} "
@@ -59,10 +62,22 @@ def run_cmd(
         reporter.console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     with reporter, sandbox_notices():
         result = run_campaign(cfg, resume=resume, tracking_uri=tracking_uri, reporter=reporter,
-                              config_text=config.read_text(encoding="utf-8"))
+                              config_text=config.read_text(encoding="utf-8"),
+                              storage=storage if worker else None, worker=worker)
     print_summary(result)
     if result.stopped:
         raise typer.Exit(3)
+
+
+def _check_worker_storage(storage: str | None) -> None:
+    from metasearch.errors import ConfigError
+    from metasearch.store.db import is_db_url
+
+    if storage is None or not is_db_url(storage):
+        raise ConfigError(
+            "--worker needs --storage with the database that holds the shared campaign, e.g. "
+            "--storage postgresql://user:password@host:5432/metasearch (every worker gives the "
+            f"same one){'' if storage is None else f'; {storage!r} is not a database URL'}.")
 
 
 class RichReporter:

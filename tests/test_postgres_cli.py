@@ -1,0 +1,124 @@
+"""``metasearch run --worker --storage postgresql://...`` through the real CLI, over HTTP.
+
+Two worker processes, each with its own local ``run.out``, join one campaign
+(named after ``#``) on PostgreSQL, against the fake OpenAI-compatible server
+of the fault tests: every record is there once, no request body reaches the
+server twice (the shared response cache), the worker whose search finished
+last ran the final test and the other left it to it,
+and ``archive list``, ``export`` and ``compare`` read the campaign from the
+database URL and from a worker's directory. A worker with another config is
+refused with one paragraph.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from test_campaign_faults_cli import respond
+from test_campaign_resume_cli import ENV, ROOT, config_text
+
+from metasearch.store import db
+from metasearch.store.coordinator import FINAL_TEST
+from metasearch.store.sql_archive import SqlArchive
+from metasearch.testing.fake_openai import FakeOpenAIServer
+from tests.postgres_kit import fresh_campaign, postgres_url
+
+IDS = {"seed-chain_of_thought", "g001-00", "g002-00"}
+
+
+def rows(url: str, table: sa.Table, campaign: str) -> list:
+    with db.open_engine(url).connect() as conn:
+        return conn.execute(sa.select(table).where(table.c.campaign == campaign)).all()
+
+
+def cli(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "metasearch.cli.app", *args], cwd=ROOT,
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def done(p: subprocess.Popen[str]) -> tuple[int, str, str]:
+    out, err = p.communicate(timeout=300)
+    return p.returncode, out, err
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    url = postgres_url()
+    d = tmp_path_factory.mktemp("workers")
+    name = fresh_campaign("cli")
+    with FakeOpenAIServer(respond=respond) as server:
+        cfg = d / "c.toml"
+        cfg.write_text(config_text(server.url))
+        where = f"{url}#{name}"
+        procs = [cli("run", str(cfg), "--out", str(d / w / "camp"), "--worker", "--storage",
+                     where) for w in "ab"]
+        ends = [done(p) for p in procs]
+        bodies = [json.dumps(b, sort_keys=True) for b in server.bodies()]
+        other = d / "other.toml"
+        other.write_text(config_text(server.url, n_val=3))
+        refused = done(cli("run", str(other), "--out", str(d / "c" / "camp"), "--worker",
+                           "--storage", where))
+    return {"url": url, "name": name, "where": where, "d": d, "ends": ends,
+            "bodies": bodies, "refused": refused}
+
+
+def test_two_cli_workers_share_one_campaign(shared: dict) -> None:
+    for code, _out, err in shared["ends"]:
+        assert code == 0, err[-3000:]
+    arc = SqlArchive.open(shared["url"], campaign=shared["name"], readonly=True)
+    ids = [r.id for r in arc.records()]
+    assert sorted(ids) == sorted(IDS)
+    assert all(r.status == "ok" for r in arc.records())
+    twice = [b for b, n in Counter(shared["bodies"]).items() if n > 1]
+    assert not twice, f"{len(twice)} request bodies reached the server twice"
+    tested = [r.id for r in arc.records() if r.test is not None]
+    assert tested  # the final test ran, once: a second test result of an id is refused
+    errs = " ".join(" ".join(e[2].split()) for e in shared["ends"])
+    assert errs.count("final test: run by another worker") == 1, errs[-3000:]
+    # ... and the one that ran it is the worker whose search finished last
+    workers = rows(shared["url"], db.workers, shared["name"])
+    assert len(workers) == 2 and all(w.finished_at is not None for w in workers)
+    last = max(workers, key=lambda w: (w.finished_at, w.worker)).worker
+    assert [c.worker for c in rows(shared["url"], db.claims, shared["name"])
+            if c.cid == FINAL_TEST] == [last]
+    for w in "ab":
+        store = json.loads((shared["d"] / w / "camp" / "store.json").read_text())
+        assert store["campaign"] == shared["name"] and "metasearch:metasearch@" not in store["url"]
+        assert not (shared["d"] / w / "camp" / "archive.jsonl").exists()
+
+
+def test_a_worker_with_another_config_is_refused(shared: dict) -> None:
+    code, out, err = shared["refused"]
+    text = " ".join(err.split())
+    assert code != 0 and "Traceback" not in err
+    assert f"Cannot join campaign {shared['name']!r}" in text and "suite.n_val" in text
+
+
+def test_archive_list_export_and_compare_read_the_database(shared: dict, tmp_path: Path) -> None:
+    where, camp = shared["where"], str(shared["d"] / "a" / "camp")
+    for loc in (where, camp):
+        code, out, err = done(cli("archive", "list", loc, "--json"))
+        assert code == 0, err
+        assert sorted(r["id"] for r in json.loads(out)) == sorted(IDS)
+    code, out, err = done(cli("archive", "show", where, "g001-00", "--json"))
+    assert code == 0 and "def forward" in json.loads(out)["code"], err
+    code, out, err = done(cli("export", where, "--format", "py", "--best", "--out",
+                              str(tmp_path / "best.py")))
+    assert code == 0, err
+    assert "def forward" in (tmp_path / "best.py").read_text()
+    code, out, err = done(cli("export", camp, "--format", "adas", "--out",
+                              str(tmp_path / "adas.json")))
+    assert code == 0, err
+    assert len(json.loads((tmp_path / "adas.json").read_text())) == 3
+    code, out, err = done(cli("compare", where, camp, "--split", "validation", "--json"))
+    assert code == 0, err
+    got = json.loads(out)
+    assert [c["candidates"] for c in got["campaigns"]] == [3, 3]
+    assert got["campaigns"][0]["best"]["id"] == got["campaigns"][1]["best"]["id"]
+    assert got["campaigns"][0]["suite"] == "arith"  # the params of the campaign's row
