@@ -134,7 +134,9 @@ def run_scenario(
     """Run ``scenario`` through a fresh gateway whose model uses ``transport``."""
     server.reset(default=scenario.default)
     server.plan[:] = list(scenario.plan)
-    ms_kw: dict[str, Any] = {"max_retries": 2, "timeout_s": 10.0, **scenario.settings}
+    # 60 s: a call answered at once must not time out on a loaded machine (the litellm path's
+    # first call imports litellm and its price map); scenarios about timeouts set their own
+    ms_kw: dict[str, Any] = {"max_retries": 2, "timeout_s": 60.0, **scenario.settings}
     ms = ModelSettings(api_base=scenario.api_base or server.url, transport=transport, **ms_kw)
     gw_kw: dict[str, Any] = {"retry_base_delay_s": 0.0, **scenario.gateway}
     if isinstance(gw_kw.get("budget"), Mapping):
