@@ -83,6 +83,10 @@ def test_eval_as_an_ordinary_user_uses_rootless_bwrap_without_a_fallback_notice(
         shutil.rmtree(cache, ignore_errors=True)
     if probe("bwrap", sys.executable, os.getuid()) is not None and not drop:
         pytest.skip("bwrap does not work for this user here")
+    if drop and "Can't find source path" in proc.stderr and "Permission denied" in proc.stderr:
+        # nobody could start the interpreter outside a jail, yet not bind its directory inside
+        # one (seen here: it lives under root's 0700 home); .ci/sandbox-as-user opens the path
+        pytest.skip(f"the interpreter is out of nobody's reach in a jail: {proc.stderr[-300:]}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["sandbox"] == "bwrap"
     err = " ".join(proc.stderr.split())

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from postgres_kit import fresh_campaign, postgres_url
 from test_campaign_faults_cli import respond
 from test_campaign_resume_cli import ENV, ROOT, config_text
 
@@ -27,7 +28,6 @@ from metasearch.store import db
 from metasearch.store.coordinator import FINAL_TEST
 from metasearch.store.sql_archive import SqlArchive
 from metasearch.testing.fake_openai import FakeOpenAIServer
-from tests.postgres_kit import fresh_campaign, postgres_url
 
 IDS = {"seed-chain_of_thought", "g001-00", "g002-00"}
 

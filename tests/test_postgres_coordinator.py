@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres_kit import fresh_campaign, postgres_url
 
 from metasearch.store import db
 from metasearch.store.coordinator import FINAL_TEST, Coordinator
-from tests.postgres_kit import fresh_campaign, postgres_url
 
 
 class Clock:

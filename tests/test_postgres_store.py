@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres_kit import fresh_campaign, postgres_url
 
 from metasearch.store.archive import Archive
 from metasearch.store.sql_archive import SqlArchive
 from metasearch.testing.store_contract import CHECKS
-from tests.postgres_kit import fresh_campaign, postgres_url
 
 
 @pytest.fixture(scope="session")

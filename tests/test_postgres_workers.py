@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from postgres_kit import fresh_campaign, postgres_url
 
 from metasearch.llm.settings import BudgetSettings
 from metasearch.llm.shared import SqlBudget, SqlResponseCache
@@ -30,7 +31,6 @@ from metasearch.llm.types import BudgetExceeded, LLMRequest
 from metasearch.store import db
 from metasearch.store.coordinator import FINAL_TEST
 from metasearch.store.sql_archive import SqlArchive
-from tests.postgres_kit import fresh_campaign, postgres_url
 
 KIT = Path(__file__).parent / "postgres_worker_kit.py"
 EXPECTED = {"seed-toy_seed", "g001-00", "g001-01", "g001-02"}
