@@ -24,8 +24,10 @@ from metasearch.testing.campaigns import ScriptedModel, close_campaign, toy_camp
 
 
 class LoggedModel(ScriptedModel):
-    def __init__(self, log: Path, delay_s: float) -> None:
-        super().__init__(edit_reply)
+    """The scripted model ``reply`` (default ``edit_reply``), logging every call it answers."""
+
+    def __init__(self, log: Path, delay_s: float, reply=edit_reply) -> None:
+        super().__init__(reply)
         self.log, self.delay_s = log, delay_s
         self._file_lock = threading.Lock()
 

@@ -9,39 +9,19 @@ never reaches the model, so a key logged twice was billed twice.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
-import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from edit_kit import LoggedModel  # noqa: E402
 from test_hybrid_strategy import hybrid, hybrid_reply  # noqa: E402
 
-from metasearch.llm.types import LLMRequest  # noqa: E402
-from metasearch.testing.campaigns import ScriptedModel, close_campaign, toy_campaign  # noqa: E402
-
-
-class LoggedModel(ScriptedModel):
-    def __init__(self, log: Path, delay_s: float) -> None:
-        super().__init__(hybrid_reply)
-        self.log, self.delay_s = log, delay_s
-        self._file_lock = threading.Lock()
-
-    def __call__(self, req: LLMRequest) -> str:
-        text = "\n".join(m["content"] for m in req.messages)
-        key = hashlib.sha256(f"{text}|{req.temperature}|{req.sample_index}".encode())
-        with self._file_lock, self.log.open("a") as f:
-            f.write(json.dumps({"key": key.hexdigest(), "candidate": req.candidate}) + "\n")
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        return super().__call__(req)
+from metasearch.testing.campaigns import close_campaign, toy_campaign  # noqa: E402
 
 
 def run(directory: Path, delay_s: float = 0.0, parallel: int = 1):
     directory.mkdir(parents=True, exist_ok=True)
-    campaign = toy_campaign(directory, LoggedModel(directory / "calls.log", delay_s),
+    campaign = toy_campaign(directory, LoggedModel(directory / "calls.log", delay_s, hybrid_reply),
                             lambda gw, _n: hybrid(directory, gw, generations=2, trials=3), parallel=parallel,
                             pruning=True)
     try:
