@@ -8,7 +8,6 @@ the wiring exists once.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -393,15 +392,14 @@ def check_resume_config(out: Path, config: Any) -> None:
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` so that a kill leaves the old file or the new one, never half of it."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    from metasearch import atomic
+
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException as exc:  # a full disk: leave no half-written temp file, name the file
-        tmp.unlink(missing_ok=True)
+        atomic.write_text(path, text)
+    except OSError as exc:  # a full disk: name the file
         from metasearch.diskfull import disk_full, is_disk_full
 
-        if isinstance(exc, OSError) and is_disk_full(exc):
+        if is_disk_full(exc):
             raise disk_full(path, exc) from exc
         raise
 

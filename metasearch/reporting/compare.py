@@ -20,6 +20,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any, Literal
 
+from metasearch import atomic
 from metasearch.errors import ConfigError, DataError
 from metasearch.reporting.pareto import Front, FrontPoint, front_of_points
 from metasearch.store.tracking import (
@@ -384,7 +385,6 @@ def plot_comparison(summaries: Sequence[CampaignSummary], path: str | Path) -> P
 
     When every campaign cost $0 (local models), the x axis is cumulative LLM calls.
     """
-    import os
 
     from matplotlib.figure import Figure
 
@@ -409,7 +409,4 @@ def plot_comparison(summaries: Sequence[CampaignSummary], path: str | Path) -> P
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic.write_with(path, fig.savefig)

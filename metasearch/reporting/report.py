@@ -17,13 +17,12 @@ Example::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from metasearch import atomic
 from metasearch.reporting.importance import SEED, Importance, param_importance
 from metasearch.reporting.pareto import Front, front_of_records
 from metasearch.store.records import CandidateRecord, SplitScore, progress_curve
@@ -91,7 +90,7 @@ def write_report(
     plotted = plot_progress(records, root / PLOT_FILE) if records else None
     front = front_of_records(records)
     front_plot = plot_front(front, root / FRONT_PLOT_FILE) if front.points else None
-    _atomic_write(root / FRONT_FILE, json.dumps(front.to_json(), indent=2) + "\n")
+    atomic.write_text(root / FRONT_FILE, json.dumps(front.to_json(), indent=2) + "\n")
     text = render_markdown(
         records,
         title=title or f"Campaign {root.resolve().name}",
@@ -105,7 +104,7 @@ def write_report(
         faults=faults,
     )
     path = root / REPORT_FILE
-    _atomic_write(path, text)
+    atomic.write_text(path, text)
     return path
 
 
@@ -389,7 +388,7 @@ def plot_progress(records: Sequence[CandidateRecord], path: str | Path) -> Path:
     axes[1].legend(loc="best", fontsize=8)
     fig.suptitle("Best-so-far validation score")
     fig.tight_layout()
-    return _save(fig, Path(path))
+    return atomic.write_with(Path(path), fig.savefig)
 
 
 def plot_front(front: Front, path: str | Path) -> Path:
@@ -421,27 +420,4 @@ def plot_front(front: Front, path: str | Path) -> Path:
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("Validation score against cost per task", fontsize=10)
     fig.tight_layout()
-    return _save(fig, Path(path))
-
-
-def _save(fig: Any, path: Path) -> Path:
-    """Save a figure to a temp file, then rename: a full disk leaves the old plot (or none)."""
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:  # a full disk: no half-written temp file is left behind
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return atomic.write_with(Path(path), fig.savefig)

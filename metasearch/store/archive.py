@@ -40,13 +40,13 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 import threading
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from metasearch import atomic
 from metasearch.diskfull import disk_full, is_disk_full
 from metasearch.errors import DataError, MetasearchError
 from metasearch.store.records import (
@@ -358,33 +358,14 @@ class Archive:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    """Write-temp-then-rename in the same directory, with fsyncs.
-
-    On a full disk the temp file is removed and the old file (if any) stays.
-    """
+    """Replace ``path`` durably; on a full disk the old file (if any) stays."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        atomic.write_text(path, text, durable=True)
     except OSError as exc:
         if is_disk_full(exc):
             raise disk_full(path, exc) from exc
         raise
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and is_disk_full(exc):
-            raise disk_full(path, exc) from exc
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def _take_lock(root: Path) -> int:

@@ -19,14 +19,14 @@ import json
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import sqlalchemy as sa
 
 from metasearch.errors import ConfigError
+from metasearch.urls import redact, without_password
 
 __all__ = ["METADATA", "campaign_hash", "is_db_url", "join_campaign", "open_engine",
-           "redact", "split_campaign"]
+           "redact", "split_campaign", "without_password"]
 
 METADATA = sa.MetaData()
 
@@ -95,15 +95,6 @@ budget = sa.Table(
 def is_db_url(text: str) -> bool:
     """A database URL this store opens (not a directory path)."""
     return text.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres", "sqlite")
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and files."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(
-        f":{parts.password}@", ":***@", 1)))
 
 
 def split_campaign(location: str) -> tuple[str, str | None]:

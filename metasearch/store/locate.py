@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from metasearch import atomic
 from metasearch.errors import DataError
 from metasearch.store import db
 from metasearch.store.archive import ARCHIVE_FILE, Archive
@@ -28,17 +28,10 @@ def is_location_url(location: str | Path) -> bool:
     return isinstance(location, str) and db.is_db_url(location)
 
 
-def _no_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@", 1)))
-
-
 def write_store(directory: Path, url: str, campaign: str) -> None:
     """Record in ``directory`` where its campaign's records live (no password)."""
-    data = {"url": _no_password(url), "campaign": campaign}
-    (directory / STORE_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    data = {"url": db.without_password(url), "campaign": campaign}
+    atomic.write_text(directory / STORE_FILE, json.dumps(data, indent=2) + "\n")
 
 
 def read_store(directory: Path) -> tuple[str, str] | None:

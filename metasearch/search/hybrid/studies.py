@@ -18,6 +18,7 @@ from typing import Any
 
 import optuna
 
+from metasearch import atomic
 from metasearch.errors import ConfigError, DataError
 from metasearch.search.optuna.storage import open_storage, redact
 
@@ -73,5 +74,6 @@ def open_studies(directory: Path, storage: str | None = None) -> Studies:
     prefix = f"{directory.resolve().name}-{uuid.uuid4().hex[:8]}"
     studies = Studies(open_storage(where), prefix, redact(where))
     directory.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"storage": redact(where), "prefix": prefix}, indent=2) + "\n")
+    atomic.write_text(path, json.dumps({"storage": redact(where), "prefix": prefix},
+                                       indent=2) + "\n")
     return studies

@@ -16,9 +16,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from metasearch import atomic
 from metasearch.errors import ConfigError, DataError
+from metasearch.urls import redact
 
 __all__ = ["JOURNAL_FILE", "STUDY_FILE", "StudyLocation", "open_storage", "read_location",
            "redact", "write_location"]
@@ -103,27 +104,10 @@ def whole_lines(path: Path) -> None:
         lock.release()
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for files, logs and MLflow."""
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def write_location(directory: Path, location: StudyLocation) -> None:
     """Record the study (atomically: a full disk leaves no half file that resume would refuse)."""
     data = {"storage": redact(location.storage), "study": location.study}
-    path, tmp = directory / STUDY_FILE, directory / f".{STUDY_FILE}.tmp"
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write_text(directory / STUDY_FILE, json.dumps(data, indent=2) + "\n")
 
 
 def read_location(directory: Path, storage: str | None = None) -> StudyLocation:
