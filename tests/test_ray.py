@@ -42,10 +42,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-metasearch-test-secret-0123456789"
 
 
+def db_password() -> str | None:
+    """The test database's password, which the nodes read from PGPASSWORD (never a payload)."""
+    from metasearch.urls import password
+
+    return password(os.environ.get("METASEARCH_TEST_POSTGRES", ""))
+
+
 @pytest.fixture(scope="module")
 def cluster():
     # set where the cluster runs (its node processes inherit it), as a key set on a real node
     os.environ["METASEARCH_TEST_KEY"] = SECRET
+    set_pw = bool(db_password()) and "PGPASSWORD" not in os.environ
+    if set_pw:
+        os.environ["PGPASSWORD"] = db_password()
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     c.add_node(num_cpus=1)
     c.wait_for_nodes()
@@ -54,6 +64,8 @@ def cluster():
     ray.shutdown()
     c.shutdown()
     os.environ.pop("METASEARCH_TEST_KEY", None)
+    if set_pw:
+        os.environ.pop("PGPASSWORD", None)
 
 
 def strategy(_gateway, _parallel):
@@ -150,6 +162,65 @@ def test_keys_stay_on_the_node_gateway_out_of_payloads_and_sandboxes(cluster):
     for o in outcomes:
         assert "PATH=" in (o.answer or "")  # the agent did print its environment
         assert SECRET not in o.answer and "METASEARCH_TEST_KEY" not in o.answer
+        assert "PGPASSWORD" not in o.answer  # nor the database's password, when one is set
+
+
+def test_nodes_share_the_databases_cache_and_hold_its_call_cap_exactly(cluster):
+    """With the campaign on PostgreSQL, a reply one node paid for is a hit on the other,
+    and the call cap is reserved call by call on the nodes, not checked per shard."""
+    from postgres_kit import fresh_campaign, postgres_url
+
+    from metasearch.execution.ray_node import SharedStore
+    from metasearch.llm.scripted import scripted_gateway
+    from metasearch.llm.settings import BudgetSettings
+    from metasearch.testing.campaigns import toy_agent
+    from metasearch.urls import without_password
+
+    url = postgres_url()
+    store = SharedStore(url=without_password(url), campaign=fresh_campaign("ray"),
+                        budget=BudgetSettings(max_calls=5))
+    node_spec = NodeSpec(gateway=GatewaySettings(), allowed_models=[TASK_MODEL],
+                         make_gateway=functools.partial(scripted_task_gateway), shared=store)
+    if db_password():  # (the test server's password is also its user's name: look for ':pw@')
+        assert f":{db_password()}@".encode() not in pickle.dumps(node_spec)
+    cache, budget = store.open()  # the host's view of the same rows (a worker's gateway)
+    host = scripted_gateway(ScriptedModel(), cache=cache, budget=budget)
+    settings = AgentSettings(model=TASK_MODEL, answer_hint="an integer", protocol="sections",
+                             max_tokens=64, threads=4, candidate="g001-00")
+    agent = toy_agent(1)
+    with RayRunner(spec=node_spec, gateway=host, shard_tasks=1) as runner:
+        first, second = (n.actor for n in runner._nodes.values())
+        paid = ray.get(first.run_shard.remote(agent, [TOY_TASKS[0]], settings))
+        hit = ray.get(second.run_shard.remote(agent, [TOY_TASKS[0]], settings))
+        assert paid.node_id != hit.node_id
+        assert (paid.cost.calls, paid.cost.cached_calls) == (1, 0)
+        assert (hit.cost.calls, hit.cost.cached_calls) == (1, 1)
+        assert budget.usage().calls == 1
+        # eight one-task shards sent at once to both nodes: only four calls are left
+        outcomes = runner.run(agent, list(TOY_TASKS[1:9]), settings)
+    assert budget.usage().calls == 5
+    assert sum(o.ok for o in outcomes) == 4, [o.error for o in outcomes]
+    assert {o.error.kind for o in outcomes if not o.ok} == {"budget"}, [o.error for o in outcomes]
+    assert len(runner.shards_by_node) == 2
+    host.close()
+
+
+def test_the_nodes_get_the_database_url_without_its_password(monkeypatch):
+    """A local Ray instance started here inherits PGPASSWORD; the spec never holds it."""
+    from types import SimpleNamespace
+
+    from metasearch.execution.ray_executor import _shared_store
+    from metasearch.llm.settings import BudgetSettings
+
+    shared = SimpleNamespace(url="postgresql+psycopg://ms:s3cret@db:5432/metasearch",
+                             name="c1", budget=SimpleNamespace(settings=BudgetSettings(max_calls=7)))
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    store = _shared_store(shared, starts_ray=False)  # joining a cluster: its nodes have it
+    assert store.url == "postgresql+psycopg://ms@db:5432/metasearch"
+    assert store.campaign == "c1" and store.budget.max_calls == 7
+    assert "PGPASSWORD" not in os.environ
+    assert b"s3cret" not in pickle.dumps(_shared_store(shared, starts_ray=True))
+    assert os.environ["PGPASSWORD"] == "s3cret"  # for the local instance's nodes
 
 
 def test_a_spent_budget_sends_no_shard_and_node_costs_reach_the_host(cluster):
@@ -194,6 +265,34 @@ def test_the_cli_runs_a_config_on_the_cluster_in_ray_address(cluster, tmp_path):
     assert f"executor ray: 2 nodes with a gateway and sandbox pool each, cluster {cluster.address}" \
         in err, err
     assert records(tmp_path / "out") == [("seed-chain_of_thought", "ok"), ("g001-00", "ok")]
+
+
+def test_the_cli_puts_the_nodes_cache_and_budget_in_the_campaigns_database(cluster, tmp_path):
+    """``run --worker --storage postgresql://...`` with executor = "ray": every call the nodes and the
+    host made is counted once in the database's budget row, and the records are there."""
+    from postgres_kit import fresh_campaign, postgres_url
+    from test_campaign_faults_cli import respond
+    from test_campaign_resume_cli import ENV, config_text, finish, start
+
+    from metasearch.llm.shared import SqlBudget
+    from metasearch.store.sql_archive import SqlArchive
+    from metasearch.testing.fake_openai import FakeOpenAIServer
+
+    url, name = postgres_url(), fresh_campaign("rayc")
+    cfg = tmp_path / "c.toml"
+    with FakeOpenAIServer(respond=respond) as server:
+        cfg.write_text(config_text(server.url).replace(
+            'sandbox = "none"', 'sandbox = "auto"\nexecutor = "ray"\n[ray]\nshard_tasks = 1'))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("test_campaign_resume_cli.ENV", {**ENV, "RAY_ADDRESS": cluster.address})
+            code, err = finish(start(cfg, tmp_path / "out", "--generations", "1",
+                                     "--worker", "--storage", f"{url}#{name}"))
+        made = len(server.bodies())
+    assert code == 0, err
+    archive = SqlArchive.open(url, campaign=name, root=tmp_path / "out")
+    assert [(r.id, r.status) for r in archive.records()] == [
+        ("seed-chain_of_thought", "ok"), ("g001-00", "ok")]
+    assert SqlBudget(url=url, campaign=name).usage().calls == made > 0
 
 
 LOCAL_CONFIG = """

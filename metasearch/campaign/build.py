@@ -212,7 +212,8 @@ def build_bench(
             runner = build_ray_runner(gateway, ray, sandbox=sandbox, allowed=settings.allowed,
                                       candidate_timeout_s=candidate_timeout_s,
                                       prewarm=prewarm, call_threads=call_threads,
-                                      memory_mb=memory_mb, max_pids=max_pids)
+                                      memory_mb=memory_mb, max_pids=max_pids,
+                                      shared=shared)
         else:
             runner = build_sandbox(sandbox, gateway, allowed_models=settings.allowed,
                                    candidate_timeout_s=candidate_timeout_s, prewarm=prewarm,

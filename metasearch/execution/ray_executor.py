@@ -10,9 +10,14 @@ a whole evaluation is done, so a retried shard is never seen twice and the
 candidate's record is written once, by the caller, as on one machine.
 
 Cost: each shard returns what its calls cost on its node; the runner adds
-that to the host gateway's ledger and budget, so records and ``report.md``
-count the same calls as locally. The budget is checked before each shard is
-sent, so a cap can be overshot by the calls of the shards already in flight.
+that to the host gateway's ledger, so records and ``report.md`` count the
+same calls as locally. The budget: with the campaign on a database
+(``--storage``), every node's gateway reserves each call in the database's
+budget row, so the caps are exact across nodes (and workers), and the
+nodes share the database's response cache. Without one, the host checks the
+budget before it sends each shard and adds each shard's cost after, so a cap
+can be overshot by the calls of the shards in flight, and each machine keeps
+its own disk cache (simulated nodes on one machine share it).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metasearch.execution.base import OnOutcome
-from metasearch.execution.ray_node import NodeEvaluator, NodeSpec, ShardResult
+from metasearch.execution.ray_node import NodeEvaluator, NodeSpec, ShardResult, SharedStore
 from metasearch.execution.sandbox.types import SandboxError
 from metasearch.llm.types import BudgetExceeded
 from metasearch.outcomes import TaskError, TaskOutcome
@@ -258,8 +263,9 @@ class RayRunner:
         with self._lock:
             self.shards_by_node[result.node_id] = self.shards_by_node.get(result.node_id, 0) + 1
         self.gateway.ledger.add(c, role="task", candidate=settings.candidate)
-        self.gateway.budget.add_prior(usd=c.cost_usd, calls=c.calls - c.cached_calls,
-                                      tokens=c.tokens)
+        if self.spec.shared is None:  # else the node reserved and charged the database's row
+            self.gateway.budget.add_prior(usd=c.cost_usd, calls=c.calls - c.cached_calls,
+                                          tokens=c.tokens)
 
     def overhead_probe(self, n: int = 200) -> float:
         """Mean seconds of one empty round trip to a node actor (Ray's per-call overhead)."""
@@ -309,12 +315,13 @@ def _cause(exc: BaseException) -> str:
 def build_ray_runner(gateway: Any, ray_config: Any, *, sandbox: str,
                      allowed: Sequence[str] | None, candidate_timeout_s: float,
                      prewarm: int, call_threads: int, memory_mb: int = 2048,
-                     max_pids: int = 256) -> RayRunner:
+                     max_pids: int = 256, shared: Any = None) -> RayRunner:
     """A :class:`RayRunner` whose nodes build gateways like ``gateway`` (settings only).
 
-    Each node's gateway gets the host gateway's settings with no budget of
-    its own (the host enforces it) and an absolute cache directory; keys are
-    read on the node, from its environment.
+    Each node's gateway gets the host gateway's settings and an absolute cache
+    directory; keys are read on the node, from its environment. ``shared`` (a
+    ``campaign.workers.SharedState``) puts every node's cache and budget on the
+    campaign's database; otherwise the host enforces the budget per shard.
     """
     try:
         import ray  # noqa: F401
@@ -330,12 +337,40 @@ def build_ray_runner(gateway: Any, ray_config: Any, *, sandbox: str,
 
     settings = gateway.settings.model_copy(update={
         "budget": BudgetSettings(), "cache_dir": gateway.settings.cache_dir.resolve()})
+    address = getattr(ray_config, "address", None)
+    store = None if shared is None else _shared_store(shared, starts_ray=_starts_ray(address))
     spec = NodeSpec(gateway=settings, sandbox=sandbox, candidate_timeout_s=candidate_timeout_s,
                     memory_mb=memory_mb, max_pids=max_pids,
                     allowed_models=None if allowed is None else tuple(allowed),
                     prewarm=prewarm, call_threads=call_threads,
                     env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"},
-                    preflight=() if allowed is None else tuple(allowed))
-    address = getattr(ray_config, "address", None)
+                    preflight=() if allowed is None else tuple(allowed), shared=store)
     return RayRunner(spec=spec, gateway=gateway, address=address,
                      shard_tasks=getattr(ray_config, "shard_tasks", 4))
+
+
+def _starts_ray(address: str | None) -> bool:
+    """Whether :func:`connect` will start a local Ray instance (not join a cluster)."""
+    import os
+
+    import ray
+
+    return not (ray.is_initialized() or address or os.environ.get("RAY_ADDRESS"))
+
+
+def _shared_store(shared: Any, *, starts_ray: bool) -> SharedStore:
+    """The nodes' view of the campaign's database: its URL without the password.
+
+    A local Ray instance that this process starts inherits its environment, so
+    the URL's password is handed to its nodes as ``PGPASSWORD`` (unless one is
+    set); the nodes of a real cluster need it in their own environment.
+    """
+    import os
+
+    from metasearch.urls import password, without_password
+
+    secret = password(shared.url)
+    if secret and starts_ray:
+        os.environ.setdefault("PGPASSWORD", secret)
+    return SharedStore(url=without_password(shared.url), campaign=shared.name,
+                       budget=shared.budget.settings)

@@ -7,6 +7,13 @@ through that gateway, exactly as on one machine. What travels to the actor is
 a :class:`NodeSpec` (settings and the names of key variables, never their
 values) and, per shard, the code, the tasks (no gold answers) and the agents'
 settings.
+
+When the campaign's state is on a database (``--storage``), each node's
+gateway uses that database's response cache and budget (:class:`SharedStore`),
+so a reply one node paid for is a hit on every other node, and the call cap
+is reserved call by call across all of them, exactly as across workers. The
+URL travels without its password: a node reads it from its own environment
+(``PGPASSWORD`` or ``~/.pgpass``), as it reads model keys.
 """
 
 from __future__ import annotations
@@ -18,10 +25,38 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metasearch.llm.ledger import Counts
-from metasearch.llm.settings import GatewaySettings
+from metasearch.llm.settings import BudgetSettings, GatewaySettings
 from metasearch.outcomes import TaskOutcome
 from metasearch.runtime.settings import AgentSettings
 from metasearch.suites.task import Task
+
+
+@dataclass(frozen=True)
+class SharedStore:
+    """The campaign's database, for the nodes' cache and budget; holds no password."""
+
+    url: str  # without its password (``metasearch.urls.without_password``)
+    campaign: str
+    budget: BudgetSettings
+
+    def open(self) -> tuple[Any, Any]:
+        """(cache, budget) on the database; a clear error if this node cannot reach it."""
+        from metasearch.llm.shared import SqlBudget, SqlResponseCache
+        from metasearch.store import db
+
+        try:
+            db.open_engine(self.url)  # the same one-paragraph error as on the host
+            budget = SqlBudget(self.budget, url=self.url, campaign=self.campaign)
+        except Exception as exc:
+            from metasearch.errors import ConfigError
+
+            raise ConfigError(
+                f"This Ray node could not open the campaign's database {self.url}: "
+                f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else exc!r}. "
+                "Give every node the database password where libpq reads it (PGPASSWORD or "
+                "~/.pgpass; it never travels in the task payload), and check that the node "
+                "reaches the database host.") from None
+        return SqlResponseCache(url=self.url, campaign=self.campaign), budget
 
 
 @dataclass(frozen=True)
@@ -29,7 +64,8 @@ class NodeSpec:
     """How to build one node's gateway and sandbox pool; picklable, holds no secrets.
 
     ``make_gateway`` (a module-level function, for tests and benchmarks that
-    script the model) replaces the gateway built from ``gateway``.
+    script the model) replaces the gateway built from ``gateway``; with
+    ``shared``, it is called with the database's ``cache=`` and ``budget=``.
     """
 
     gateway: GatewaySettings
@@ -45,6 +81,7 @@ class NodeSpec:
     # models checked on the node before it takes shards: the key is set there, the endpoint
     # answers, local weights are assembled, and the route (litellm's price map) is built
     preflight: tuple[str, ...] = ()
+    shared: SharedStore | None = None  # the campaign's database: cache and budget there
 
 
 @dataclass(frozen=True)
@@ -70,12 +107,15 @@ class NodeEvaluator:
         os.environ.update(spec.env)
         from metasearch.execution.sandbox import SandboxLimits, SandboxRunner
 
+        parts: dict[str, Any] = {}
+        if spec.shared is not None:
+            parts["cache"], parts["budget"] = spec.shared.open()
         if spec.make_gateway is not None:
-            self.gateway = spec.make_gateway()
+            self.gateway = spec.make_gateway(**parts)
         else:
             from metasearch.llm.gateway import Gateway
 
-            self.gateway = Gateway(settings=spec.gateway)
+            self.gateway = Gateway(settings=spec.gateway, **parts)
         try:
             for model in spec.preflight:
                 self.gateway.preflight(model)
