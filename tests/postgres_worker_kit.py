@@ -1,10 +1,11 @@
 """One search worker of a shared toy campaign, in its own process, for tests/test_postgres_workers.py.
 
     python tests/postgres_worker_kit.py URL CAMPAIGN DIR [--delay S] [--max-calls N]
-        [--lease S] [--parallel N] [--generations G] [--width W]
+        [--lease S] [--parallel N] [--generations G] [--width W] [--strategy random|optuna]
 
-The campaign is the toy suite with the random strategy (no meta model) and
-the scripted task model; its archive, response cache and budget are the
+The campaign is the toy suite with the random strategy, or the optuna one on a
+study in the same database (no meta model either way), and the scripted task
+model; its archive, response cache and budget are the
 shared database ones, and a :class:`Coordinator` makes it one worker of
 CAMPAIGN. Every reply the worker is billed for is appended to
 ``DIR/paid.log`` after it is cached (so a kill can lose a line, never add
@@ -20,12 +21,18 @@ import os
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metasearch.llm.settings import BudgetSettings  # noqa: E402
 from metasearch.llm.shared import SqlBudget, SqlResponseCache  # noqa: E402
+from metasearch.search.optuna import (  # noqa: E402
+    OptunaSettings,
+    OptunaStrategy,
+    open_shared_study,
+)
 from metasearch.search.random import RandomStrategy  # noqa: E402
 from metasearch.search.spaces import load_space  # noqa: E402
 from metasearch.store import db  # noqa: E402
@@ -75,9 +82,10 @@ def main() -> None:
     p.add_argument("--parallel", type=int, default=2)
     p.add_argument("--generations", type=int, default=2)
     p.add_argument("--width", type=int, default=3)
+    p.add_argument("--strategy", choices=("random", "optuna"), default="random")
     a = p.parse_args()
     a.dir.mkdir(parents=True, exist_ok=True)
-    flat = {"suite.name": "toy", "search.strategy": "random", "search.width": a.width,
+    flat = {"suite.name": "toy", "search.strategy": a.strategy, "search.width": a.width,
             "search.generations": a.generations, "budget.max_calls": a.max_calls,
             "run.out": str(a.dir)}
     db.join_campaign(db.open_engine(a.url), a.campaign, flat)
@@ -89,9 +97,19 @@ def main() -> None:
     (a.dir / "worker.json").write_text(json.dumps({"worker": coordinator.worker,
                                                    "pid": os.getpid()}))
     space = load_space(ROOT / "search_spaces/reasoning.toml")
-    campaign = toy_campaign(a.dir, SlowModel(a.delay), lambda _gw, _n: RandomStrategy(
-        space=space, generations=a.generations, width=a.width, seed=0),
-        parallel=a.parallel, archive=archive, cache=cache, budget=budget)
+
+    def strategy(_gw: Any, _n: int) -> Any:
+        if a.strategy == "random":
+            return RandomStrategy(space=space, generations=a.generations, width=a.width, seed=0)
+        settings = OptunaSettings(space=str(ROOT / "search_spaces/reasoning.toml"),
+                                  width=a.width, seed=0, startup_trials=2)
+        shared = SimpleNamespace(name=a.campaign, url=a.url, coordinator=coordinator)
+        study = open_shared_study(shared, a.dir, settings, space)
+        return OptunaStrategy(space=space, study=study, settings=settings,
+                              generations=a.generations, claims=coordinator)
+
+    campaign = toy_campaign(a.dir, SlowModel(a.delay), strategy, parallel=a.parallel,
+                            archive=archive, cache=cache, budget=budget)
     campaign.coordinator = coordinator
     try:
         result = campaign.run()

@@ -122,3 +122,38 @@ def test_archive_list_export_and_compare_read_the_database(shared: dict, tmp_pat
     assert [c["candidates"] for c in got["campaigns"]] == [3, 3]
     assert got["campaigns"][0]["best"]["id"] == got["campaigns"][1]["best"]["id"]
     assert got["campaigns"][0]["suite"] == "arith"  # the params of the campaign's row
+
+
+def test_an_optuna_worker_keeps_its_study_in_the_campaigns_database(tmp_path: Path) -> None:
+    """``search.strategy = "optuna"`` with ``--worker``: the study is in the campaign's
+    database (schema ``optuna``, apart from an MLflow store's tables), named after it."""
+    import optuna
+
+    from metasearch.search.optuna.storage import own_schema
+
+    url, name = postgres_url(), fresh_campaign("optcli")
+    space = (ROOT / "search_spaces/reasoning.toml").read_text(encoding="utf-8")
+    space = space.replace("local/qwen2.5-coder-0.5b", "openai/task").replace(
+        "local/qwen2.5-coder-1.5b", "openai/task2")
+    (tmp_path / "space.toml").write_text(space, encoding="utf-8")
+    with FakeOpenAIServer(respond=respond) as server:
+        text = config_text(server.url).replace(
+            'protocol = "sections"\n[search]',
+            f'protocol = "sections"\nalternatives = [{{ model = "openai/task2", api_base = '
+            f'"{server.url}", protocol = "sections" }}]\n[search]').replace(
+            "generations = 2", 'generations = 1\nstrategy = "optuna"').replace(
+            "[search.adas]\nreflexion_rounds = 0\nrepair_rounds = 0\ndebug_rounds = 0",
+            f'[search.optuna]\nspace = "{tmp_path / "space.toml"}"\nwidth = 2\n'
+            'pruner = "none"')
+        (tmp_path / "c.toml").write_text(text, encoding="utf-8")
+        code, out, err = done(cli("run", str(tmp_path / "c.toml"), "--out", str(tmp_path / "o"),
+                                  "--worker", "--storage", f"{url}#{name}"))
+    assert code == 0, err[-3000:]
+    arc = SqlArchive.open(url, campaign=name, readonly=True)
+    assert sorted(r.id for r in arc.records()) == ["g001-00", "g001-01", "seed-chain_of_thought"]
+    study = optuna.load_study(study_name=f"metasearch-{name}", storage=own_schema(url))
+    done_ = {t.user_attrs["candidate_id"]: t.state.name for t in study.get_trials()
+             if "candidate_id" in t.user_attrs}
+    assert done_ == {"g001-00": "COMPLETE", "g001-01": "COMPLETE"}
+    assert json.loads((tmp_path / "o" / "optuna.json").read_text())["study"] == \
+        f"metasearch-{name}"

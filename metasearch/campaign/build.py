@@ -327,7 +327,7 @@ def build_campaign(
         strategy = spec.build(StrategyContext(
             settings=config.search.settings, config=config, gateway=bench.gateway, suite=suite,
             parallel=config.run.parallel_candidates, directory=out, resume=resume,
-            val_tasks=tuple(splits.validation)))
+            val_tasks=tuple(splits.validation), shared=shared))
         tracker = Tracker.for_campaign(out, tracking_uri=tracking_uri or config.run.tracking_uri)
         tracker.start(config.to_flat_params() | {
             "runtime.protocol": bench.settings.protocol,

@@ -33,18 +33,18 @@ __all__ = ["LEASE_S", "SharedState", "join_shared", "sharable"]
 LEASE_S = 60.0  # a dead worker's claims are taken over this long after its last heartbeat
 
 #: Strategies whose slots are a function of the shared archive (and a seed), so every
-#: worker asks for the same ids. Optuna-based ones keep trials in a study each worker
-#: would ask separately; they are refused rather than run subtly wrong.
-NOT_SHARABLE = ("optuna", "hybrid")
+#: worker asks for the same ids; optuna shares its study in the database too (one worker
+#: asks each generation, the others adopt its trials). Hybrid keeps a study per structure
+#: that each worker would ask separately; it is refused rather than run subtly wrong.
+NOT_SHARABLE = ("hybrid",)
 
 
 def sharable(strategy: str) -> None:
     if strategy in NOT_SHARABLE:
         raise ConfigError(
             f"search.strategy = {strategy!r} cannot run as several --worker processes yet: its "
-            "Optuna study would be asked by each worker separately. Run it as one process "
-            "(its study may still live in PostgreSQL: --storage without --worker), or use "
-            "adas, random, mcts or evolve with --worker.")
+            "per-structure Optuna studies would be asked by each worker separately. Run it as "
+            "one process, or use adas, optuna, random, mcts or evolve with --worker.")
 
 
 @dataclass

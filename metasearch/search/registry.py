@@ -68,6 +68,9 @@ class StrategyContext:
     directory: Path | None = None  # the campaign directory (a strategy may keep state there)
     resume: bool = False  # whether the campaign is resumed (its directory has records)
     val_tasks: tuple[Any, ...] = ()  # the validation split (never the test split), in order
+    # one of several --worker processes: campaign.workers.SharedState (name, url, coordinator),
+    # for strategies whose own state must be shared too (the optuna study)
+    shared: Any = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ each worker marks itself finished, waits until no live worker is still
 searching, and the one with the latest finish time claims the test (a
 claim like any other, so a tester that dies is replaced by a worker still
 waiting for the test, or by the next worker that joins). Worker clocks are compared, so the machines keep NTP time.
+
+Work that is not a candidate but must happen once per campaign (creating an
+Optuna study, asking a generation of its trials) goes through :meth:`once`:
+the same claim under a ``~`` key, kept forever once done.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from metasearch.store import db
 __all__ = ["FINAL_TEST", "Coordinator"]
 
 FINAL_TEST = "~final-test"  # the claim of the final test (not a candidate id)
+_TASK = "~"  # claims under keys starting with it are work items, never candidate ids
 _DONE = 1e18  # the lease of a finished final test: never expires
 
 
@@ -122,7 +127,7 @@ class Coordinator:
                     c.c.lease_until < _DONE,
                 ).values(worker=self.worker, lease_until=now + self.lease_s))
                 won = done.rowcount == 1
-        if won and cid != FINAL_TEST and self.has(cid):
+        if won and not cid.startswith(_TASK) and self.has(cid):
             self.release(cid)
             return False
         return won
@@ -133,6 +138,36 @@ class Coordinator:
         with self.engine.begin() as conn:
             conn.execute(c.delete().where(c.c.campaign == self.campaign, c.c.cid == cid,
                                           c.c.worker == self.worker))
+
+    def done(self, key: str) -> None:
+        """Keep this worker's claim of ``key`` forever: the work it stands for is finished."""
+        c = db.claims
+        with self.engine.begin() as conn:
+            conn.execute(c.update().where(c.c.campaign == self.campaign, c.c.cid == key,
+                                          c.c.worker == self.worker).values(lease_until=_DONE))
+
+    def once(self, key: str, work: Callable[[], object]) -> bool:
+        """Run ``work`` in exactly one worker of the campaign; True in the one that ran it.
+
+        Every other worker waits here until it is done. If the worker running it
+        dies, the next one to wait takes it over once the lease expires, so
+        ``work`` must finish what a partial run began. ``key`` starts with ``~``.
+        """
+        if not key.startswith(_TASK):
+            raise ValueError(f"once() keys start with {_TASK!r}, not {key!r}")
+        while True:
+            held = self.holder(key)
+            if held is not None and held.lease_until >= _DONE:
+                return False
+            if self.claim(key):
+                try:
+                    work()
+                except BaseException:
+                    self.release(key)  # let another worker (or a resume) do it
+                    raise
+                self.done(key)
+                return True
+            time.sleep(self.poll_s)
 
     def holder(self, cid: str) -> Any | None:
         c = db.claims
@@ -189,10 +224,7 @@ class Coordinator:
 
     def final_test_done(self) -> None:
         """The test results are committed: the final-test claim never expires now."""
-        c = db.claims
-        with self.engine.begin() as conn:
-            conn.execute(c.update().where(c.c.campaign == self.campaign, c.c.cid == FINAL_TEST,
-                                          c.c.worker == self.worker).values(lease_until=_DONE))
+        self.done(FINAL_TEST)
 
     def tester(self) -> str | None:
         """The worker that claimed the final test (None before it is claimed)."""

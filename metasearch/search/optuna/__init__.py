@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import optuna
 
@@ -20,6 +21,7 @@ from metasearch.search.optuna.storage import (
     StudyLocation,
     default_location,
     open_storage,
+    own_schema,
     read_location,
     write_location,
 )
@@ -27,7 +29,8 @@ from metasearch.search.optuna.strategy import OptunaStrategy, objective_values
 from metasearch.search.registry import StrategyContext, StrategySpec
 from metasearch.search.spaces import Space, check_space_models, load_space
 
-__all__ = ["SPEC", "OptunaSettings", "OptunaStrategy", "build", "objective_values", "open_study"]
+__all__ = ["SPEC", "OptunaSettings", "OptunaStrategy", "build", "objective_values",
+           "open_shared_study", "open_study"]
 
 
 def build(ctx: StrategyContext) -> OptunaStrategy:
@@ -38,6 +41,11 @@ def build(ctx: StrategyContext) -> OptunaStrategy:
     if ctx.directory is None:
         raise ConfigError("The optuna strategy keeps its study beside the campaign; build it "
                           "with a campaign directory (StrategyContext.directory).")
+    if ctx.shared is not None:
+        study = open_shared_study(ctx.shared, Path(ctx.directory), s, space)
+        return OptunaStrategy(space=space, study=study, settings=s,
+                              generations=ctx.config.search.generations,
+                              claims=ctx.shared.coordinator)
     study = open_study(Path(ctx.directory), s, space)
     return OptunaStrategy(space=space, study=study, settings=s,
                           generations=ctx.config.search.generations)
@@ -67,14 +75,65 @@ def open_study(directory: Path, settings: OptunaSettings, space: Space) -> optun
            else default_location(directory, name))
     study = optuna.create_study(study_name=name, storage=open_storage(loc.storage),
                                 directions=directions)
-    study.set_user_attr("space", space.source)
-    study.set_user_attr("objectives", list(settings.objectives))
-    study.set_user_attr("cost", settings.cost)
+    _describe(study, settings, space)
     if settings.warm_start:
         for config in warm_start_configs(space):
             study.enqueue_trial(dict(config.params), user_attrs={"warm_start": config.name})
     write_location(directory, loc)
     return study
+
+
+def open_shared_study(shared: Any, directory: Path, settings: OptunaSettings,
+                      space: Space) -> optuna.Study:
+    """The one study of a campaign that several ``--worker`` processes share.
+
+    It lives in ``search.optuna.storage`` if that is a database URL, else in the
+    campaign's database (in the schema ``optuna``: :func:`.storage.own_schema`),
+    under a name fixed by the campaign's, so every worker
+    (and every resume) opens the same one. One worker creates it and enqueues
+    the warm start; the others wait for that (``Coordinator.once``).
+    """
+    from metasearch.store.db import is_db_url
+
+    storage = settings.storage or shared.url
+    if not is_db_url(storage):
+        raise ConfigError(
+            f"search.optuna.storage = {settings.storage!r} is a journal file, which workers on "
+            "other machines cannot share. Leave it unset with --worker (the study then lives "
+            "in the campaign's database) or give a database URL.")
+    name = f"metasearch-{shared.name}"
+    directions = ["maximize"] + ["minimize"] * (len(settings.objectives) - 1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    if settings.storage is None:  # the campaign's database, beside (maybe) an MLflow store
+        storage = own_schema(storage)
+
+    def create() -> None:  # safe to run again after a partial run
+        study = optuna.create_study(study_name=name, storage=open_storage(storage),
+                                    directions=directions, load_if_exists=True)
+        _describe(study, settings, space)
+        if settings.warm_start:
+            queued = {t.user_attrs.get("warm_start") for t in study.get_trials(deepcopy=False)}
+            for config in warm_start_configs(space):
+                if config.name not in queued:
+                    study.enqueue_trial(dict(config.params),
+                                        user_attrs={"warm_start": config.name})
+
+    shared.coordinator.once("~optuna-study", create)
+    study = optuna.load_study(study_name=name, storage=open_storage(storage))
+    if [d.name.lower() for d in study.directions] != directions:
+        raise ConfigError(
+            f"The shared study {name!r} optimises {len(study.directions)} objective(s), but "
+            f"search.optuna.objectives = {settings.objectives}. Every worker of a campaign "
+            "keeps its objectives.")
+    write_location(directory, StudyLocation(storage, name))  # for `metasearch ui --optuna`
+    return study
+
+
+def _describe(study: optuna.Study, settings: OptunaSettings, space: Space) -> None:
+    study.set_user_attr("space", space.source)
+    study.set_user_attr("objectives", list(settings.objectives))
+    study.set_user_attr("cost", settings.cost)
 
 
 def warm_start_configs(space: Space) -> tuple[object, ...]:

@@ -21,8 +21,8 @@ from metasearch import atomic
 from metasearch.errors import ConfigError, DataError
 from metasearch.urls import redact
 
-__all__ = ["JOURNAL_FILE", "STUDY_FILE", "StudyLocation", "open_storage", "read_location",
-           "redact", "write_location"]
+__all__ = ["JOURNAL_FILE", "STUDY_FILE", "StudyLocation", "open_storage", "own_schema",
+           "read_location", "redact", "write_location"]
 
 JOURNAL_FILE = "optuna.journal"
 STUDY_FILE = "optuna.json"
@@ -67,6 +67,42 @@ def open_storage(storage: str) -> Any:
             "open (sqlite:///path/study.db, postgresql://user@host/db with its driver "
             "installed), or leave search.optuna.storage unset for a journal file in the "
             "campaign directory.") from None
+
+
+def own_schema(url: str, schema: str = "optuna") -> str:
+    """``url`` with Optuna's tables in a PostgreSQL schema of their own (created here).
+
+    Optuna and MLflow both version their tables with Alembic's default
+    ``alembic_version`` table, so the two cannot share one schema: Optuna
+    refuses a database whose MLflow revision it does not know ("no longer
+    compatible with the table schema"). A shared campaign's database may well
+    hold an MLflow backend store too, so its study goes to ``schema`` (through
+    libpq's ``options=-csearch_path=...``, kept in the URL so that every worker
+    and ``metasearch ui --optuna`` open the same tables). Other databases: as is.
+    """
+    from metasearch.store.db import driver_url
+
+    url = driver_url(url)
+    if not url.startswith("postgresql"):
+        return url
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        except sa.exc.IntegrityError:
+            pass  # another worker created it at the same moment (IF NOT EXISTS races)
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        raise ConfigError(
+            f"Cannot create the schema {schema!r} for the shared Optuna study in "
+            f"{redact(url)}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}. "
+            f"Grant the user CREATE on the database (or create the schema {schema!r} for it), "
+            "or give search.optuna.storage a database of the study's own.") from None
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
 
 
 def whole_lines(path: Path) -> None:

@@ -15,6 +15,12 @@ Reproducible by construction, for any number of candidates in flight:
 - Pruning compares with the best trial of *earlier* generations only (Optuna's
   own ``trial.should_prune`` would use whatever finished first).
 
+Several ``--worker`` processes (``claims``, the campaign's coordinator) share
+one study in the campaign's database. Each generation is asked by one worker
+only (``Coordinator.once``), exactly as one process would ask it; every other
+worker *adopts* its trials (their stored parameters), so all of them queue the
+same slots and the coordinator's claims give each slot to one worker.
+
 Resume after kill -9: the study is in storage. A trial that was RUNNING with no
 archived record is proposed again with its stored parameters (its evaluation
 replays from the response cache); one whose record was archived but not told is
@@ -113,8 +119,9 @@ class OptunaStrategy:
     name = "optuna"
 
     def __init__(self, *, space: Space, study: optuna.Study, settings: OptunaSettings,
-                 generations: int) -> None:
+                 generations: int, claims: Any = None) -> None:
         self.space, self.study, self.settings, self.generations = space, study, settings, generations
+        self.claims = claims  # store.coordinator.Coordinator: one of several workers
         self._lock = threading.Lock()  # storage writes come from the loop; reads from candidates
         self._queue: list[Slot] = []
         self._values: dict[str, dict[str, Scalar]] = {}  # candidate id -> rendered values
@@ -133,7 +140,10 @@ class OptunaStrategy:
         if not self._reconciled:
             self._reconcile(archive)
         if not self._queue:
-            self._open_generation(archive)
+            if self.claims is None:
+                self._open_generation(archive)
+            else:
+                self._open_shared(archive)
         slots, self._queue = self._queue[:free], self._queue[free:]
         return slots
 
@@ -150,7 +160,8 @@ class OptunaStrategy:
                     self._trial[cid] = t.number
                 continue
             if not cid:
-                self.study.tell(t.number, state=TrialState.FAIL)
+                if self.claims is None:  # shared: only the generation's asker may fail it
+                    self.study.tell(t.number, state=TrialState.FAIL)
                 continue
             self._trial[cid] = t.number
             if archive.has(cid):
@@ -166,23 +177,76 @@ class OptunaStrategy:
         trials = self._trials()
         if any(t.state == TrialState.RUNNING for t in trials):
             return  # wait: the previous generation is still being evaluated
+        gen = self._next_generation(trials)
+        if gen <= self.generations:
+            self._ask_generation(gen, archive)
+
+    def _next_generation(self, trials: Sequence[Any]) -> int:
+        """The last generation while some of its trials are unasked, else the one after."""
         gens = [int(t.user_attrs[GEN]) for t in trials if GEN in t.user_attrs]
-        last = max(gens, default=0)
-        partial = [t for t in trials if t.user_attrs.get(GEN) == last]
-        gen = last if 0 < len(partial) < self.settings.width else last + 1
-        if gen > self.generations:
-            return
+        if not gens:
+            return 1
+        last = max(gens)
+        asked = {t.user_attrs[CID] for t in trials
+                 if t.user_attrs.get(GEN) == last and t.user_attrs.get(CID)}
+        return last if len(asked) < self.settings.width else last + 1
+
+    def _ask_generation(self, gen: int, archive: Archive) -> None:
+        """Ask the trials of ``gen`` that are not asked yet, in index order.
+
+        A trial gets its candidate id only once all its parameters are drawn, so
+        a trial without one was cut off inside ``ask`` (and is failed here).
+        """
+        for t in self._trials():
+            if t.state == TrialState.RUNNING and not t.user_attrs.get(CID):
+                self.study.tell(t.number, state=TrialState.FAIL)
+        asked = {t.user_attrs[CID] for t in self._trials() if t.user_attrs.get(CID)}
         for i in range(self.settings.width):
             cid = candidate_id(gen, i)
-            if cid in self._trial or archive.has(cid):
+            if cid in self._trial or cid in asked or archive.has(cid):
                 continue
             self.study.sampler = self._sampler(cid)
             trial = self.study.ask()
-            trial.set_user_attr(CID, cid)
             trial.set_user_attr(GEN, gen)
             self._values[cid] = self.space.sample(OptunaDraw(trial))
+            trial.set_user_attr(CID, cid)
             self._trial[cid] = trial.number
             self._queue.append(Slot(cid, gen, i))
+
+    def _open_shared(self, archive: Archive) -> None:
+        """One of several workers: adopt the trials another worker asked, or ask the next
+        generation (in one worker only) once every trial of this one is told."""
+        while True:
+            if self._adopt(archive):
+                return
+            trials = self._trials()
+            if any(t.state == TrialState.RUNNING and t.user_attrs.get(CID) in self._trial
+                   for t in trials):
+                return  # this worker's slots are in flight (run here, or awaited from others)
+            gen = self._next_generation(trials)
+            if gen > self.generations:
+                return
+            if self.claims.once(f"~optuna-g{gen:03d}",
+                                lambda g=gen: self._ask_generation(g, archive)):
+                return  # asked here: the new slots are queued
+            # asked by another worker: adopt its trials on the next pass
+
+    def _adopt(self, archive: Archive) -> bool:
+        """Queue the running trials that another worker asked (their stored parameters)."""
+        adopted = False
+        for t in self._trials():
+            cid = t.user_attrs.get(CID)
+            if t.state != TrialState.RUNNING or not cid or cid in self._trial:
+                continue
+            self._trial[cid] = t.number
+            if archive.has(cid):  # committed already: tell it (a no-op if already told)
+                self._tell(archive.get(cid))
+                continue
+            self._values[cid] = self.space.sample(_Replay(t.params))
+            self._queue.append(Slot(cid, int(t.user_attrs[GEN]), int(cid.rsplit("-", 1)[1])))
+            adopted = True
+        self._queue.sort(key=lambda s: (s.generation, s.index))
+        return adopted
 
     def _sampler(self, cid: str) -> optuna.samplers.BaseSampler:
         s, seed = self.settings, _seed(self.settings.seed, cid)
@@ -242,16 +306,22 @@ class OptunaStrategy:
             trial = self.study.get_trials(deepcopy=False)[number]
             if trial.state != TrialState.RUNNING:
                 return  # already told (a replayed commit)
-            if record.val is not None and len(self.settings.objectives) == 1:
-                live = optuna.trial.Trial(self.study, trial._trial_id)
-                for step, score in enumerate(record.val.scores.values()):
-                    if step not in trial.intermediate_values:
-                        live.report(float(score), step)
-            values = objective_values(record, self.settings)
-            if record.status == "pruned":
-                self.study.tell(number, state=TrialState.PRUNED)
-            elif values is None:
-                self.study.tell(number, state=TrialState.FAIL)
-            else:
-                self.study.tell(number, values)
+            try:
+                self._tell_trial(trial, record)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another worker told it from the same record a moment ago
             self._best_before.clear()
+
+    def _tell_trial(self, trial: Any, record: CandidateRecord) -> None:
+        if record.val is not None and len(self.settings.objectives) == 1:
+            live = optuna.trial.Trial(self.study, trial._trial_id)
+            for step, score in enumerate(record.val.scores.values()):
+                if step not in trial.intermediate_values:
+                    live.report(float(score), step)
+        values = objective_values(record, self.settings)
+        if record.status == "pruned":
+            self.study.tell(trial.number, state=TrialState.PRUNED, skip_if_finished=True)
+        elif values is None:
+            self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        else:
+            self.study.tell(trial.number, values, skip_if_finished=True)
