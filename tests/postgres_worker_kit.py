@@ -2,6 +2,7 @@
 
     python tests/postgres_worker_kit.py URL CAMPAIGN DIR [--delay S] [--max-calls N]
         [--lease S] [--parallel N] [--generations G] [--width W] [--strategy random|optuna]
+        [--max-search-calls N]
 
 The campaign is the toy suite with the random strategy, or the optuna one on a
 study in the same database (no meta model either way), and the scripted task
@@ -83,6 +84,7 @@ def main() -> None:
     p.add_argument("--generations", type=int, default=2)
     p.add_argument("--width", type=int, default=3)
     p.add_argument("--strategy", choices=("random", "optuna"), default="random")
+    p.add_argument("--max-search-calls", type=int, default=None)
     a = p.parse_args()
     a.dir.mkdir(parents=True, exist_ok=True)
     flat = {"suite.name": "toy", "search.strategy": a.strategy, "search.width": a.width,
@@ -109,7 +111,8 @@ def main() -> None:
                               generations=a.generations, claims=coordinator)
 
     campaign = toy_campaign(a.dir, SlowModel(a.delay), strategy, parallel=a.parallel,
-                            archive=archive, cache=cache, budget=budget)
+                            archive=archive, cache=cache, budget=budget,
+                            max_search_calls=a.max_search_calls)
     campaign.coordinator = coordinator
     try:
         result = campaign.run()

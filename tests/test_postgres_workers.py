@@ -163,6 +163,17 @@ def test_the_global_call_cap_is_exact_across_workers(pg_url: str, tmp_path: Path
     assert all(json.loads((tmp_path / x / "result.json").read_text())["stopped"] for x in "ab")
 
 
+def test_the_search_call_budget_counts_every_workers_calls(pg_url: str, tmp_path: Path) -> None:
+    """budget.max_search_calls = 1: once the seed is billed, no worker starts a slot (each
+    worker counting only its own calls, the one that did not run the seed would)."""
+    name = fresh_campaign("msc")
+    procs = [start(pg_url, name, tmp_path / x, "--max-search-calls", "1") for x in "ab"]
+    for p in procs:
+        finish(p)
+    arc = SqlArchive.open(pg_url, campaign=name, readonly=True)
+    assert [r.id for r in arc.records()] == ["seed-toy_seed"]
+
+
 def test_reserve_refuses_at_the_cap_and_release_gives_back(pg_url: str) -> None:
     name = fresh_campaign("res")
     one = SqlBudget(BudgetSettings(max_calls=2), url=pg_url, campaign=name)

@@ -257,8 +257,11 @@ class Campaign:
             return f"The search time limit (budget.max_search_minutes = " \
                    f"{(self.max_search_s or 0.0) / 60:g})"
         if self.max_search_calls is not None:
-            now = self.gateway.snapshot().total.minus(self._base)
-            billed = self._prior["calls"] + now.calls - now.cached_calls
+            if self.coordinator is not None:  # one of several workers: the database's count
+                billed = self.gateway.budget.usage().calls  # of every worker's billed calls
+            else:
+                now = self.gateway.snapshot().total.minus(self._base)
+                billed = self._prior["calls"] + now.calls - now.cached_calls
             if billed >= self.max_search_calls:
                 return (f"The search call budget (budget.max_search_calls = "
                         f"{self.max_search_calls}; {billed} calls billed so far)")
