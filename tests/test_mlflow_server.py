@@ -150,3 +150,38 @@ def test_compare_export_and_ui_take_the_server_uri(server, campaign, tmp_path):
     assert f"{server}/#/experiments/" in out.output
     out = cli.invoke(app, ["ui", str(tmp_path / "nope"), "--tracking-uri", server])
     assert out.exit_code != 0 and "has no experiment" in out.output
+
+
+def test_two_workers_on_one_server_log_each_candidate_once(server, tmp_path):
+    """``run --worker --storage postgresql://... --tracking-uri SERVER`` from two processes:
+    one experiment named after the campaign, one parent run, one run per record."""
+    from postgres_kit import fresh_campaign, postgres_url
+    from test_campaign_faults_cli import respond
+    from test_campaign_resume_cli import ENV, config_text
+
+    from metasearch.store.sql_archive import SqlArchive
+    from metasearch.testing.fake_openai import FakeOpenAIServer
+
+    url, name = postgres_url(), fresh_campaign("mlw")
+    with FakeOpenAIServer(respond=respond) as fake:
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(config_text(fake.url))
+        procs = [subprocess.Popen(
+            [sys.executable, "-m", "metasearch.cli.app", "run", str(cfg), "--out",
+             str(tmp_path / w / "camp"), "--worker", "--storage", f"{url}#{name}",
+             "--tracking-uri", server], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True) for w in "ab"]
+        ends = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[1][-2000:] for e in ends]
+    ids = {r.id for r in SqlArchive.open(url, campaign=name, readonly=True).records()}
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=server)
+    exp = client.get_experiment_by_name(name)
+    assert exp is not None, "the experiment is not named after the campaign"
+    runs = client.search_runs([exp.experiment_id], f"tags.`{TAG_ROLE}` = 'candidate'")
+    assert sorted(r.data.tags[TAG_CANDIDATE] for r in runs) == sorted(ids)  # once each
+    parents = client.search_runs([exp.experiment_id], f"tags.`{TAG_ROLE}` = 'campaign'")
+    assert len(parents) == 1
+    tested = {r.data.tags[TAG_CANDIDATE] for r in runs if "test_score" in r.data.metrics}
+    assert tested, "no test score reached the server"

@@ -328,11 +328,19 @@ def build_campaign(
             settings=config.search.settings, config=config, gateway=bench.gateway, suite=suite,
             parallel=config.run.parallel_candidates, directory=out, resume=resume,
             val_tasks=tuple(splits.validation), shared=shared))
-        tracker = Tracker.for_campaign(out, tracking_uri=tracking_uri or config.run.tracking_uri)
-        tracker.start(config.to_flat_params() | {
+        uri = tracking_uri or config.run.tracking_uri
+        tracker = Tracker.for_campaign(out, tracking_uri=uri,
+                                       experiment_name=shared.name if shared else None)
+        params = config.to_flat_params() | {
             "runtime.protocol": bench.settings.protocol,
-            "runtime.meta_protocol": bench.gateway.resolve_protocol(meta_m.model)},
-            models={"meta_model": meta_m.model, "task_model": task_m.model})
+            "runtime.meta_protocol": bench.gateway.resolve_protocol(meta_m.model)}
+        models = {"meta_model": meta_m.model, "task_model": task_m.model}
+        if shared is not None and uri:
+            from metasearch.campaign.workers import start_shared_tracker
+
+            start_shared_tracker(tracker, shared, params, models)
+        else:
+            tracker.start(params, models=models)
     except BaseException:
         if bench is not None:
             bench.close()  # a failed build leaves nothing running or locked
@@ -340,7 +348,7 @@ def build_campaign(
         if shared is not None:
             shared.close()
         raise
-    return Campaign(
+    campaign = Campaign(
         directory=out, archive=archive, strategy=strategy, runner=bench.runner,
         gateway=bench.gateway, suite=suite, val_tasks=list(splits.validation),
         test_tasks=list(splits.test), seeds=seeds, settings=bench.settings,
@@ -353,6 +361,9 @@ def build_campaign(
         max_search_calls=config.budget.max_search_calls,
         coordinator=shared.coordinator if shared is not None else None,
     )
+    if tracker.owned is not None:  # one server, several workers: each logs its own records
+        tracker.owned = campaign.committed.__contains__
+    return campaign
 
 
 #: Config fields a resumed campaign must keep: changing them makes the archived

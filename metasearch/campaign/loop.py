@@ -126,6 +126,8 @@ class Campaign:
     _time_notes: list[str] = field(default_factory=list, init=False, repr=False)
     _notes: list[str] = field(default_factory=list, init=False, repr=False)  # for the report
     _base: Counts = field(default_factory=Counts, init=False, repr=False)
+    # ids of the records this process committed (one of several workers logs only these)
+    committed: set[str] = field(default_factory=set, init=False, repr=False)
 
     # ------------------------------------------------------------------ run
 
@@ -370,6 +372,8 @@ class Campaign:
         self._run_final_test()  # an error leaves the claim to expire: another worker resumes it
         if self.coordinator is not None:
             self.coordinator.final_test_done()
+            if self.tracker is not None and self.tracker.owned is not None:
+                self.tracker.catch_up(self.archive)  # runs that dead workers left out
 
     def _run_final_test(self) -> None:
         best = self.archive.best()
@@ -481,6 +485,7 @@ class Campaign:
         if done.transcript:
             self.archive.write_transcript(record.id, done.transcript)
         stored = self.archive.add(record, code=done.code)
+        self.committed.add(record.id)
         if self.coordinator is not None:
             self.coordinator.release(record.id)
         self._checkpoint(f"stored {record.id}")

@@ -28,7 +28,7 @@ from metasearch.store.coordinator import Coordinator
 from metasearch.store.locate import write_store
 from metasearch.store.sql_archive import SqlArchive
 
-__all__ = ["LEASE_S", "SharedState", "join_shared", "sharable"]
+__all__ = ["LEASE_S", "SharedState", "join_shared", "sharable", "start_shared_tracker"]
 
 LEASE_S = 60.0  # a dead worker's claims are taken over this long after its last heartbeat
 
@@ -86,3 +86,19 @@ def join_shared(config: Any, out: Path, storage: str, *, resume: bool, worker: b
     return SharedState(name=name, url=url, archive=archive,
                        cache=SqlResponseCache(url=url, campaign=name), budget=budget,
                        coordinator=coordinator, new=new)
+
+
+def start_shared_tracker(tracker: Any, shared: SharedState, params: dict[str, Any],
+                         models: dict[str, str]) -> None:
+    """Several workers, one tracking server: one experiment (the campaign's name), one
+    parent run (made by one worker), and each candidate's run logged once.
+
+    Each worker logs the records it committed itself (``tracker.owned``, bound to
+    the campaign's ``committed`` set by the builder); the worker that runs the
+    final test then logs any record the server still lacks (a worker killed
+    between its commit and its MLflow call). With no server, each worker's own
+    store mirrors the whole campaign instead.
+    """
+    tracker.owned = lambda _cid: False  # until the builder binds the campaign's own records
+    shared.coordinator.once("~mlflow-parent", lambda: tracker.start(params, models=models))
+    tracker.start(params, models=models)  # finds the parent run; params already logged stay

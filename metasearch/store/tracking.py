@@ -31,7 +31,7 @@ import logging
 import math
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,21 +99,25 @@ class Tracker:
         self.parent_run_id: str | None = None
         self._runs: dict[str, str] = {}  # candidate id → run id
         self._models: dict[str, str] = {}
+        # one of several workers on one server: which records this worker logs (its own)
+        self.owned: Callable[[str], bool] | None = None
 
     @classmethod
-    def for_campaign(cls, campaign_dir: str | Path, *, tracking_uri: str | None = None) -> Tracker:
-        """The experiment is named after the campaign directory.
+    def for_campaign(cls, campaign_dir: str | Path, *, tracking_uri: str | None = None,
+                     experiment_name: str | None = None) -> Tracker:
+        """The experiment is named after the campaign directory (or ``experiment_name``).
 
         Without ``tracking_uri``: sqlite in the campaign dir, artifacts under
         ``<campaign_dir>/mlartifacts``. With one (a server), the server
         chooses where artifacts go.
         """
         root = Path(campaign_dir).resolve()
+        name = experiment_name or root.name
         if tracking_uri:
-            return cls(tracking_uri=tracking_uri, experiment_name=root.name)
+            return cls(tracking_uri=tracking_uri, experiment_name=name)
         return cls(
             tracking_uri=default_tracking_uri(root),
-            experiment_name=root.name,
+            experiment_name=name,
             artifact_location=(root / "mlartifacts").as_uri(),
         )
 
@@ -341,7 +345,7 @@ class Tracker:
         created = 0
         records = archive.records()
         for point, rec in zip(progress_curve(records), records, strict=True):
-            if rec.id not in self._runs:
+            if rec.id not in self._runs and (self.owned is None or self.owned(rec.id)):
                 code = (
                     archive.read_agent(rec.id)
                     if rec.code_path and (archive.root / rec.code_path).is_file()
@@ -362,6 +366,16 @@ class Tracker:
             elif rec.test is not None:
                 self.log_test(rec)
         return created
+
+    def catch_up(self, archive: Archive) -> int:
+        """Log every record the server lacks, whoever committed it (the last worker's job:
+        a worker killed between its commit and its MLflow call left that run out)."""
+        owned, self.owned = self.owned, None  # every worker has finished: redo half-logged runs
+        try:
+            self._runs = self._existing_candidates()
+            return self.sync(archive)
+        finally:
+            self.owned = owned
 
     # ---- internals
 
@@ -395,10 +409,15 @@ class Tracker:
         """Delete a half-logged run with its traces and logged models."""
         c = self.client
         eid = self.experiment_id or ""
-        trace_ids = [t.info.trace_id for t in c.search_traces(
-            locations=[eid], run_id=run_id, include_spans=False, max_results=1000)]
-        if trace_ids:
-            c.delete_traces(eid, trace_ids=trace_ids)
+        token = None
+        while True:  # pages of 500: a tracking server refuses more (a sqlite store does not)
+            page = c.search_traces(locations=[eid], run_id=run_id, include_spans=False,
+                                   max_results=500, page_token=token)
+            if page:
+                c.delete_traces(eid, trace_ids=[t.info.trace_id for t in page])
+            token = page.token
+            if not token:
+                break
         for model in c.search_logged_models(
                 [eid], filter_string=f"source_run_id = '{run_id}'", max_results=100):
             c.delete_logged_model(model.model_id)
@@ -422,8 +441,9 @@ class Tracker:
             if not cid or cid in found:
                 continue
             if run.data.tags.get(TAG_COMPLETE) != "1":
-                self._forget(run.info.run_id)  # half-logged before a crash: redo
-                continue
+                if self.owned is None:  # alone: half-logged before a crash, so redo it
+                    self._forget(run.info.run_id)
+                continue  # one of several workers: maybe another's run in progress
             found[cid] = run.info.run_id
         return found
 
