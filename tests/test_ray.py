@@ -243,14 +243,11 @@ def test_a_spent_budget_sends_no_shard_and_node_costs_reach_the_host(cluster):
     host.close()
 
 
-def test_the_cli_runs_a_config_on_the_cluster_in_ray_address(cluster, tmp_path):
-    """``metasearch run`` with executor = "ray" joins the cluster that RAY_ADDRESS names.
-
-    (Equal records with the local executor are shown in-process above; one CLI
-    campaign here keeps CI short.)
-    """
+def cli_on_cluster(cluster, tmp_path, *extra: str) -> tuple[int, str, int]:
+    """``metasearch run`` of the CLI test config on the cluster (RAY_ADDRESS), one generation:
+    (exit code, stderr, requests the fake endpoint got)."""
     from test_campaign_faults_cli import respond
-    from test_campaign_resume_cli import ENV, config_text, finish, records, start
+    from test_campaign_resume_cli import ENV, config_text, finish, start
 
     from metasearch.testing.fake_openai import FakeOpenAIServer
 
@@ -260,7 +257,19 @@ def test_the_cli_runs_a_config_on_the_cluster_in_ray_address(cluster, tmp_path):
             'sandbox = "none"', 'sandbox = "auto"\nexecutor = "ray"\n[ray]\nshard_tasks = 1'))
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr("test_campaign_resume_cli.ENV", {**ENV, "RAY_ADDRESS": cluster.address})
-            code, err = finish(start(cfg, tmp_path / "out", "--generations", "1"))
+            code, err = finish(start(cfg, tmp_path / "out", "--generations", "1", *extra))
+        return code, err, len(server.bodies())
+
+
+def test_the_cli_runs_a_config_on_the_cluster_in_ray_address(cluster, tmp_path):
+    """``metasearch run`` with executor = "ray" joins the cluster that RAY_ADDRESS names.
+
+    (Equal records with the local executor are shown in-process above; one CLI
+    campaign here keeps CI short.)
+    """
+    from test_campaign_resume_cli import records
+
+    code, err, _ = cli_on_cluster(cluster, tmp_path)
     assert code == 0, err
     assert f"executor ray: 2 nodes with a gateway and sandbox pool each, cluster {cluster.address}" \
         in err, err
@@ -268,26 +277,15 @@ def test_the_cli_runs_a_config_on_the_cluster_in_ray_address(cluster, tmp_path):
 
 
 def test_the_cli_puts_the_nodes_cache_and_budget_in_the_campaigns_database(cluster, tmp_path):
-    """``run --worker --storage postgresql://...`` with executor = "ray": every call the nodes and the
-    host made is counted once in the database's budget row, and the records are there."""
+    """``run --worker --storage postgresql://...`` with executor = "ray": every call the nodes
+    and the host made is counted once in the database's budget row, and the records are there."""
     from postgres_kit import fresh_campaign, postgres_url
-    from test_campaign_faults_cli import respond
-    from test_campaign_resume_cli import ENV, config_text, finish, start
 
     from metasearch.llm.shared import SqlBudget
     from metasearch.store.sql_archive import SqlArchive
-    from metasearch.testing.fake_openai import FakeOpenAIServer
 
     url, name = postgres_url(), fresh_campaign("rayc")
-    cfg = tmp_path / "c.toml"
-    with FakeOpenAIServer(respond=respond) as server:
-        cfg.write_text(config_text(server.url).replace(
-            'sandbox = "none"', 'sandbox = "auto"\nexecutor = "ray"\n[ray]\nshard_tasks = 1'))
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setattr("test_campaign_resume_cli.ENV", {**ENV, "RAY_ADDRESS": cluster.address})
-            code, err = finish(start(cfg, tmp_path / "out", "--generations", "1",
-                                     "--worker", "--storage", f"{url}#{name}"))
-        made = len(server.bodies())
+    code, err, made = cli_on_cluster(cluster, tmp_path, "--worker", "--storage", f"{url}#{name}")
     assert code == 0, err
     archive = SqlArchive.open(url, campaign=name, root=tmp_path / "out")
     assert [(r.id, r.status) for r in archive.records()] == [
