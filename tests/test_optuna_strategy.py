@@ -154,6 +154,21 @@ def test_an_rdb_url_holds_the_study_and_a_bad_one_is_a_clear_error(tmp_path):
         read_location(tmp_path / "e")
 
 
+def test_a_database_holding_an_mlflow_store_is_refused_with_the_fix(tmp_path):
+    """Optuna and MLflow both keep Alembic's alembic_version table: in one schema, Optuna
+    refuses to start; the error says why and how to give the study its own schema."""
+    import sqlite3
+
+    from metasearch.search.optuna.storage import open_storage
+
+    path = tmp_path / "shared.db"
+    with sqlite3.connect(path) as conn:  # what an MLflow backend store leaves there
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        conn.execute("INSERT INTO alembic_version VALUES ('dc11669786a5')")
+    with pytest.raises(ConfigError, match=r"another Alembic user .*-csearch_path%3Doptuna"):
+        open_storage(f"sqlite:///{path}")
+
+
 def test_a_resumed_study_keeps_its_objectives(tmp_path):
     kit.run(tmp_path / "c", kit.ColdModel(), generations=1)
     two = kit.settings().model_copy(update={"objectives": ["score", "cost"]})

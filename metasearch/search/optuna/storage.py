@@ -61,6 +61,13 @@ def open_storage(storage: str) -> Any:
     try:
         return optuna.storages.RDBStorage(storage, heartbeat_interval=None)
     except Exception as exc:  # bad dialect, unreachable server, missing driver
+        if "compatible with the table schema" in str(exc):
+            raise ConfigError(
+                f"Cannot open the Optuna storage {redact(storage)}: its tables are versioned by "
+                "another Alembic user (an MLflow backend store in the same database or schema, "
+                "most likely), which Optuna refuses. Give the study a database of its own, or "
+                "a schema of its own on PostgreSQL by adding ?options=-csearch_path%3Doptuna to "
+                "the URL (create the schema first: CREATE SCHEMA optuna).") from None
         raise ConfigError(
             f"Cannot open the Optuna storage {redact(storage)}: {type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}. Give an RDB URL SQLAlchemy can "
