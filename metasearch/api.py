@@ -92,6 +92,8 @@ def evaluate(
     cache: bool = True,
     cache_dir: Path | None = None,
     task_timeout_s: float = 300.0,
+    memory_mb: int = 2048,
+    max_pids: int = 256,
     on_outcome: Callable[[Any], None] | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> Any:
@@ -100,7 +102,8 @@ def evaluate(
     Returns an ``Evaluation`` (``summary()`` gives score, CI, calls, cost,
     cache hits and wall time). ``split="validation"`` with ``n_val`` and
     ``seed`` gives exactly the tasks a campaign with those settings sees.
-    ``on_start(n_tasks)`` and ``on_outcome(outcome)`` report progress.
+    ``on_start(n_tasks)`` and ``on_outcome(outcome)`` report progress. ``memory_mb``
+    and ``max_pids`` hold the agent's whole process tree, as a campaign's ``[sandbox]``.
     """
     from metasearch.campaign.build import build_bench
     from metasearch.candidate.validate import format_findings, validate_code
@@ -135,7 +138,8 @@ def evaluate(
     with build_bench(the_suite, task_model=model, api_base=api_base, protocol=protocol,
                      cache_dir=cache_dir, cache_enabled=cache, concurrency=concurrency,
                      sandbox=sandbox, max_tokens=max_tokens,
-                     task_timeout_s=task_timeout_s) as bench:
+                     task_timeout_s=task_timeout_s, memory_mb=memory_mb,
+                     max_pids=max_pids) as bench:
         evaluation = bench.evaluate(code, tasks, candidate=f"eval:{name}", on_outcome=on_outcome)
         return replace(evaluation, sandbox=bench.runner.mode)
 

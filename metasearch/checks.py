@@ -50,7 +50,7 @@ def check_option(option: str, value: Any, model: type[BaseModel] | None = None,
 
 
 _SECTIONS = {"SuiteConfig": "suite", "RunConfig": "run", "TaskModelConfig": "models.task",
-             "BudgetConfig": "budget", "LocalConfig": "local"}
+             "BudgetConfig": "budget", "LocalConfig": "local", "SandboxConfig": "sandbox"}
 
 
 def _dotted(model: type[BaseModel], field: str) -> str:

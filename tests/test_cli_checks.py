@@ -63,7 +63,29 @@ EVAL_BAD = [
     ("--protocol", "nope", "models.task.protocol", "input should be 'auto', 'json' or 'sections'"),
     ("--limit", "0", "", "an integer >= 1"),
     ("--limit", "-3", "", "an integer >= 1"),
+    ("--memory-mb", "100", "sandbox.memory_mb", "an integer from 512 to 1048576"),
+    ("--max-pids", "8", "sandbox.max_pids", "an integer from 16 to 65536"),
 ]
+
+
+def test_eval_hands_its_sandbox_limits_to_the_bench(monkeypatch, tmp_path):
+    """--memory-mb and --max-pids reach the sandbox as a campaign's [sandbox] does."""
+    import contextlib
+
+    from metasearch import api
+
+    seen: dict = {}
+
+    @contextlib.contextmanager
+    def fake_bench(_suite, **kw):
+        seen.update(kw)
+        raise RuntimeError("stop here")
+        yield
+
+    monkeypatch.setattr("metasearch.campaign.build.build_bench", fake_bench)
+    with pytest.raises(RuntimeError, match="stop here"):
+        api.evaluate(COT, limit=1, memory_mb=768, max_pids=64, cache_dir=tmp_path)
+    assert (seen["memory_mb"], seen["max_pids"]) == (768, 64)
 
 
 @pytest.mark.parametrize(("option", "value", "field", "fix"), EVAL_BAD)

@@ -29,6 +29,8 @@ def eval_cmd(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache.")] = False,
     cache_dir: Annotated[Path | None, typer.Option(help="Response cache directory (default ~/.cache/metasearch; local weights always stay in the user cache).")] = None,
     task_timeout: Annotated[float, typer.Option(help="Wall-clock seconds per task.")] = 300.0,
+    memory_mb: Annotated[int, typer.Option(help="Memory of the agent's processes together, in MB (a campaign's sandbox.memory_mb).")] = 2048,
+    max_pids: Annotated[int, typer.Option(help="Processes and threads of the agent together (a campaign's sandbox.max_pids).")] = 256,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Score AGENT on a suite split in the sandbox, with a 95% bootstrap CI."""
@@ -36,7 +38,8 @@ def eval_cmd(
 
     _check_options(concurrency=concurrency, max_tokens=max_tokens, seed=seed, n_val=n_val,
                    difficulty=difficulty, task_timeout=task_timeout, limit=limit,
-                   cache_dir=cache_dir, protocol=protocol)
+                   cache_dir=cache_dir, protocol=protocol, memory_mb=memory_mb,
+                   max_pids=max_pids)
     quiet_native_logs(cache_dir)
     with sandbox_notices():
         evaluation = _run_with_progress(
@@ -45,8 +48,8 @@ def eval_cmd(
                 api_base=api_base, protocol=protocol, concurrency=concurrency,
                 max_tokens=max_tokens, seed=seed, n_val=n_val, difficulty=difficulty,
                 sandbox=sandbox, validate=not skip_validation, cache=not no_cache,
-                cache_dir=cache_dir, task_timeout_s=task_timeout, on_outcome=cb,
-                on_start=start),
+                cache_dir=cache_dir, task_timeout_s=task_timeout, memory_mb=memory_mb,
+                max_pids=max_pids, on_outcome=cb, on_start=start),
             quiet=as_json, label=f"{agent.name} on {suite}/{split}",
         )
     summary = evaluation.summary() | {"suite": suite, "split": split, "model": model,
@@ -59,12 +62,13 @@ def eval_cmd(
 
 def _check_options(*, concurrency: int, max_tokens: int, seed: int, n_val: int,
                    difficulty: int | None, task_timeout: float, limit: int | None,
-                   cache_dir: Path | None, protocol: str) -> None:
+                   cache_dir: Path | None, protocol: str, memory_mb: int = 2048,
+                   max_pids: int = 256) -> None:
     """Every number by the rule of its config field, and the cache directory, before any work."""
     from pydantic import Field
 
     from metasearch.checks import check_option, check_output_dir
-    from metasearch.config import RunConfig, SuiteConfig, TaskModelConfig
+    from metasearch.config import RunConfig, SandboxConfig, SuiteConfig, TaskModelConfig
 
     check_option("--concurrency", concurrency, RunConfig, "concurrency")
     check_option("--max-tokens", max_tokens, TaskModelConfig, "max_tokens")
@@ -73,6 +77,8 @@ def _check_options(*, concurrency: int, max_tokens: int, seed: int, n_val: int,
     check_option("--n-val", n_val, SuiteConfig, "n_val")
     check_option("--difficulty", difficulty, SuiteConfig, "difficulty")
     check_option("--task-timeout", task_timeout, RunConfig, "task_timeout_s")
+    check_option("--memory-mb", memory_mb, SandboxConfig, "memory_mb")
+    check_option("--max-pids", max_pids, SandboxConfig, "max_pids")
     check_option("--limit", limit, rule=Field(ge=1, description="a number of tasks, an integer >= 1"))
     if cache_dir is not None:
         check_output_dir(cache_dir, "--cache-dir")
