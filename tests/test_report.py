@@ -123,3 +123,14 @@ def test_paired_summary_from_stats() -> None:
     s = PairedSummary.of(diff, best_id="g001-02", baseline_id="seed-cot")
     assert s.mean == 0.5 and s.n == 4 and s.p_value is not None
     assert "one-sided bootstrap p =" in render_markdown(records(), paired=s)
+
+
+def test_a_campaign_where_nothing_worked_plots_without_a_warning(tmp_path: Path) -> None:
+    """Only failed candidates: the plot is drawn, with no empty-legend warning on stderr."""
+    import warnings
+
+    failed = [r for r in records() if r.status == "invalid"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_report(tmp_path, failed)
+    assert "Candidates: 1" in (tmp_path / "report.md").read_text()

@@ -401,7 +401,8 @@ def plot_comparison(summaries: Sequence[CampaignSummary], path: str | Path) -> P
     ax.set_xlabel("cumulative LLM calls" if by_calls else "cumulative cost (USD)")
     ax.set_ylabel("best-so-far validation score (%)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # no campaign has a scored candidate: no legend
+        ax.legend(loc="lower right", fontsize=8)
     title = "Best-so-far validation score"
     if by_calls:
         title += " (all calls cost $0: x is LLM calls)"

@@ -385,7 +385,8 @@ def plot_progress(records: Sequence[CandidateRecord], path: str | Path) -> Path:
         ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("validation score (%)")
-    axes[1].legend(loc="best", fontsize=8)
+    if axes[1].get_legend_handles_labels()[0]:  # nothing scored yet: no empty-legend warning
+        axes[1].legend(loc="best", fontsize=8)
     fig.suptitle("Best-so-far validation score")
     fig.tight_layout()
     return atomic.write_with(Path(path), fig.savefig)
