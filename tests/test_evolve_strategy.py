@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from kill9_kit import kill_and_resume, run_to_end, starter, summary
 
 from metasearch.search.adas.context import TaskBrief
 from metasearch.search.base import Slot
 from metasearch.search.evolve import EvolveStrategy, gate
 from metasearch.search.registry import get_strategy
-from metasearch.store.archive import Archive
 from metasearch.store.records import CandidateRecord, SplitScore
 from metasearch.testing import TOY_SUITE
-from metasearch.testing.campaigns import TOY_TASKS, comparable
+from metasearch.testing.campaigns import TOY_TASKS
 
 KIT = Path(__file__).parent / "edit_kit.py"
+child = starter(KIT, "evolve")
 
 
 def rec(cid, scores, *, gen="initial", status="ok", parent=None, thought=""):
@@ -182,28 +177,9 @@ def test_registered_and_built_from_the_shipped_config():
 # ------------------------------------------------------------------ kill -9
 
 
-def keys(d: Path) -> list[str]:
-    log = d / "calls.log"
-    return [json.loads(x)["key"] for x in log.read_text().splitlines()] if log.exists() else []
-
-
-def child(d: Path, *, delay_s: float = 0.0, parallel: int = 1) -> subprocess.Popen:
-    env = os.environ | {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    return subprocess.Popen([sys.executable, str(KIT), "evolve", str(d), str(delay_s),
-                             str(parallel)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def summary(d: Path) -> list[tuple]:
-    with Archive.open(d, readonly=True) as arc:
-        return comparable(arc.records())
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ref") / "c"
-    proc = child(d)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    d = run_to_end(child, tmp_path_factory.mktemp("ref") / "c")
     rows = summary(d)
     assert any("rejected:" in str(r) for r in rows), "the gate rejected nothing in the reference"
     return d
@@ -211,18 +187,5 @@ def reference(tmp_path_factory):
 
 @pytest.mark.parametrize(("at", "parallel"), [(0.3, 1), (0.7, 2)])
 def test_resume_after_kill_9_replays_without_rebilling(tmp_path, reference, at, parallel):
-    at_call = max(1, int(at * len(keys(reference))))
     d = tmp_path / "c"
-    proc = child(d, delay_s=0.01, parallel=parallel)
-    deadline = time.monotonic() + 120
-    while len(keys(d)) < at_call and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.003)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the campaign finished before the kill"
-    before = keys(d)
-    proc = child(d, parallel=parallel)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
-    rebilled = set(keys(d)[len(before):]) & set(before[:-4 * parallel])
-    assert not rebilled, f"{len(rebilled)} calls were billed twice"
-    assert summary(d) == summary(reference)
+    kill_and_resume(child, d, reference, at=at, parallel=parallel)

@@ -4,14 +4,10 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from kill9_kit import kill_and_resume, run_to_end, starter
 
 from metasearch.candidate.knobs import (
     Knob,
@@ -27,12 +23,12 @@ from metasearch.config import load_config
 from metasearch.runtime.tunable import tunable
 from metasearch.search.hybrid import HybridStrategy, knob_validator
 from metasearch.search.registry import StrategyContext, get_strategy
-from metasearch.store.archive import Archive
 from metasearch.testing import TOY_SUITE
-from metasearch.testing.campaigns import TOY_TASKS, comparable
+from metasearch.testing.campaigns import TOY_TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 KIT = Path(__file__).parent / "hybrid_kit.py"
+child = starter(KIT)
 
 AGENT = """\
 def forward(self, taskInfo):
@@ -210,22 +206,6 @@ def test_a_bad_hybrid_table_is_one_clear_error(tmp_path):
 # ------------------------------------------------------------------ kill -9
 
 
-def keys(d: Path) -> list[str]:
-    log = d / "calls.log"
-    return [json.loads(x)["key"] for x in log.read_text().splitlines()] if log.exists() else []
-
-
-def child(d: Path, *, delay_s: float = 0.0, parallel: int = 1) -> subprocess.Popen:
-    env = os.environ | {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    return subprocess.Popen([sys.executable, str(KIT), str(d), str(delay_s), str(parallel)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def summary(d: Path) -> list[tuple]:
-    with Archive.open(d, readonly=True) as arc:
-        return comparable(arc.records())
-
-
 def study_trials(d: Path) -> list[tuple]:
     from metasearch.search.hybrid import open_studies
 
@@ -239,27 +219,11 @@ def study_trials(d: Path) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ref") / "c"
-    proc = child(d)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
-    return d
+    return run_to_end(child, tmp_path_factory.mktemp("ref") / "c")
 
 
 @pytest.mark.parametrize(("at", "parallel"), [(0.35, 1), (0.7, 2)])
 def test_resume_after_kill_9_replays_without_rebilling(tmp_path, reference, at, parallel):
-    at_call = max(1, int(at * len(keys(reference))))
     d = tmp_path / "c"
-    proc = child(d, delay_s=0.01, parallel=parallel)
-    deadline = time.monotonic() + 120
-    while len(keys(d)) < at_call and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.003)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the campaign finished before the kill"
-    before = keys(d)
-    proc = child(d, parallel=parallel)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
-    rebilled = set(keys(d)[len(before):]) & set(before[:-4 * parallel])
-    assert not rebilled, f"{len(rebilled)} calls were billed twice"
-    assert summary(d) == summary(reference)
+    kill_and_resume(child, d, reference, at=at, parallel=parallel)
     assert study_trials(d) == study_trials(reference)

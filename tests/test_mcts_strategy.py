@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from kill9_kit import kill_and_resume, run_to_end, starter, summary
 
 from metasearch.config import load_config
 from metasearch.search.adas.context import TaskBrief
@@ -30,10 +26,11 @@ from metasearch.search.registry import StrategyContext, get_strategy
 from metasearch.store.archive import Archive
 from metasearch.store.records import CandidateRecord, SplitScore
 from metasearch.testing import TOY_SUITE
-from metasearch.testing.campaigns import TOY_TASKS, comparable
+from metasearch.testing.campaigns import TOY_TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 KIT = Path(__file__).parent / "edit_kit.py"
+child = starter(KIT, "mcts")
 
 
 def rec(cid, score=None, parent=None, status="ok", gen=1, name="", thought="", reason=""):
@@ -229,48 +226,15 @@ def test_built_from_the_shipped_config():
 # ------------------------------------------------------------------ kill -9
 
 
-def keys(d: Path) -> list[str]:
-    log = d / "calls.log"
-    return [json.loads(x)["key"] for x in log.read_text().splitlines()] if log.exists() else []
-
-
-def child(d: Path, *, delay_s: float = 0.0, parallel: int = 1) -> subprocess.Popen:
-    env = os.environ | {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    return subprocess.Popen([sys.executable, str(KIT), "mcts", str(d), str(delay_s),
-                             str(parallel)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def summary(d: Path) -> list[tuple]:
-    with Archive.open(d, readonly=True) as arc:
-        return comparable(arc.records())
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ref") / "c"
-    proc = child(d)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
-    return d
+    return run_to_end(child, tmp_path_factory.mktemp("ref") / "c")
 
 
 @pytest.mark.parametrize(("at", "parallel"), [(0.3, 1), (0.7, 2)])
 def test_resume_after_kill_9_replays_without_rebilling(tmp_path, reference, at, parallel):
-    at_call = max(1, int(at * len(keys(reference))))
     d = tmp_path / "c"
-    proc = child(d, delay_s=0.01, parallel=parallel)
-    deadline = time.monotonic() + 120
-    while len(keys(d)) < at_call and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.003)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the campaign finished before the kill"
-    before = keys(d)
-    proc = child(d, parallel=parallel)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
-    rebilled = set(keys(d)[len(before):]) & set(before[:-4 * parallel])
-    assert not rebilled, f"{len(rebilled)} calls were billed twice"
-    assert summary(d) == summary(reference)
+    kill_and_resume(child, d, reference, at=at, parallel=parallel)
 
 
 def test_archive_show_prints_the_lineage(reference):

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
+from kill9_kit import kill_and_resume, run_to_end, starter, summary
 from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -33,6 +30,7 @@ from metasearch.testing.campaigns import comparable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KIT = Path(kit.__file__)
+child = starter(KIT)
 
 
 def test_wilcoxon_prunes_a_trial_worse_than_the_best_earlier_one_on_the_same_tasks(tmp_path):
@@ -68,28 +66,9 @@ def test_pruning_off_evaluates_every_task(tmp_path):
     assert all(r.val.n == 12 for r in result.records)
 
 
-def keys(d: Path) -> list[str]:
-    log = d / "calls.log"
-    return [json.loads(x)["key"] for x in log.read_text().splitlines()] if log.exists() else []
-
-
-def child(d: Path, *, delay_s: float = 0.0, parallel: int = 1) -> subprocess.Popen:
-    env = os.environ | {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    return subprocess.Popen([sys.executable, str(KIT), str(d), str(delay_s), str(parallel)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ref") / "c"
-    proc = child(d)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
-    return d
-
-
-def summary(d: Path) -> list[tuple]:
-    with Archive.open(d, readonly=True) as arc:
-        return comparable(arc.records())
+    return run_to_end(child, tmp_path_factory.mktemp("ref") / "c")
 
 
 def study_of(d: Path) -> optuna.Study:
@@ -107,25 +86,8 @@ def kit_storage(path: str):
 def test_resume_after_kill_9_replays_the_study_without_rebilling(tmp_path, reference, at,
                                                                  parallel):
     """kill -9 from outside after a fraction ``at`` of the reference run's calls."""
-    at_call = max(1, int(at * len(keys(reference))))
     d = tmp_path / "c"
-    proc = child(d, delay_s=0.01, parallel=parallel)
-    deadline = time.monotonic() + 120
-    while len(keys(d)) < at_call and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.003)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the campaign finished before the kill"
-    before = keys(d)
-    proc = child(d, parallel=parallel)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read()
-    after = keys(d)[len(before):]
-    # A call cut off inside the backend may be sent again; nothing answered before may.
-    # Each candidate runs up to 4 tasks at once (the toy campaign's threads) and every call
-    # takes the same 10 ms, so the calls in flight at the kill are the last 4 x parallel logged.
-    rebilled = set(after) & set(before[:-4 * parallel])
-    assert not rebilled, f"{len(rebilled)} calls were billed twice"
-    assert summary(d) == summary(reference)
+    kill_and_resume(child, d, reference, at=at, parallel=parallel)
     trials = study_of(d).get_trials()
     ids = [t.user_attrs.get("candidate_id") for t in trials if t.state != TrialState.FAIL]
     assert sorted(ids) == sorted(r[0] for r in summary(d) if not r[0].startswith("seed-"))
