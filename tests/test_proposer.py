@@ -340,7 +340,10 @@ def test_real_local_meta_agent_propose_with_repair(tmp_path):
         select_archive_context(seeds, max_entries=3, max_chars=2500),
     )
     settings = GatewaySettings(
-        models={model: ModelSettings(n_parallel=2, n_threads=2, n_ctx_per_slot=4096)}
+        # 700 tokens at the 1.5B's ~5 tok/s on two busy cores (xdist runs another real-model
+        # test beside it) can pass the default 300 s per call
+        models={model: ModelSettings(n_parallel=2, n_threads=2, n_ctx_per_slot=4096,
+                                     timeout_s=900)}
     )
     with Gateway(settings=settings, cache=ResponseCache(directory=cache_dir)) as gw:
         proposer = Proposer(
