@@ -368,9 +368,8 @@ class Tracker:
         return created
 
     def catch_up(self, archive: Archive) -> int:
-        """Log every record the server lacks, whoever committed it (the last worker's job:
-        a worker killed between its commit and its MLflow call left that run out)."""
-        owned, self.owned = self.owned, None  # every worker has finished: redo half-logged runs
+        """Log every record the server lacks, whoever committed it (after the final test)."""
+        owned, self.owned = self.owned, None  # all workers are done: redo half-logged runs
         try:
             self._runs = self._existing_candidates()
             return self.sync(archive)
@@ -409,15 +408,11 @@ class Tracker:
         """Delete a half-logged run with its traces and logged models."""
         c = self.client
         eid = self.experiment_id or ""
-        token = None
-        while True:  # pages of 500: a tracking server refuses more (a sqlite store does not)
-            page = c.search_traces(locations=[eid], run_id=run_id, include_spans=False,
-                                   max_results=500, page_token=token)
-            if page:
-                c.delete_traces(eid, trace_ids=[t.info.trace_id for t in page])
-            token = page.token
-            if not token:
-                break
+        # pages of 500 (a tracking server refuses more), all read before any is deleted
+        traces = _paged(c.search_traces, 500, locations=[eid], run_id=run_id,
+                        include_spans=False)
+        if traces:
+            c.delete_traces(eid, trace_ids=[t.info.trace_id for t in traces])
         for model in c.search_logged_models(
                 [eid], filter_string=f"source_run_id = '{run_id}'", max_results=100):
             c.delete_logged_model(model.model_id)
@@ -458,16 +453,16 @@ def _front_ids(path: Path) -> set[str] | None:
 
 
 def _all_runs(client: MlflowClient, exp_id: str, filter_string: str) -> list[Any]:
+    return _paged(client.search_runs, 1000, experiment_ids=[exp_id],
+                  filter_string=filter_string, order_by=["attributes.start_time ASC"])
+
+
+def _paged(search: Any, size: int, **kw: Any) -> list[Any]:
+    """Every page of an MLflow ``search_*`` call (each a PagedList with a ``token``)."""
     out: list[Any] = []
     token: str | None = None
     while True:
-        page = client.search_runs(
-            [exp_id],
-            filter_string=filter_string,
-            max_results=1000,
-            order_by=["attributes.start_time ASC"],
-            page_token=token,
-        )
+        page = search(max_results=size, page_token=token, **kw)
         out.extend(page)
         token = page.token
         if not token:
