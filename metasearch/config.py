@@ -37,6 +37,7 @@ from pydantic import (
 from metasearch.errors import ConfigError
 from metasearch.explain import explain_validation, short_value
 from metasearch.llm.local import KNOWN_MODELS
+from metasearch.overrides import merge_override, parse_override
 
 __all__ = [
     "BudgetConfig",
@@ -245,18 +246,23 @@ class SearchConfig(_Section):
         "all",
         description='"all" or a list of seed names from archive/, e.g. ["chain_of_thought", "self_consistency"]',
     )
+    test_seeds: list[str] | Literal["all"] = Field(
+        "all",
+        description='"all", or the seeds to test besides the validation-best one (always '
+        'tested), e.g. ["program_of_thought"]; [] tests that one alone',
+    )
     _sections: dict[str, Any] = PrivateAttr(default_factory=dict)
 
-    @field_validator("seeds")
+    @field_validator("seeds", "test_seeds")
     @classmethod
-    def _seed_names(cls, v: list[str] | str) -> list[str] | str:
+    def _seed_names(cls, v: list[str] | str, info: ValidationInfo) -> list[str] | str:
         if isinstance(v, str):
             return v
         names = [s.removesuffix(".py") for s in v]
         for s in names:
             if not re.match(r"^[A-Za-z0-9_\-]+$", s):
                 raise ValueError(f"seed name {s!r} is not a file name from archive/")
-        if not names:
+        if not names and info.field_name == "seeds":
             raise ValueError("the seed list is empty")
         if len(set(names)) != len(names):
             raise ValueError("the seed list names a seed twice")
@@ -464,7 +470,7 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         run.setdefault("out", f"runs/{path.stem}")
     override_keys = set()
     for key, value in (overrides or {}).items():
-        _merge_override(raw, key, value, path)
+        merge_override(raw, key, value, path)
         override_keys.add(key)
     notes: list[str] = []
     sections = _strategy_tables(raw, path, notes)
@@ -540,42 +546,6 @@ def _validate_sections(
                 _explain(e, path, override_keys, root=model, prefix=f"search.{name}.")
             ) from None
     return out
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """``"search.generations=5"`` → ``("search.generations", 5)``.
-
-    The value is read as a TOML value when it parses (numbers, booleans,
-    quoted strings, lists), else kept as a bare string.
-    """
-    key, sep, value = text.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(
-            f"Override {text!r} is not of the form section.field=value, e.g. search.generations=5."
-        )
-    try:
-        return key, tomllib.loads(f"v = {value.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        return key, value.strip()
-
-
-def _merge_override(raw: dict[str, Any], key: str, value: Any, path: Path) -> None:
-    parts = key.split(".")
-    if not all(parts):
-        raise ConfigError(
-            f"Override key {key!r} for {path} is not a dotted field path such as search.generations."
-        )
-    node = raw
-    for i, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            dotted = ".".join(parts[: i + 1])
-            raise ConfigError(
-                f"Override {key}={value!r} for {path} cannot be applied: {dotted} is a value, not a table."
-            )
-        node = child
-    node[parts[-1]] = value
 
 
 def _explain(err: ValidationError, path: Path, override_keys: set[str], *,

@@ -414,6 +414,22 @@ def test_selection_uses_validation_only_and_test_runs_once_for_best_and_seeds(tm
     assert sorted(tests) == ["g001-00", "seed-chain_of_thought"]
 
 
+def test_test_seeds_tests_the_named_seeds_and_the_validation_best_one_only(tmp_path):
+    d = tmp_path / "campaign"
+    campaign = make_campaign(d, Script({}, seed_mode="HALF"), generations=0,
+                             seeds=("chain_of_thought", "self_consistency", "step_back_abstraction"))
+    campaign.test_seeds = ("step_back_abstraction",)
+    try:
+        result = campaign.run()
+    finally:
+        close(campaign)
+    tested = {r.id for r in result.records if r.test is not None}
+    # every seed ties on validation: the first is the validation-best, so it is tested too
+    assert result.best_seed.id == "seed-chain_of_thought"
+    assert tested == {"seed-chain_of_thought", "seed-step_back_abstraction"}
+    assert by_id(result)["seed-self_consistency"].val is not None  # still on validation
+
+
 def test_when_a_seed_is_best_the_best_generated_agent_is_still_tested_and_compared(tmp_path):
     script = Script({"g001-00": {"propose": sections(agent("HALF"), "Half")}})
     result, _ = run(tmp_path, script)

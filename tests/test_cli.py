@@ -158,6 +158,15 @@ def test_eval_concurrency_zero_is_a_clear_error(tmp_path):
     assert_clean_error(proc, "--concurrency 0 is invalid", "run.concurrency", "from 1 to 1024")
 
 
+def test_test_seeds_naming_a_seed_that_does_not_run_is_a_clear_error(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[search]\nseeds = ["chain_of_thought"]\ntest_seeds = ["self_refine"]\n')
+    proc = metasearch("run", str(cfg), "--out", str(tmp_path / "out"))
+    assert_clean_error(proc, "search.test_seeds names self_refine, which search.seeds does "
+                       "not include (it has chain_of_thought)")
+    assert not (tmp_path / "out" / "archive.jsonl").exists()  # refused before any record
+
+
 def test_an_old_config_with_adas_fields_under_search_gets_a_note(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('[search]\nattempts = 2\nseeds = ["nope"]\n')

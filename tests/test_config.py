@@ -162,6 +162,10 @@ def test_seed_names(tmp_path: Path) -> None:
     assert cfg.search.seeds == ["chain_of_thought", "debate"]
     assert "search.seeds" in error_of(write(tmp_path, "[search]\nseeds = []\n"))
     assert "search.seeds" in error_of(write(tmp_path, '[search]\nseeds = ["../etc"]\n'))
+    cfg = load_config(write(tmp_path, '[search]\ntest_seeds = ["program_of_thought.py"]\n'))
+    assert cfg.search.test_seeds == ["program_of_thought"]
+    assert load_config(write(tmp_path, "[search]\ntest_seeds = []\n")).search.test_seeds == []
+    assert "search.test_seeds" in error_of(write(tmp_path, '[search]\ntest_seeds = ["a b"]\n'))
 
 
 def test_api_key_env_is_a_variable_name(tmp_path: Path) -> None:

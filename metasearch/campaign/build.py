@@ -282,6 +282,13 @@ def build_campaign(
             f"{', '.join(sorted(p.stem for p in seeds_dir().glob('*.py')))}."
         )
     seeds = [load_seed(p) for p in paths]
+    test_seeds = config.search.test_seeds
+    unknown = [n for n in test_seeds if n not in {p.stem for p in paths}] \
+        if test_seeds != "all" else []
+    if unknown:
+        raise ConfigError(
+            f"search.test_seeds names {', '.join(unknown)}, which search.seeds does not "
+            f"include (it has {', '.join(p.stem for p in paths)}). Test only seeds that run.")
     if asked_resume:
         check_resume_config(out, config)
     if asked_resume and not resume and reporter is not None:
@@ -360,6 +367,7 @@ def build_campaign(
                       else 60.0 * config.budget.max_search_minutes),
         max_search_calls=config.budget.max_search_calls,
         coordinator=shared.coordinator if shared is not None else None,
+        test_seeds=None if test_seeds == "all" else tuple(test_seeds),
     )
     if tracker.owned is not None:  # one server, several workers: each logs its own records
         tracker.owned = campaign.committed.__contains__

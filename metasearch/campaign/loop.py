@@ -14,7 +14,7 @@ and every finished candidate is one appended line, so ``--resume`` skips what
 is done and replays an interrupted candidate from the response cache (no
 re-billing). Selection uses validation only; the test split is evaluated
 once, at the end, for the best validation candidate, the best generated one
-and the seeds.
+and the seeds (or the validation-best seed and those ``test_seeds`` names).
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ class Campaign:
     max_search_calls: int | None = None  # billed calls (all runs) after which no slot starts
     clock: Callable[[], float] = time.monotonic
     coordinator: Any | None = None  # store.coordinator.Coordinator: one of several workers
+    test_seeds: Sequence[str] | None = None  # seed names to test (None: all; best always)
     _prior: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _deadline: float | None = field(default=None, init=False, repr=False)
     _time_notes: list[str] = field(default_factory=list, init=False, repr=False)
@@ -380,9 +381,11 @@ class Campaign:
         if best is None or not self.test_tasks:
             return
         records = self.archive.records()
-        chosen = [best, best_generated(records)] + [
-            r for r in records if r.is_seed and r.status == "ok"
-        ]
+        seeds = [r for r in records if r.is_seed and r.status == "ok"]
+        if self.test_seeds is not None:  # fewer seeds on test: the validation-best always
+            wanted = {seed_id(name) for name in self.test_seeds}
+            seeds = [r for r in seeds if r.id in wanted] + [best_of(seeds)]
+        chosen = [best, best_generated(records), *seeds]
         todo = [(rec.id, lambda r=rec: self._test(r))
                 for rec in {r.id: r for r in chosen if r is not None}.values() if rec.test is None]
         jobs: InOrder[str, Evaluation] = InOrder(self.parallel_candidates, name="test")

@@ -20,6 +20,8 @@ import typer
 from metasearch.cli._output import escape, friendly_errors, print_json
 from metasearch.cli.archive_import import import_cmd
 from metasearch.cli.archive_view import list_cmd, show_cmd
+from metasearch.cli.cache import export_cmd as cache_export_cmd
+from metasearch.cli.cache import import_cmd as cache_import_cmd
 from metasearch.cli.compare import compare_cmd
 from metasearch.cli.doctor import doctor_cmd
 from metasearch.cli.eval import eval_cmd
@@ -35,6 +37,9 @@ app = typer.Typer(
 )
 archive_app = typer.Typer(help="Inspect and import campaign archives.", no_args_is_help=True)
 app.add_typer(archive_app, name="archive")
+cache_app = typer.Typer(help="Export and import a campaign's cached replies.",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 
 
 @app.command("models")
@@ -280,6 +285,8 @@ app.command("doctor")(friendly_errors(doctor_cmd))
 archive_app.command("list")(friendly_errors(list_cmd))
 archive_app.command("show")(friendly_errors(show_cmd))
 archive_app.command("import")(friendly_errors(import_cmd))
+cache_app.command("export")(friendly_errors(cache_export_cmd))
+cache_app.command("import")(friendly_errors(cache_import_cmd))
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,15 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return 0 if self._store is None else len(self._store)
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every (key, reply), for ``metasearch cache export``."""
+        if self._store is None:
+            return
+        for key in self._store.iterkeys():
+            value = self._store.get(key)
+            if isinstance(key, str) and isinstance(value, dict):
+                yield key, value
 
     def clear(self) -> None:
         if self._store is not None:

@@ -19,6 +19,7 @@ atomicity and what other workers see are unchanged.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -63,6 +64,17 @@ class SqlResponseCache:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(t).where(
                 t.c.campaign == self.campaign)).scalar() or 0)
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every (key, reply) of this campaign, for ``metasearch cache export``."""
+        t = db.cache
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.key, t.c.value).where(
+                t.c.campaign == self.campaign)).all()
+        for key, text in rows:
+            value = json.loads(text)
+            if isinstance(value, dict):
+                yield key, value
 
     def clear(self) -> None:
         t = db.cache
