@@ -13,41 +13,23 @@
 # The order puts the headline comparison (optuna against the seeds) first: on 2 cores the
 # 0.5B makes about 0.3 calls a second, so the whole protocol takes days, not hours.
 #   bash experiments/structured-local.sh save       # commit-able replies (see below)
-# runs/ does not survive a lost machine, so the replies do the carrying: `save` exports what
-# each campaign's response cache holds that no file in experiments/structured-local.replies/
-# has yet (one new file per campaign per call); every campaign imports its files before it
-# runs, so on a fresh machine the driver replays everything saved, with no model call and
-# no budget, to the same records, and goes on from there.
+# runs/ does not survive a lost machine: `save` writes what each campaign's cache holds that
+# experiments/structured-local.replies/ has not yet, and the driver imports those files first,
+# so on a fresh machine it replays everything saved and goes on (experiments/replies.sh).
 set -u
 cd "$(dirname "$0")/.."
 MS=${METASEARCH:-.venv/bin/metasearch}
 CFG=experiments/structured-local.toml
 LOG=${LOG:-runs/structured-local.log}
-REPLIES=experiments/structured-local.replies
+REPLIES=experiments/structured-local.replies  # committed: see experiments/replies.sh
 mkdir -p runs
 
-replay() {  # replay OUT: add the saved replies of OUT's campaign to its cache (idempotent)
-  local dir="$REPLIES/$(basename "$1")"
-  compgen -G "$dir/*.jsonl.gz" > /dev/null || return 0
-  "$MS" cache import "$1" "$dir" >> "$LOG" 2>&1
-}
-
-if [ "${1:-}" = save ]; then
-  for out in runs/structured-*/; do
-    out=${out%/}; name=$(basename "$out"); src=$out
-    # the seeds' own replies: before its cache was swapped for optuna's (step 3)
-    [ -d "$out/cache.before-test" ] && src=$out/cache.before-test
-    mkdir -p "$REPLIES/$name"
-    file="$REPLIES/$name/$(date -u +%Y%m%dT%H%M%S).jsonl.gz"
-    "$MS" cache export "$src" "$file" --skip "$REPLIES/$name" || exit 1
-    [ "$(zcat "$file" | wc -l)" -gt 1 ] || rm -f "$file"  # nothing new: no file
-  done
-  exit 0
-fi
+. experiments/replies.sh
+if [ "${1:-}" = save ]; then replies_save "$REPLIES" runs/structured-*/; exit; fi
+replies_load runs "$REPLIES" >> "$LOG" 2>&1 || exit 1
 
 campaign() {  # campaign OUT ARGS...: run or resume OUT until it exits 0 (at most 5 tries)
   local out=$1; shift
-  replay "$out"
   for _ in 1 2 3 4 5; do
     if [ -s "$out/report.md" ] && [ -s "$out/.done" ]; then return 0; fi
     "$MS" run "$CFG" --out "$out" --resume "$@" >> "$LOG" 2>&1
@@ -67,7 +49,6 @@ seeded() {  # seeded OUT: a new campaign directory holding a copy of the seeds' 
 until_test() {  # until_test OUT ARGS...: run OUT's search, stop it when its final test starts
   local out=$1; shift
   if [ -s "$out/.searched" ] || [ -s "$out/.done" ]; then return 0; fi
-  replay "$out"
   local mark; mark=$(wc -l < "$LOG" 2>/dev/null || echo 0)
   "$MS" run "$CFG" --out "$out" --resume "$@" >> "$LOG" 2>&1 &
   local pid=$!
