@@ -4,6 +4,8 @@
 # campaigns are read back, an interrupted one resumes from its archive and response cache).
 #   bash experiments/strategies.sh              # from the repository root; hours on 2 cores
 #   SEEDS=0,1 bash experiments/strategies.sh    # fewer search seeds (the protocol says 0,1,2)
+#   bash experiments/strategies.sh save         # the caches as replies files, to commit: a
+#                                               # fresh machine replays them, then goes on
 # Order: the seeds campaign (runs/strategies/seeds), then search seed 0 of every strategy,
 # then seed 1, then seed 2, so a run cut short still compares every strategy.
 set -u
@@ -13,7 +15,12 @@ OUT=${OUT:-runs/strategies}
 SEEDS=${SEEDS:-0,1,2}
 STRATEGIES=${STRATEGIES:-random,adas,optuna,mcts,evolve,hybrid}
 LOG=${LOG:-$OUT.log}
+MS=${METASEARCH:-.venv/bin/metasearch}
+REPLIES=experiments/strategies.replies  # committed replies files: see experiments/replies.sh
 mkdir -p "$OUT"
+. experiments/replies.sh
+if [ "${1:-}" = save ]; then replies_save "$REPLIES" "$OUT"/*/; exit; fi
+replies_load "$OUT" "$REPLIES" >> "$LOG" 2>&1 || exit 1
 
 if [ -s "$OUT/.done" ]; then echo "$OUT is finished ($(cat "$OUT/.done")); see $OUT/search_efficiency.json"; exit 0; fi
 for try in 1 2 3 4 5; do
