@@ -1,12 +1,13 @@
 """One search worker of a shared toy campaign, in its own process, for tests/test_postgres_workers.py.
 
     python tests/postgres_worker_kit.py URL CAMPAIGN DIR [--delay S] [--max-calls N]
-        [--lease S] [--parallel N] [--generations G] [--width W] [--strategy random|optuna]
+        [--lease S] [--parallel N] [--generations G] [--width W] [--strategy random|optuna|hybrid]
         [--max-search-calls N]
 
 The campaign is the toy suite with the random strategy, or the optuna one on a
-study in the same database (no meta model either way), and the scripted task
-model; its archive, response cache and budget are the
+study in the same database (no meta model either way), or hybrid (the scripted
+meta model of test_hybrid_strategy, its studies in the database), and the
+scripted task model; its archive, response cache and budget are the
 shared database ones, and a :class:`Coordinator` makes it one worker of
 CAMPAIGN. Every reply the worker is billed for is appended to
 ``DIR/paid.log`` after it is cached (so a kill can lose a line, never add
@@ -26,9 +27,11 @@ from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # test_hybrid_strategy
 
 from metasearch.llm.settings import BudgetSettings  # noqa: E402
 from metasearch.llm.shared import SqlBudget, SqlResponseCache  # noqa: E402
+from metasearch.search.hybrid import open_shared_studies  # noqa: E402
 from metasearch.search.optuna import (  # noqa: E402
     OptunaSettings,
     OptunaStrategy,
@@ -62,8 +65,8 @@ class PaidLog(SqlResponseCache):
 
 
 class SlowModel(ScriptedModel):
-    def __init__(self, delay_s: float) -> None:
-        super().__init__()
+    def __init__(self, delay_s: float, meta: Any = None) -> None:
+        super().__init__(meta)
         self.delay_s = delay_s
 
     def __call__(self, req: Any) -> str:
@@ -83,7 +86,8 @@ def main() -> None:
     p.add_argument("--parallel", type=int, default=2)
     p.add_argument("--generations", type=int, default=2)
     p.add_argument("--width", type=int, default=3)
-    p.add_argument("--strategy", choices=("random", "optuna"), default="random")
+    p.add_argument("--strategy", choices=("random", "optuna", "hybrid"),
+                   default="random")
     p.add_argument("--max-search-calls", type=int, default=None)
     a = p.parse_args()
     a.dir.mkdir(parents=True, exist_ok=True)
@@ -103,14 +107,22 @@ def main() -> None:
     def strategy(_gw: Any, _n: int) -> Any:
         if a.strategy == "random":
             return RandomStrategy(space=space, generations=a.generations, width=a.width, seed=0)
+        shared = SimpleNamespace(name=a.campaign, url=a.url, coordinator=coordinator)
+        if a.strategy == "hybrid":
+            from test_hybrid_strategy import hybrid
+
+            return hybrid(a.dir, _gw, generations=a.generations, width=a.width, trials=3,
+                          claims=coordinator, studies=open_shared_studies(shared, a.dir))
         settings = OptunaSettings(space=str(ROOT / "search_spaces/reasoning.toml"),
                                   width=a.width, seed=0, startup_trials=2)
-        shared = SimpleNamespace(name=a.campaign, url=a.url, coordinator=coordinator)
         study = open_shared_study(shared, a.dir, settings, space)
         return OptunaStrategy(space=space, study=study, settings=settings,
                               generations=a.generations, claims=coordinator)
 
-    campaign = toy_campaign(a.dir, SlowModel(a.delay), strategy, parallel=a.parallel,
+    meta = None
+    if a.strategy == "hybrid":
+        from test_hybrid_strategy import hybrid_reply as meta
+    campaign = toy_campaign(a.dir, SlowModel(a.delay, meta), strategy, parallel=a.parallel,
                             archive=archive, cache=cache, budget=budget,
                             max_search_calls=a.max_search_calls)
     campaign.coordinator = coordinator

@@ -80,11 +80,11 @@ def proposer(gateway, repair_rounds: int = 0) -> Proposer:
 
 def hybrid(directory: Path, gateway, **kw) -> HybridStrategy:
     repair_rounds = kw.pop("repair_rounds", 0)
+    studies = kw.pop("studies", None) or open_studies(directory)
     args = dict(generations=3, width=1, trials=3, batch=2, startup_trials=1, seed=0,
                 debug_rounds=1, idea_hints=False) | kw
     return HybridStrategy(proposer=proposer(gateway, repair_rounds),
-                          task=TaskBrief.from_suite(TOY_SUITE),
-                          studies=open_studies(directory), **args)
+                          task=TaskBrief.from_suite(TOY_SUITE), studies=studies, **args)
 
 
 class TestHybridContract(StrategyContract):

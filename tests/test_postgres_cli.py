@@ -27,7 +27,7 @@ from test_campaign_resume_cli import ENV, ROOT, config_text
 from metasearch.store import db
 from metasearch.store.coordinator import FINAL_TEST
 from metasearch.store.sql_archive import SqlArchive
-from metasearch.testing.fake_openai import FakeOpenAIServer
+from metasearch.testing.fake_openai import FakeOpenAIServer, Reply
 
 IDS = {"seed-chain_of_thought", "g001-00", "g002-00"}
 
@@ -157,3 +157,52 @@ def test_an_optuna_worker_keeps_its_study_in_the_campaigns_database(tmp_path: Pa
     assert done_ == {"g001-00": "COMPLETE", "g001-01": "COMPLETE"}
     assert json.loads((tmp_path / "o" / "optuna.json").read_text())["study"] == \
         f"metasearch-{name}"
+
+
+KNOB_AGENT = ("def forward(self, taskInfo):\n"
+              "    n = tunable('passes', 1, low=1, high=3)\n"
+              "    a = LLMAgentBase(['thinking', 'answer'], 'Solver')\n"
+              "    for k in range(n):\n"
+              "        thinking, answer = a([taskInfo], 'Solve it (pass ' + str(k) + ').')\n"
+              "    return answer\n")
+
+
+def knob_respond(body: dict) -> Reply:
+    if body.get("model") == "meta":
+        return Reply(text="## thought\nPasses as a knob.\n\n## name\nPasses\n\n"
+                          f"## code\n```python\n{KNOB_AGENT}```\n")
+    return respond(body)
+
+
+def test_two_hybrid_workers_through_the_cli_tune_in_the_campaigns_database(
+        tmp_path: Path) -> None:
+    """``search.strategy = "hybrid"`` with two ``--worker`` processes: one structure, its 2
+    tuning trials, each once; the study in the campaign's database, named after it."""
+    import optuna
+
+    from metasearch.search.optuna.storage import own_schema
+
+    url, name = postgres_url(), fresh_campaign("hycli")
+    with FakeOpenAIServer(respond=knob_respond) as server:
+        text = config_text(server.url).replace(
+            "generations = 2", 'generations = 1\nstrategy = "hybrid"').replace(
+            "[search.adas]\nreflexion_rounds = 0\nrepair_rounds = 0\ndebug_rounds = 0",
+            "[search.hybrid]\nrepair_rounds = 0\ndebug_rounds = 0\ntrials = 2\nbatch = 2\n"
+            'pruner = "none"\nidea_hints = false')
+        (tmp_path / "c.toml").write_text(text, encoding="utf-8")
+        procs = [cli("run", str(tmp_path / "c.toml"), "--out", str(tmp_path / w), "--worker",
+                     "--storage", f"{url}#{name}") for w in "ab"]
+        results = [done(p) for p in procs]
+    for code, _out, err in results:
+        assert code == 0, err[-3000:]
+    arc = SqlArchive.open(url, campaign=name, readonly=True)
+    assert sorted(r.id for r in arc.records()) == [
+        "g001-00", "g001-01", "g001-02", "seed-chain_of_thought"]
+    assert {r.id: r.status for r in arc.records()}["g001-00"] == "ok"
+    study = optuna.load_study(study_name=f"metasearch-hybrid-{name}-g001-00",
+                              storage=own_schema(url))
+    cids = sorted(t.user_attrs["candidate_id"] for t in study.get_trials()
+                  if "candidate_id" in t.user_attrs)
+    assert cids == ["g001-00", "g001-01", "g001-02"]
+    assert json.loads((tmp_path / "a" / "hybrid.json").read_text())["prefix"] == \
+        f"metasearch-hybrid-{name}"

@@ -147,3 +147,43 @@ def test_two_optuna_workers_ask_each_generation_once_and_adopt_the_same_trials(
     assert a.holder("~optuna-g001").worker == "A"  # the one that asked it
     assert two.ask(3, archive) == []  # its slots are in flight: nothing new until they are told
     archive.close()
+
+
+def test_two_hybrid_workers_add_defaults_and_ask_each_batch_once_and_adopt_the_same_trials(
+        pair: Any, tmp_path: Path) -> None:
+    """Shared studies: B queues exactly A's trial slots and values; the study holds each once."""
+    from types import SimpleNamespace
+
+    import optuna
+    from test_hybrid_strategy import VOTE, hybrid
+
+    from metasearch.search.hybrid import open_shared_studies
+    from metasearch.store.archive import Archive
+    from metasearch.store.records import CandidateRecord, SplitScore
+
+    a, b, _, _ = pair
+    archive = Archive.open(tmp_path / "arc")
+    scores = {f"t{i}": float(i % 2) for i in range(6)}
+    archive.add(CandidateRecord(id="g001-00", name="Vote", generation=1, status="ok",
+                                strategy="hybrid", val=SplitScore(0.5, 0.1, 0.9, 6, scores)),
+                code=VOTE)
+    shared = SimpleNamespace(name=fresh_campaign("hy"), url=f"sqlite:///{tmp_path / 'h.db'}")
+    no_meta = SimpleNamespace(complete=None)  # the structure is archived: no proposal here
+    one, two = (hybrid(tmp_path / w, no_meta, generations=1, trials=4, batch=2,
+                       studies=open_shared_studies(SimpleNamespace(**vars(shared),
+                                                                   coordinator=c),
+                                                   tmp_path / w), claims=c)
+                for w, c in (("a", a), ("b", b)))
+    first, second = one.ask(4, archive), two.ask(4, archive)
+    assert [s.candidate_id for s in first] == [s.candidate_id for s in second] == [
+        "g001-01", "g001-02"]  # the first batch of 2
+    assert all(one._values[s.candidate_id] == two._values[s.candidate_id] for s in first)
+    study = optuna.load_study(study_name=f"metasearch-hybrid-{shared.name}-g001-00",
+                              storage=shared.url)
+    ids = [t.user_attrs.get("candidate_id") for t in study.trials if t.user_attrs.get(
+        "candidate_id")]
+    assert ids == ["g001-00", "g001-01", "g001-02"]  # the defaults once, the batch once
+    assert a.holder("~hybrid-g001-00").worker == "A"
+    assert a.holder("~hybrid-g001-00-b0").worker == "A"
+    assert two.ask(4, archive) == []  # in flight: the next batch waits for these
+    archive.close()

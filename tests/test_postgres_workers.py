@@ -130,18 +130,23 @@ def assert_one_study(url: str, campaign: str, slots: set[str]) -> None:
                if "candidate_id" not in t.user_attrs and t.state != optuna.trial.TrialState.WAITING)
 
 
+def two_workers(url: str, tmp_path: Path, *args: str) -> tuple[str, list[str]]:
+    """Two worker processes of a new campaign run to their end: its name and record ids."""
+    name = fresh_campaign("two")
+    procs = [start(url, name, tmp_path / x, *args) for x in "ab"]
+    for p in procs:
+        finish(p)
+    arc = SqlArchive.open(url, campaign=name, readonly=True)
+    return name, sorted(r.id for r in arc.records())
+
+
 def test_two_optuna_workers_share_one_study_generation_by_generation(
         pg_url: str, tmp_path: Path) -> None:
     """Two processes on one study: every slot once, each generation asked once, no reply paid
     twice. (Which worker runs which slot depends on timing; that both queue the same slots
     and parameters is shown deterministically in test_postgres_coordinator.py.)"""
-    name = fresh_campaign("opt")
-    procs = [start(pg_url, name, tmp_path / x, "--strategy", "optuna", "--generations", "2",
-                   "--width", "2", "--delay", "0.1") for x in "ab"]
-    for p in procs:
-        finish(p)
-    arc = SqlArchive.open(pg_url, campaign=name, readonly=True)
-    ids = sorted(r.id for r in arc.records())
+    name, ids = two_workers(pg_url, tmp_path, "--strategy", "optuna", "--generations", "2",
+                            "--width", "2", "--delay", "0.1")
     slots = {f"g00{g}-0{i}" for g in (1, 2) for i in range(2)}
     assert ids == sorted({"seed-toy_seed"} | slots)
     assert_one_study(pg_url, name, slots)
@@ -150,6 +155,34 @@ def test_two_optuna_workers_share_one_study_generation_by_generation(
         c = db.claims
         keys = {r.cid for r in conn.execute(sa.select(c.c.cid).where(c.c.campaign == name))}
     assert {"~optuna-study", "~optuna-g001", "~optuna-g002"} <= keys  # each asked once
+
+
+def test_two_hybrid_workers_share_the_structures_and_their_studies(
+        pg_url: str, tmp_path: Path) -> None:
+    """Two processes: every structure and trial slot once, each study's defaults and batches
+    asked once (one trial per slot, nothing left running), no reply paid twice."""
+    import optuna
+
+    from metasearch.search.optuna.storage import own_schema
+
+    name, ids = two_workers(pg_url, tmp_path, "--strategy", "hybrid", "--generations", "2",
+                            "--width", "1", "--delay", "0.05")
+    arc = SqlArchive.open(pg_url, campaign=name, readonly=True)
+    # g001-00 is tuned by 3 trials; g002-00 raises, is debugged into two agents and tuned
+    assert ids == sorted({"seed-toy_seed", "g001-00", "g001-01", "g001-02", "g001-03",
+                          "g002-00", "g002-01", "g002-02", "g002-03"})
+    storage = own_schema(pg_url)
+    for structure in ("g001-00", "g002-00"):
+        study = optuna.load_study(study_name=f"metasearch-hybrid-{name}-{structure}",
+                                  storage=storage)
+        cids = [t.user_attrs["candidate_id"] for t in study.trials
+                if "candidate_id" in t.user_attrs]
+        g = structure[:4]
+        assert sorted(cids) == [structure, f"{g}-01", f"{g}-02", f"{g}-03"]
+        assert all(t.state.is_finished() for t in study.trials)
+    assert not set(paid(tmp_path / "a")) & set(paid(tmp_path / "b"))
+    assert {r.id for r in arc.records() if r.parent_ids == ("g001-00",)} == {
+        "g001-01", "g001-02", "g001-03"}
 
 
 def test_the_global_call_cap_is_exact_across_workers(pg_url: str, tmp_path: Path) -> None:

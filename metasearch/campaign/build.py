@@ -255,9 +255,6 @@ def build_campaign(
     out = config.run.out_dir
     existing = (out / "archive.jsonl").exists() and (out / "archive.jsonl").stat().st_size > 0
     if storage is not None:
-        from metasearch.campaign.workers import sharable
-
-        sharable(config.search.strategy)
         existing = False  # the database's records are checked when the worker joins
     if existing and not resume:
         raise ConfigError(

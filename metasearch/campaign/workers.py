@@ -28,24 +28,9 @@ from metasearch.store.coordinator import Coordinator
 from metasearch.store.locate import write_store
 from metasearch.store.sql_archive import SqlArchive
 
-__all__ = ["LEASE_S", "SharedState", "join_shared", "sharable", "start_shared_tracker"]
+__all__ = ["LEASE_S", "SharedState", "join_shared", "start_shared_tracker"]
 
 LEASE_S = 60.0  # a dead worker's claims are taken over this long after its last heartbeat
-
-#: Strategies whose slots are a function of the shared archive (and a seed), so every
-#: worker asks for the same ids; optuna shares its study in the database too (one worker
-#: asks each generation, the others adopt its trials). Hybrid keeps a study per structure
-#: that each worker would ask separately; it is refused rather than run subtly wrong.
-NOT_SHARABLE = ("hybrid",)
-
-
-def sharable(strategy: str) -> None:
-    if strategy in NOT_SHARABLE:
-        raise ConfigError(
-            f"search.strategy = {strategy!r} cannot run as several --worker processes yet: its "
-            "per-structure Optuna studies would be asked by each worker separately. Run it as "
-            "one process, or use adas, optuna, random, mcts or evolve with --worker.")
-
 
 @dataclass
 class SharedState:
@@ -68,7 +53,6 @@ def join_shared(config: Any, out: Path, storage: str, *, resume: bool, worker: b
     """Join (or start) the campaign in ``storage``; refuses a different config."""
     url, name = db.split_campaign(storage)
     name = name or out.resolve().name
-    sharable(config.search.strategy)
     engine = db.open_engine(url)
     new = db.join_campaign(engine, name, config.to_flat_params())
     archive = SqlArchive.open(url, campaign=name, root=out)

@@ -15,11 +15,11 @@ from typing import Any
 from metasearch.errors import ConfigError
 from metasearch.search.hybrid.settings import HybridSettings
 from metasearch.search.hybrid.strategy import HybridStrategy, family_of
-from metasearch.search.hybrid.studies import Studies, open_studies
+from metasearch.search.hybrid.studies import Studies, open_shared_studies, open_studies
 from metasearch.search.registry import StrategyContext, StrategySpec
 
 __all__ = ["SPEC", "HybridSettings", "HybridStrategy", "Studies", "build", "family_of",
-           "knob_validator", "open_studies"]
+           "knob_validator", "open_shared_studies", "open_studies"]
 
 
 def knob_validator(max_knobs: int) -> Callable[[str], Sequence[Any]]:
@@ -48,9 +48,12 @@ def build(ctx: StrategyContext) -> HybridStrategy:
         max_tokens=meta.max_tokens, output_format=ctx.gateway.resolve_protocol(meta.model),
         reflexion_rounds=s.reflexion_rounds, repair_rounds=s.repair_rounds,
         validate=knob_validator(s.max_knobs))
+    shared = ctx.shared
+    studies = (open_studies(Path(ctx.directory), s.storage) if shared is None
+               else open_shared_studies(shared, Path(ctx.directory), s.storage))
     return HybridStrategy(
-        proposer=proposer, task=TaskBrief.from_suite(ctx.suite),
-        studies=open_studies(Path(ctx.directory), s.storage),
+        proposer=proposer, task=TaskBrief.from_suite(ctx.suite), studies=studies,
+        claims=shared.coordinator if shared is not None else None,
         generations=ctx.config.search.generations, width=s.width, trials=s.trials,
         batch=s.batch, startup_trials=s.startup_trials, seed=s.seed, max_knobs=s.max_knobs,
         pruner=s.pruner, p_threshold=s.p_threshold, min_tasks=s.min_tasks,

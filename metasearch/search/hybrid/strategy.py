@@ -17,6 +17,12 @@ is seeded by (seed, candidate id), with constant liar for the batch; pruning
 compares with the best trial of earlier batches only. Generation g+1 opens
 once every slot of g is archived.
 
+Several ``--worker`` processes (``claims``, the campaign's coordinator) share
+the studies in the campaign's database: a structure's defaults are added, and
+each of its batches asked, by one worker only (``Coordinator.once``), exactly
+as one process would; the others adopt those trials from the study, so every
+worker queues the same slots, and the coordinator gives each slot to one.
+
 Resume after kill -9: the studies are in storage. A trial RUNNING with no
 archived record is proposed again with its stored values (its evaluation
 replays from the response cache); one archived but not told is told from its
@@ -106,6 +112,7 @@ class HybridStrategy:
         idea_hints: bool = True,
         archive_context: int = 8,
         archive_chars: int = 6000,
+        claims: Any = None,
     ) -> None:
         self.proposer, self.task, self.studies = proposer, task, studies
         self.generations, self.width, self.trials = generations, max(1, width), trials
@@ -114,6 +121,7 @@ class HybridStrategy:
         self.debug_rounds, self.idea_hints = debug_rounds, idea_hints
         self.archive_context, self.archive_chars = archive_context, archive_chars
         self.stride = trials + 1
+        self.claims = claims  # store.coordinator.Coordinator: one of several workers
         self._lock = threading.Lock()  # study writes come from the loop; reads from candidates
         self._asked: set[str] = set()
         self._queue: list[Slot] = []
@@ -171,7 +179,11 @@ class HybridStrategy:
             if knobs and trials > 0:
                 with self._lock:
                     study = self.studies.open(scid)
-                    self._add_defaults(study, rec, knobs)
+                    add = lambda: self._add_defaults(study, rec, knobs)  # noqa: E731
+                    if self.claims is None:
+                        add()
+                    else:
+                        self.claims.once(f"~hybrid-{scid}", add)
                 family = _Family(scid, study, knobs, trials)
         self._families[scid] = family
         return family
@@ -199,18 +211,60 @@ class HybridStrategy:
         batch = cids[b * self.batch:(b + 1) * self.batch]
         if all(c in self._trial for c in batch):
             return False  # in flight (or queued before a stop)
-        distributions = {k.name: k.distribution() for k in family.knobs}
-        with self._lock:
-            for c in batch:
-                if c in self._trial or archive.has(c):
-                    continue
-                trial = self._ask_new(family.study, c, distributions)
-                trial.set_user_attr(CID, c)
-                trial.set_user_attr(BATCH, b)
-                self._trial[c] = (family.structure, trial.number)
-                self._values[c] = dict(trial.params)
-                self._queue.append(self._trial_slot(c, family.structure, b))
+        if self.claims is None:
+            with self._lock:
+                self._ask_batch(family, batch, b, archive)
+            return False
+        with self._lock:  # one worker asks the batch; every worker adopts it from the study
+            self.claims.once(f"~hybrid-{family.structure}-b{b}",
+                             lambda: self._ask_batch(family, batch, b, archive, shared=True))
+            self._adopt(family, batch, archive)
         return False
+
+    def _ask_batch(self, family: _Family, batch: list[str], b: int, archive: Archive, *,
+                   shared: bool = False) -> None:
+        """Ask the batch's trials that are not asked yet, in order (under ``self._lock``).
+
+        Shared: first tell the trials other workers committed but have not told
+        yet, and fail the cid-less ones a killed asker left, so the sampler sees
+        the study one process would; and skip what a dead asker already asked.
+        """
+        study = family.study
+        if shared:
+            for t in study.get_trials(deepcopy=False):
+                cid = t.user_attrs.get(CID)
+                if t.state != TrialState.RUNNING:
+                    continue
+                if not cid:
+                    study.tell(t.number, state=TrialState.FAIL)
+                elif archive.has(cid):
+                    self._tell_locked(study, t.number, archive.get(cid))
+        asked = {t.user_attrs.get(CID) for t in study.get_trials(deepcopy=False)}
+        distributions = {k.name: k.distribution() for k in family.knobs}
+        for c in batch:
+            if c in self._trial or c in asked or archive.has(c):
+                continue
+            trial = self._ask_new(study, c, distributions)
+            trial.set_user_attr(BATCH, b)
+            trial.set_user_attr(CID, c)  # last: a trial with an id has all its values
+            self._trial[c] = (family.structure, trial.number)
+            self._values[c] = dict(trial.params)
+            self._queue.append(self._trial_slot(c, family.structure, b))
+
+    def _adopt(self, family: _Family, batch: list[str], archive: Archive) -> None:
+        """Queue the batch's trials another worker asked (their stored values)."""
+        for t in family.study.get_trials(deepcopy=False):
+            cid = t.user_attrs.get(CID)
+            if cid not in batch or cid in self._trial:
+                continue
+            self._trial[cid] = (family.structure, t.number)
+            self._values[cid] = dict(t.params)
+            if archive.has(cid):
+                self._tell_locked(family.study, t.number, archive.get(cid))
+            elif t.state == TrialState.RUNNING:
+                self._queue.append(self._trial_slot(cid, family.structure,
+                                                    int(t.user_attrs[BATCH])))
+        self._queue.sort(key=lambda s: (s.generation, s.index))
 
     def _ask_new(self, study: optuna.Study, cid: str, distributions: dict[str, Any]) -> Any:
         """A trial whose values no other trial of the study has, if a few seeded draws find one.
@@ -247,7 +301,8 @@ class HybridStrategy:
             for t in study.get_trials(deepcopy=False):
                 cid = t.user_attrs.get(CID)
                 if t.state == TrialState.RUNNING and not cid:
-                    study.tell(t.number, state=TrialState.FAIL)
+                    if self.claims is None:  # shared: only the batch's asker may fail it
+                        study.tell(t.number, state=TrialState.FAIL)
                     continue
                 if not cid or cid == structure:
                     continue
@@ -373,21 +428,27 @@ class HybridStrategy:
 
     def _tell_study(self, study: optuna.Study, number: int, record: CandidateRecord) -> None:
         with self._lock:
-            trial = study.get_trials(deepcopy=False)[number]
-            if trial.state != TrialState.RUNNING:
-                return  # already told (a replayed commit)
+            self._tell_locked(study, number, record)
+
+    def _tell_locked(self, study: optuna.Study, number: int, record: CandidateRecord) -> None:
+        trial = study.get_trials(deepcopy=False)[number]
+        if trial.state != TrialState.RUNNING:
+            return  # already told (a replayed commit, or another worker)
+        try:
             if record.val is not None:
                 live = optuna.trial.Trial(study, trial._trial_id)
                 for step, score in enumerate(record.val.scores.values()):
                     if step not in trial.intermediate_values:
                         live.report(float(score), step)
             if record.status == "pruned":
-                study.tell(number, state=TrialState.PRUNED)
+                study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
             elif record.val is None or not record.val.n:
-                study.tell(number, state=TrialState.FAIL)
+                study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
             else:
-                study.tell(number, float(record.val.mean))
-            self._best_before.clear()
+                study.tell(number, float(record.val.mean), skip_if_finished=True)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker told it from the same record a moment ago
+        self._best_before.clear()
 
 
 def tuned_values(values: Mapping[str, Any]) -> str:

@@ -5,7 +5,9 @@ By default a journal file, ``hybrid.journal``, in the campaign directory
 RDB URL through ``search.hybrid.storage``. ``hybrid.json`` records the storage
 (password removed) and the prefix of the study names, so ``--resume`` opens
 the same studies: structure ``g002-00``'s study is ``<prefix>-g002-00``.
-The storage helpers are the ``optuna`` strategy's.
+The storage helpers are the ``optuna`` strategy's. Several ``--worker``
+processes share one set of studies in the campaign's database
+(:func:`open_shared_studies`), named after the campaign.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ import optuna
 
 from metasearch import atomic
 from metasearch.errors import ConfigError, DataError
-from metasearch.search.optuna.storage import open_storage, redact
+from metasearch.search.optuna.storage import open_storage, own_schema, redact
 
-__all__ = ["JOURNAL_FILE", "STUDIES_FILE", "Studies", "open_studies"]
+__all__ = ["JOURNAL_FILE", "STUDIES_FILE", "Studies", "open_shared_studies", "open_studies"]
 
 JOURNAL_FILE = "hybrid.journal"
 STUDIES_FILE = "hybrid.json"
@@ -76,4 +78,28 @@ def open_studies(directory: Path, storage: str | None = None) -> Studies:
     directory.mkdir(parents=True, exist_ok=True)
     atomic.write_text(path, json.dumps({"storage": redact(where), "prefix": prefix},
                                        indent=2) + "\n")
+    return studies
+
+
+def open_shared_studies(shared: Any, directory: Path, storage: str | None = None) -> Studies:
+    """The studies every ``--worker`` of a campaign shares: in ``storage`` if that is a
+    database URL, else in the campaign's database (schema ``optuna``, beside an MLflow
+    store), prefixed by the campaign's name so that every worker and resume finds them."""
+    from metasearch.store.db import is_db_url
+
+    where = storage or shared.url
+    if not is_db_url(where):
+        raise ConfigError(
+            f"search.hybrid.storage = {storage!r} is a journal file, which workers on other "
+            "machines cannot share. Leave it unset with --worker (the studies then live in "
+            "the campaign's database) or give a database URL.")
+    if storage is None:
+        where = own_schema(where)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # one worker creates Optuna's tables: two at once collide inside PostgreSQL's catalog
+    shared.coordinator.once("~hybrid-storage", lambda: open_storage(where))
+    studies = Studies(open_storage(where), f"metasearch-hybrid-{shared.name}", redact(where))
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(directory / STUDIES_FILE, json.dumps(
+        {"storage": studies.location, "prefix": studies.prefix}, indent=2) + "\n")
     return studies
