@@ -69,7 +69,7 @@ def worker_id(d: Path) -> str | None:
     return json.loads(f.read_text())["worker"] if f.exists() else None
 
 
-@pytest.mark.parametrize("strategy", ["random", "optuna"])
+@pytest.mark.parametrize("strategy", ["random", "optuna", "hybrid"])
 def test_a_killed_worker_loses_nothing_and_is_billed_once(pg_url: str, tmp_path: Path,
                                                           strategy: str) -> None:
     name = fresh_campaign("kill")
@@ -98,7 +98,9 @@ def test_a_killed_worker_loses_nothing_and_is_billed_once(pg_url: str, tmp_path:
 
     arc = SqlArchive.open(pg_url, campaign=name, readonly=True)
     ids = [r.id for r in arc.records()]
-    assert sorted(ids) == sorted(EXPECTED)  # nothing lost, nothing twice
+    expected = EXPECTED if strategy != "hybrid" else {  # 3 structures, 3 trials each
+        "seed-toy_seed", *(f"g001-{i:02d}" for i in range(12))}
+    assert sorted(ids) == sorted(expected)  # nothing lost, nothing twice
     assert held in ids  # the dead worker's slot was taken over
     got = json.loads((alive / "result.json").read_text())
     assert got["tester"] == worker_id(alive) and got["tested"]  # the survivor ran the test
@@ -112,6 +114,19 @@ def test_a_killed_worker_loses_nothing_and_is_billed_once(pg_url: str, tmp_path:
     assert len(dead_paid) + len(alive_paid) <= usage.calls <= len(dead_paid + alive_paid) + 16
     if strategy == "optuna":  # one shared study: each slot one trial, every trial told
         assert_one_study(pg_url, name, {i for i in ids if not i.startswith("seed-")})
+    if strategy == "hybrid":  # each structure's study: its defaults and trials once, all told
+        import optuna
+
+        from metasearch.search.optuna.storage import own_schema
+
+        for s in ("g001-00", "g001-04", "g001-08"):
+            study = optuna.load_study(study_name=f"metasearch-hybrid-{name}-{s}",
+                                      storage=own_schema(pg_url))
+            cids = [t.user_attrs["candidate_id"] for t in study.trials
+                    if "candidate_id" in t.user_attrs]
+            first = int(s[-2:])
+            assert sorted(cids) == [f"g001-{first + k:02d}" for k in range(4)]
+            assert all(t.state.is_finished() for t in study.trials)
 
 
 def assert_one_study(url: str, campaign: str, slots: set[str]) -> None:
