@@ -136,6 +136,9 @@ def test_strategies_lists_adas_with_its_settings():
     assert proc.returncode == 0, proc.stderr
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert "attempts" in rows["adas"]["settings"]
+    # a default made by a factory is shown as its value (it printed PydanticUndefined)
+    assert rows["optuna"]["settings"]["objectives"]["default"] == ["score"]
+    assert "PydanticUndefined" not in metasearch("strategies").stdout
 
 
 def test_unknown_strategy_is_one_paragraph(tmp_path):

@@ -134,7 +134,8 @@ def strategies_cmd(
     rows = []
     for name in strategy_names():
         spec = get_strategy(name)
-        fields = {k: {"default": f.default, "description": f.description or ""}
+        fields = {k: {"default": f.get_default(call_default_factory=True),
+                      "description": f.description or ""}
                   for k, f in spec.settings.model_fields.items()}
         rows.append({"name": name, "summary": spec.summary, "settings": fields})
     if as_json:

@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from metasearch.search.adas.context import TaskBrief
 from metasearch.search.adas.messages import task_section
 from metasearch.search.adas.parse import OutputFormat
@@ -28,10 +30,23 @@ from metasearch.search.adas.text import (
     format_spec,
     system_message,
 )
+from metasearch.search.registry import StrategySettings
 from metasearch.store.records import CandidateRecord
 
-__all__ = ["Edit", "TaskCase", "debug_edit", "edit_messages", "edit_proposer", "experience",
+__all__ = ["Edit", "EditSettings", "TaskCase", "debug_edit", "edit_messages", "edit_proposer", "experience",
            "sample_cases", "task_cases"]
+
+
+class EditSettings(StrategySettings):
+    """The settings every edit strategy's table shares: what the meta agent is shown of its
+    parent's failures, and how often a broken edit goes back to it."""
+
+    failures: int = Field(
+        3, ge=0, le=20, description="failed validation tasks of the parent shown to the meta "
+        "agent (question, answer, gold answer, trace), 0 to 20")
+    trace_chars: int = Field(
+        1200, ge=0, le=20_000, description="characters of one task's trace shown, 0 to 20000")
+    repair_rounds: int = Field(1, ge=0, le=10, description="an integer from 0 to 10")
 
 
 @dataclass(frozen=True)

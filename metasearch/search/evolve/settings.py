@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from metasearch.search.registry import StrategySettings
+from metasearch.search.reflect import EditSettings
 
 
-class EvolveSettings(StrategySettings):
+class EvolveSettings(EditSettings):
     width: int | None = Field(
         None, ge=1, le=64, description="children per generation, 1 to 64 (omit: "
         "run.parallel_candidates)")
@@ -18,12 +18,6 @@ class EvolveSettings(StrategySettings):
         None, ge=1, description="task evaluations (agent x task, seeds included) after which "
         "no generation opens, an integer >= 1 (omit: no limit; LLM calls are capped by "
         "budget.max_search_calls)")
-    failures: int = Field(
-        3, ge=0, le=20, description="failed validation tasks of the parent shown to the meta "
-        "agent (question, answer, gold answer, trace), 0 to 20")
-    trace_chars: int = Field(
-        1200, ge=0, le=20_000, description="characters of one task's trace shown, 0 to 20000")
-    repair_rounds: int = Field(1, ge=0, le=10, description="an integer from 0 to 10")
     debug_rounds: int = Field(0, ge=0, le=10, description="an integer from 0 to 10")
     seed: int = Field(0, ge=0, description="an integer >= 0: seeds the parent draws and the "
                       "sample of tasks shown, per candidate id")

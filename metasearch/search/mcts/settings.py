@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from metasearch.search.registry import StrategySettings
+from metasearch.search.reflect import EditSettings
 
 
-class MctsSettings(StrategySettings):
+class MctsSettings(EditSettings):
     selection: Literal["uct", "soft_mix"] = Field(
         "uct", description='"uct" (descend by Q + c * sqrt(ln N_parent / N)) or "soft_mix" '
         "(AFlow: sample among the top_k nodes from a softmax of their scores mixed with a "
@@ -33,12 +33,6 @@ class MctsSettings(StrategySettings):
     width: int | None = Field(
         None, ge=1, le=64, description="edits per generation, 1 to 64 (omit: "
         "run.parallel_candidates)")
-    failures: int = Field(
-        3, ge=0, le=20, description="failed validation tasks of the parent shown to the meta "
-        "agent (question, answer, gold answer, trace), 0 to 20")
-    trace_chars: int = Field(
-        1200, ge=0, le=20_000, description="characters of one task's trace shown, 0 to 20000")
-    repair_rounds: int = Field(1, ge=0, le=10, description="an integer from 0 to 10")
     debug_rounds: int = Field(1, ge=0, le=10, description="an integer from 0 to 10")
     seed: int = Field(0, ge=0, description="an integer >= 0: seeds soft_mix and the sample of "
                       "failed tasks, per candidate id")
