@@ -22,47 +22,23 @@ say so in one line (the records do not depend on the jail).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from test_campaign_kit import candidate_runs
 from test_campaign_resume_cli import ENV, ROOT, config_text, respond, start
+from tmpfs_kit import fill, grow, tmpfs
 
 from metasearch.store.archive import Archive
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 
 BIG_KB = 8 * 1024  # room for the whole campaign (it needs about 1.5 MB)
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size_kb: int) -> Iterator[Path]:
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def grow(path: Path, size_kb: int) -> None:
-    subprocess.run(["mount", "-o", f"remount,size={size_kb}k", str(path)], check=True)
-
-
-def fill(root: Path, leave: int) -> None:
-    """Take all the free room of ``root``'s file system but ``leave`` bytes."""
-    st = os.statvfs(root)
-    with contextlib.suppress(OSError), open(root / "ballast", "ab") as f:
-        f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
 
 
 class Filler:
