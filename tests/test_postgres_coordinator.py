@@ -187,3 +187,25 @@ def test_two_hybrid_workers_add_defaults_and_ask_each_batch_once_and_adopt_the_s
     assert a.holder("~hybrid-g001-00-b0").worker == "A"
     assert two.ask(4, archive) == []  # in flight: the next batch waits for these
     archive.close()
+
+
+def test_a_slot_whose_work_fails_is_given_up_at_once_not_at_the_end_of_its_lease(
+        pair: Any) -> None:
+    """Two workers stopping at a shared budget cap each wait for the slot the other held:
+    kept to its lease by a live worker, neither claim would ever free (a hang, seen in
+    test_postgres_workers' cap test). A failed slot is released when its work fails."""
+    from types import SimpleNamespace
+
+    from metasearch.campaign.loop import Campaign, NullReporter
+    from metasearch.llm.types import BudgetExceeded
+
+    a, b, _, _ = pair
+    loop = SimpleNamespace(coordinator=a, reporter=NullReporter())
+    loop._holding = lambda cid, work: Campaign._holding(loop, cid, work)  # type: ignore[attr-defined]
+
+    def stopped() -> Any:
+        raise BudgetExceeded("max_calls reached")
+
+    with pytest.raises(BudgetExceeded):
+        Campaign._claimed(loop, "g001-00", stopped)  # type: ignore[arg-type]
+    assert b.claim("g001-00")  # free now, though A is alive and its lease has not run out

@@ -468,12 +468,23 @@ class Campaign:
         """``work()`` if this worker holds (or takes over) ``cid``; else the record another
         worker commits for it. Without a coordinator every slot is this process's."""
         if self.coordinator is None or self.coordinator.claim(cid):
-            return work()
+            return self._holding(cid, work)
         self.reporter.phase(f"{cid}: claimed by another worker, waiting for its record")
         if self.coordinator.wait_for(cid):  # its holder died: the lease expired
             self.reporter.phase(f"{cid}: its worker stopped renewing the claim; taking it over")
-            return work()
+            return self._holding(cid, work)
         return Done(self.archive.get(cid), None, foreign=True)
+
+    def _holding(self, cid: str, work: Callable[[], Done]) -> Done:
+        """``work()`` for a slot this worker holds; given up at once if it fails (a budget
+        stop, say). Two workers stopping at a shared cap each wait for the other's slot
+        before exiting: a claim kept to its lease by a live worker would never free."""
+        try:
+            return work()
+        except BaseException:
+            if self.coordinator is not None:
+                self.coordinator.release(cid)
+            raise
 
     def _store(self, done: Done) -> None:
         """Commit one finished candidate (on the loop's thread, in ask order)."""
