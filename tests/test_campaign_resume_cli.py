@@ -17,6 +17,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -181,3 +182,29 @@ def test_kill_9_at_random_early_moments_then_resume_in_a_loop(server, tmp_path, 
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids)), ids
     assert rows == reference, delays
+
+
+def test_sigterm_stops_like_ctrl_c_and_resume_finishes_the_same_campaign(
+        server, tmp_path, reference):
+    """A scheduler preempting the job sends SIGTERM: one line, exit 143, nothing lost."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(config_text(server.url))
+    out = tmp_path / "out"
+    proc = start(cfg, out)
+    deadline = time.monotonic() + 120
+    while not (out / "archive.jsonl").is_file() or not records(out):  # the seed's record
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # to the campaign's process only, as `kill PID` does
+    code, err = finish(proc)
+    assert code == 143, err
+    assert "terminated (SIGTERM); everything completed so far is saved" in err
+    assert "Traceback" not in err
+    with sqlite3.connect(out / "mlflow.db") as db:  # the campaign's run is not left RUNNING
+        parents = [row[0] for row in db.execute(
+            "SELECT status FROM runs WHERE run_uuid NOT IN "
+            "(SELECT run_uuid FROM tags WHERE key = 'mlflow.parentRunId')")]
+    assert parents == ["KILLED"], parents
+    code, err = finish(start(cfg, out, "--resume"))
+    assert code == 0, err
+    assert records(out) == reference

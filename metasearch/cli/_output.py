@@ -40,13 +40,42 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as a scheduler sends to preempt a job: stopped like Ctrl-C, nothing lost."""
+
+
+@contextlib.contextmanager
+def sigterm_stops() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` in the main thread (Python's default dies at
+    once: no checkpoint, an MLflow run left RUNNING, the llama.cpp servers not stopped)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def friendly_errors(fn: F) -> F:
     """Turn user errors into one printed paragraph and an exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with sigterm_stops():
+                return fn(*args, **kwargs)
+        except Terminated:
+            _fail("terminated (SIGTERM); everything completed so far is saved (a campaign "
+                  "continues with --resume).", 143)
         except MetasearchError as exc:
             _fail(str(exc), getattr(exc, "exit_code", 2))
         except OSError as exc:  # a full disk outside a campaign (eval's cache, an export)
