@@ -177,3 +177,25 @@ def test_an_old_config_with_adas_fields_under_search_gets_a_note(tmp_path):
     proc = metasearch("run", str(cfg), "--out", str(tmp_path / "out"), "--resume")
     assert_clean_error(proc, "search.seeds names seed agents that do not exist: nope")
     assert "search.attempts now lives in [search.adas]" in " ".join(proc.stderr.split())
+
+
+def test_the_progress_line_counts_billed_calls_apart_from_cache_hits():
+    """A replayed campaign (every reply from the cache) must not read as money spent."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from metasearch.cli.run import RichReporter
+    from metasearch.store.records import CandidateRecord
+
+    reporter = RichReporter()
+    buf = io.StringIO()
+    reporter.progress = Progress(console=Console(file=buf, width=200))
+    reporter.candidate(CandidateRecord(id="seed-a", name="A", generation="initial", status="ok",
+                                       calls=41, meta={"cached_calls": 41}), None)
+    reporter.candidate(CandidateRecord(id="g001-00", name="B", generation=1, status="ok",
+                                       calls=10, meta={"cached_calls": 4}), None)
+    lines = buf.getvalue().splitlines()
+    assert "spent: 0 calls (+41 from the cache)" in lines[0]
+    assert "spent: 6 calls (+45 from the cache)" in lines[1]

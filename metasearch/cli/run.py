@@ -97,6 +97,7 @@ class RichReporter:
         self._lock = threading.RLock()
         self._bars: dict[int, Any] = {}  # thread id -> its task bar
         self._calls = 0
+        self._cached = 0  # of those, replies the cache served (free)
         self._cost = 0.0
 
     def __enter__(self) -> RichReporter:
@@ -126,6 +127,7 @@ class RichReporter:
     def candidate(self, record: Any, best: Any) -> None:
         with self._lock:
             self._calls += record.calls
+            self._cached += int(record.meta.get("cached_calls", 0) or 0)
             self._cost += record.cost_usd
             for ident, bar in list(self._bars.items()):  # finished evaluations leave the screen
                 task = next((t for t in self.progress.tasks if t.id == bar), None)
@@ -137,7 +139,8 @@ class RichReporter:
             reason = f" ({escape(record.reason[:100])})" if record.reason else ""
             self.progress.console.print(
                 f"  {record.id} [cyan]{escape(record.name)}[/]: {record.status} {score}{reason} "
-                f"| best: {best_txt} | spent: {self._calls} calls, ${self._cost:.4f}",
+                f"| best: {best_txt} | spent: {self._calls - self._cached} calls "
+                f"(+{self._cached} from the cache), ${self._cost:.4f}",
                 highlight=False)
 
 
