@@ -8,6 +8,9 @@
 #                              that no earlier file there has (no file when nothing is new)
 # A campaign directory may keep its own replies in cache.before-test/ (a cache swapped for
 # another's before a replayed test): that one is saved instead.
+#   replies_autosave REPLIES 'GLOB'   replies_save every SAVE_EVERY seconds (default 900) in the
+#                              background until the calling script exits, so a session that
+#                              ends without warning leaves its replies on disk, ready to commit
 # MS must name the metasearch command.
 
 replies_load() {
@@ -30,4 +33,11 @@ replies_save() {
     "$MS" cache export "$src" "$file" --skip "$replies/$name" || return 1
     [ "$(zcat "$file" | wc -l)" -gt 1 ] || rm -f "$file"  # nothing new: no file
   done
+}
+
+replies_autosave() {  # the pattern is expanded at every save: campaigns started later count
+  local replies=$1 pattern=$2
+  # shellcheck disable=SC2086
+  ( while sleep "${SAVE_EVERY:-900}"; do replies_save "$replies" $pattern; done ) &
+  trap "kill $! 2>/dev/null" EXIT
 }

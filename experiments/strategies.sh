@@ -21,6 +21,7 @@ mkdir -p "$OUT"
 . experiments/replies.sh
 if [ "${1:-}" = save ]; then replies_save "$REPLIES" "$OUT"/*/; exit; fi
 replies_load "$OUT" "$REPLIES" >> "$LOG" 2>&1 || exit 1
+replies_autosave "$REPLIES" "$OUT/*/" >> "$LOG" 2>&1
 
 if [ -s "$OUT/.done" ]; then echo "$OUT is finished ($(cat "$OUT/.done")); see $OUT/search_efficiency.json"; exit 0; fi
 for try in 1 2 3 4 5; do

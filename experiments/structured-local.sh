@@ -27,11 +27,7 @@ mkdir -p runs
 . experiments/replies.sh
 if [ "${1:-}" = save ]; then replies_save "$REPLIES" runs/structured-*/; exit; fi
 replies_load runs "$REPLIES" >> "$LOG" 2>&1 || exit 1
-# save every SAVE_EVERY seconds too (default 15 min), so a session that ends without warning
-# leaves its replies on disk, ready to commit
-( while sleep "${SAVE_EVERY:-900}"; do replies_save "$REPLIES" runs/structured-*/ >> "$LOG" 2>&1; done ) &
-SAVER=$!
-trap 'kill "$SAVER" 2>/dev/null' EXIT
+replies_autosave "$REPLIES" "runs/structured-*/" >> "$LOG" 2>&1
 
 campaign() {  # campaign OUT ARGS...: run or resume OUT until it exits 0 (at most 5 tries)
   local out=$1; shift
