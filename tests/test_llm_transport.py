@@ -136,3 +136,34 @@ def test_models_command_shows_each_configured_models_client(tmp_path) -> None:
     bad = models(str(cfg))
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "models.task.transport" in bad.stderr and '"litellm"' in bad.stderr
+
+
+def test_routes_built_on_many_threads_at_once_share_one_fast_path_client(monkeypatch) -> None:
+    """The first calls of a campaign build their routes on several threads together. Two
+    fast-path clients would strand the connection pool of the one replaced ("Unclosed client
+    session" in a local campaign's log)."""
+    import threading
+    import time
+
+    import metasearch.llm.openai_http as openai_http
+    from metasearch.llm.transport import AutoBackend
+
+    class Slow(openai_http.OpenAIHTTPBackend):
+        def __init__(self) -> None:
+            time.sleep(0.05)  # every thread is inside the check-then-create window at once
+            super().__init__()
+
+    monkeypatch.setattr(openai_http, "OpenAIHTTPBackend", Slow)
+    backend, got = AutoBackend(), []
+    start = threading.Barrier(8)
+
+    def first_call() -> None:
+        start.wait()
+        got.append(backend.http)
+
+    threads = [threading.Thread(target=first_call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(c) for c in got}) == 1

@@ -14,6 +14,7 @@ gateway's default backend and sends each route to the client it names.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,22 +64,29 @@ class AutoBackend:
     def __init__(self) -> None:
         self._http: Any = None
         self._litellm: Any = None
+        # Routes are built on several threads at once (the first calls of a campaign): each
+        # client is made once, or a call could open its connection pool on a client that a
+        # slower thread then replaces, and the pool would never be closed. One lock each: the
+        # loop thread must not wait out litellm's 2 s import to reach the fast path.
+        self._http_lock, self._litellm_lock = threading.Lock(), threading.Lock()
 
     @property
     def http(self) -> Any:
-        if self._http is None:
-            from metasearch.llm.openai_http import OpenAIHTTPBackend
+        with self._http_lock:
+            if self._http is None:
+                from metasearch.llm.openai_http import OpenAIHTTPBackend
 
-            self._http = OpenAIHTTPBackend()
-        return self._http
+                self._http = OpenAIHTTPBackend()
+            return self._http
 
     @property
     def litellm(self) -> Any:
-        if self._litellm is None:
-            from metasearch.llm.litellm_backend import LiteLLMBackend
+        with self._litellm_lock:
+            if self._litellm is None:
+                from metasearch.llm.litellm_backend import LiteLLMBackend
 
-            self._litellm = LiteLLMBackend()
-        return self._litellm
+                self._litellm = LiteLLMBackend()
+            return self._litellm
 
     def _for(self, route: Route) -> Any:
         return self.http if route.transport == "http" else self.litellm
