@@ -19,7 +19,7 @@ import typer
 
 from metasearch.cli._output import escape, friendly_errors, print_json
 from metasearch.cli.archive_import import import_cmd
-from metasearch.cli.archive_view import list_cmd, show_cmd
+from metasearch.cli.archive_view import diff_cmd, list_cmd, show_cmd
 from metasearch.cli.cache import export_cmd as cache_export_cmd
 from metasearch.cli.cache import import_cmd as cache_import_cmd
 from metasearch.cli.compare import compare_cmd
@@ -285,6 +285,7 @@ app.command("compare")(friendly_errors(compare_cmd))
 app.command("doctor")(friendly_errors(doctor_cmd))
 archive_app.command("list")(friendly_errors(list_cmd))
 archive_app.command("show")(friendly_errors(show_cmd))
+archive_app.command("diff")(friendly_errors(diff_cmd))
 archive_app.command("import")(friendly_errors(import_cmd))
 cache_app.command("export")(friendly_errors(cache_export_cmd))
 cache_app.command("import")(friendly_errors(cache_import_cmd))

@@ -1,4 +1,4 @@
-"""``metasearch archive list`` and ``archive show``: read a campaign's archive."""
+"""``metasearch archive list``, ``show`` and ``diff``: read a campaign's archive."""
 
 from __future__ import annotations
 
@@ -61,6 +61,63 @@ def show_cmd(
         console.print("\n[bold]thought[/]\n" + record.thought, highlight=False)
     if code:
         console.print(Syntax(code, "python"))
+
+
+def diff_cmd(
+    campaign: Annotated[str, typer.Argument(help="A campaign directory, or a database URL (postgresql://host/db#NAME).")],
+    a: Annotated[str, typer.Argument(help="Candidate id of A, e.g. g003-01.")],
+    b: Annotated[str, typer.Argument(help="Candidate id of B, e.g. seed-self_refine.")],
+    split: Annotated[str, typer.Option(help="test (the honest estimate) or validation.")] = "test",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """A − B on the tasks both were scored on: a paired bootstrap with its 95% CI.
+
+    ``compare`` pairs the best agents of whole campaigns; this pairs any two agents of one
+    campaign, e.g. the pick against a seed that is not the best one.
+    """
+    from metasearch.errors import ConfigError, DataError
+    from metasearch.reporting.compare import paired_difference
+
+    if split not in ("test", "validation"):
+        raise ConfigError(f"--split must be 'test' or 'validation', not {split!r}.")
+    archive = _open(campaign, DataError)
+    recs = [archive.get(a), archive.get(b)]
+    scores = []
+    for rec in recs:
+        s = rec.test if split == "test" else rec.val
+        if s is None or not s.scores:
+            hint = (" Only the agents of a campaign's final test have test scores (the pick, the "
+                    "best generated agent and the seeds; see search.test_seeds)."
+                    if split == "test" else "")
+            raise DataError(f"{rec.id} in {campaign} has no per-task {split} scores "
+                            f"(status {rec.status}).{hint}")
+        scores.append({str(k): float(v) for k, v in s.scores.items()})
+    n, d = paired_difference(scores[0], scores[1])
+    if d is None:
+        raise DataError(f"{a} and {b} in {campaign} share no {split} task, so there is no "
+                        "paired difference.")
+    note = ("Validation scores chose the agents, so a difference on validation is biased "
+            "upwards; the test split gives the honest estimate." if split == "validation" else "")
+    verdict = "A better" if d.ci_low > 0 else "B better" if d.ci_high < 0 else "no clear winner"
+    if as_json:
+        print_json({"split": split, "a": a, "b": b, "n": n, "mean_diff": d.mean_diff,
+                    "ci_low": d.ci_low, "ci_high": d.ci_high, "p_value": d.p_value,
+                    "verdict": verdict, "note": note,
+                    "a_mean": sum(scores[0].values()) / len(scores[0]),
+                    "b_mean": sum(scores[1].values()) / len(scores[1])})
+        return
+    from rich.console import Console
+
+    console = Console()
+    for label, rec, sc in (("A", recs[0], scores[0]), ("B", recs[1], scores[1])):
+        s = rec.test if split == "test" else rec.val
+        console.print(f"{label}: {rec.id} {rec.name}: {s.mean:.1%} [95% CI {s.ci_low:.1%}, "
+                      f"{s.ci_high:.1%}], n={len(sc)}", highlight=False)
+    console.print(f"A − B on {n} shared {split} tasks: {100 * d.mean_diff:+.1f} points "
+                  f"[95% CI {100 * d.ci_low:+.1f}, {100 * d.ci_high:+.1f}], "
+                  f"p (A ≤ B) = {d.p_value:.3f}: {verdict}", highlight=False, soft_wrap=True)
+    if note:
+        console.print(f"note: {note}", highlight=False)
 
 
 def lineage(archive: Any, cid: str) -> list[str]:
