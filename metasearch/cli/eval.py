@@ -31,33 +31,72 @@ def eval_cmd(
     task_timeout: Annotated[float, typer.Option(help="Wall-clock seconds per task.")] = 300.0,
     memory_mb: Annotated[int, typer.Option(help="Memory of the agent's processes together, in MB (a campaign's sandbox.memory_mb).")] = 2048,
     max_pids: Annotated[int, typer.Option(help="Processes and threads of the agent together (a campaign's sandbox.max_pids).")] = 256,
+    baseline: Annotated[Path | None, typer.Option(help="A second agent file scored on the same tasks, then A − baseline paired, with its 95% CI (e.g. archive/chain_of_thought.py).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
-    """Score AGENT on a suite split in the sandbox, with a 95% bootstrap CI."""
-    from metasearch.api import evaluate
+    """Score AGENT on a suite split in the sandbox, with a 95% bootstrap CI.
 
+    With ``--baseline``, the second agent runs on the same tasks with the same settings, and
+    the paired difference says whether AGENT is better there, not just whether its CI is higher.
+    """
+    from metasearch.api import evaluate, read_agent
+
+    if baseline is not None:
+        read_agent(baseline)  # a bad path fails now, before the first agent spends anything
     _check_options(concurrency=concurrency, max_tokens=max_tokens, seed=seed, n_val=n_val,
                    difficulty=difficulty, task_timeout=task_timeout, limit=limit,
                    cache_dir=cache_dir, protocol=protocol, memory_mb=memory_mb,
                    max_pids=max_pids)
     quiet_native_logs(cache_dir)
-    with sandbox_notices():
-        evaluation = _run_with_progress(
-            lambda start, cb: evaluate(
-                agent, suite=suite, split=split, data=data, limit=limit, model=model,
-                api_base=api_base, protocol=protocol, concurrency=concurrency,
-                max_tokens=max_tokens, seed=seed, n_val=n_val, difficulty=difficulty,
-                sandbox=sandbox, validate=not skip_validation, cache=not no_cache,
-                cache_dir=cache_dir, task_timeout_s=task_timeout, memory_mb=memory_mb,
-                max_pids=max_pids, on_outcome=cb, on_start=start),
-            quiet=as_json, label=f"{agent.name} on {suite}/{split}",
-        )
-    summary = evaluation.summary() | {"suite": suite, "split": split, "model": model,
-                                      "agent": str(agent), "sandbox": evaluation.sandbox}
-    if as_json:
-        print_json(summary)
-    else:
+
+    def score(path: Path) -> tuple[dict[str, Any], Any]:
+        with sandbox_notices():
+            evaluation = _run_with_progress(
+                lambda start, cb: evaluate(
+                    path, suite=suite, split=split, data=data, limit=limit, model=model,
+                    api_base=api_base, protocol=protocol, concurrency=concurrency,
+                    max_tokens=max_tokens, seed=seed, n_val=n_val, difficulty=difficulty,
+                    sandbox=sandbox, validate=not skip_validation, cache=not no_cache,
+                    cache_dir=cache_dir, task_timeout_s=task_timeout, memory_mb=memory_mb,
+                    max_pids=max_pids, on_outcome=cb, on_start=start),
+                quiet=as_json, label=f"{path.name} on {suite}/{split}",
+            )
+        return evaluation.summary() | {"suite": suite, "split": split, "model": model,
+                                       "agent": str(path), "sandbox": evaluation.sandbox}, evaluation
+
+    summary, evaluation = score(agent)
+    if not as_json:
         _print_table(summary, evaluation)
+    if baseline is None:
+        if as_json:
+            print_json(summary)
+        return
+    base, base_eval = score(baseline)
+    paired = _paired(evaluation, base_eval)
+    if as_json:
+        print_json(summary | {"baseline": base, "paired": paired})
+        return
+    _print_table(base, base_eval)
+    from rich.console import Console
+
+    verdict = ("agent better" if paired["ci_low"] > 0 else
+               "baseline better" if paired["ci_high"] < 0 else "no clear winner")
+    Console().print(
+        f"{agent.name} − {baseline.name} on the same {paired['n']} tasks: "
+        f"{100 * paired['mean_diff']:+.1f} points [95% CI {100 * paired['ci_low']:+.1f}, "
+        f"{100 * paired['ci_high']:+.1f}], p (agent ≤ baseline) = {paired['p_value']:.3f}: "
+        f"{verdict}", highlight=False, soft_wrap=True)
+
+
+def _paired(a: Any, b: Any) -> dict[str, Any]:
+    """The paired bootstrap of two evaluations of the same task list."""
+    from metasearch.evaluation.stats import paired_bootstrap
+
+    sb = {r.task_id: r.score for r in b.result.results}
+    ids = [r.task_id for r in a.result.results]
+    d = paired_bootstrap([r.score for r in a.result.results], [sb[t] for t in ids])
+    return {"n": d.n, "mean_diff": d.mean_diff, "ci_low": d.ci_low, "ci_high": d.ci_high,
+            "p_value": d.p_value}
 
 
 def _check_options(*, concurrency: int, max_tokens: int, seed: int, n_val: int,

@@ -47,8 +47,8 @@ def split_tasks(
     if wanted > len(tasks) or (n_test is None and n_val >= len(tasks)):
         raise ConfigError(
             f"The task pool has {len(tasks)} tasks, too few for n_val={n_val} and "
-            f"n_test={'all the rest' if n_test is None else n_test}. Lower n_val/n_test in the "
-            "config, or use a larger data file."
+            f"n_test={'all the rest' if n_test is None else n_test}. Lower suite.n_val/n_test "
+            "in the config (`metasearch eval --n-val`), or use a larger data file."
         )
     order = np.random.default_rng(seed).permutation(len(tasks))
     shuffled = [tasks[i] for i in order]
