@@ -1,4 +1,5 @@
-"""`metasearch archive diff`: the paired difference of any two agents of one campaign."""
+"""`metasearch archive diff` (the paired difference of any two agents of one campaign) and
+`archive show --best`."""
 
 from __future__ import annotations
 
@@ -72,3 +73,18 @@ def test_bad_input_is_one_clear_paragraph(campaign, args, needles):
     assert out.exit_code != 0 and "Traceback" not in out.output
     for needle in needles:
         assert needle in out.output, out.output
+
+
+def test_show_best_is_the_validation_best(campaign, tmp_path):
+    """`archive show --best` names the agent `export --best` takes: the best on validation."""
+    out = CliRunner().invoke(app, ["archive", "show", str(campaign), "--best", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["id"] == "g001-00"
+    for args in ((), ("g001-00", "--best")):
+        bad = CliRunner().invoke(app, ["archive", "show", str(campaign), *args])
+        assert bad.exit_code != 0 and "either a candidate id or --best" in bad.output
+    empty = tmp_path / "empty"
+    with Archive.open(empty) as arc:
+        arc.add(CandidateRecord(id="g001-00", name="Broken", generation=1, status="invalid"))
+    none = CliRunner().invoke(app, ["archive", "show", str(empty), "--best"])
+    assert none.exit_code != 0 and "no best agent" in none.output

@@ -27,13 +27,24 @@ def list_cmd(
 
 def show_cmd(
     campaign: Annotated[str, typer.Argument(help="A campaign directory, or a database URL (postgresql://host/db#NAME).")],
-    candidate: Annotated[str, typer.Argument(help="Candidate id, e.g. g001-00 or seed-chain_of_thought.")],
+    candidate: Annotated[str | None, typer.Argument(help="Candidate id, e.g. g001-00 or seed-chain_of_thought.")] = None,
+    best: Annotated[bool, typer.Option("--best", help="The best agent on validation (never test): the one `export --best` takes.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON record.")] = False,
 ) -> None:
     """One candidate: its record, thought and code."""
-    from metasearch.errors import DataError
+    from metasearch.errors import ConfigError, DataError
 
+    if (candidate is None) == (not best):
+        raise ConfigError("Pass either a candidate id or --best (the best agent on validation), "
+                          "not both and not neither.")
     archive = _open(campaign, DataError)
+    if best:
+        top = archive.best()
+        if top is None:
+            raise DataError(f"{campaign} has no ok agent with a validation score yet, so it has "
+                            "no best agent; `metasearch archive list` shows what it holds.")
+        candidate = top.id
+    assert candidate is not None
     record = archive.get(candidate)
     code = archive.read_agent(candidate) if record.code_path else ""
     chain = lineage(archive, candidate)
