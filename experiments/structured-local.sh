@@ -4,11 +4,13 @@
 #   bash experiments/structured-local.sh            # from the repository root
 # 1. the seeds alone on the 30 validation tasks (stopped when its final test starts);
 # 2. optuna, from a copy of the seeds' response cache, so its seed evaluations replay for
-#    free and budget.max_search_calls buys search calls only; its final test evaluates every
-#    seed on the 100 test tasks too;
+#    free and budget.max_search_calls buys search calls only; its final test evaluates its
+#    pick, its best generated agent, the best seed and search.test_seeds on the 100 test tasks;
 # 3. the seeds campaign finished from a copy of optuna's cache: its test replays for free
 #    (the same replies, so both campaigns report the same seed test scores);
-# 4. random and 5. adas, like optuna (adas's 1.5B meta agent is shown run_python in the
+# 4. transfer: the optuna pick, unchanged, against Chain-of-Thought on the real GSM8K file,
+#    paired (`metasearch eval --baseline`; skipped when ../shared/data is absent);
+# 5. random and 6. adas, like optuna (adas's 1.5B meta agent is shown run_python in the
 #    runtime API: does it find program-of-thought by itself?).
 # The order puts the headline comparison (optuna against the seeds) first: on 2 cores the
 # 0.5B makes about 0.3 calls a second, so the whole protocol takes days, not hours.
@@ -62,6 +64,20 @@ until_test() {  # until_test OUT ARGS...: run OUT's search, stop it when its fin
   wait "$pid" && { date > "$out/.searched"; date > "$out/.done"; }
 }
 
+transfer() {  # the optuna pick, unchanged, against CoT on GSM8K (protocol: the write-up)
+  local out=runs/structured-transfer data=../shared/data/gsm8k_test.jsonl pick
+  if [ -s "$out/transfer.json" ]; then return 0; fi
+  if [ ! -f "$data" ]; then echo "$(date -Is) no $data: transfer skipped" >> "$LOG"; return 0; fi
+  pick=$("$MS" archive show runs/structured-optuna --best --json |
+         python3 -c 'import json, sys; print(json.load(sys.stdin)["code_path"])') || return 1
+  mkdir -p "$out"
+  echo "$(date -Is) transfer: $pick against archive/chain_of_thought.py on $data" >> "$LOG"
+  "$MS" eval "runs/structured-optuna/$pick" --baseline archive/chain_of_thought.py \
+      --suite gsm8k --data "$data" --split test --limit 100 --max-tokens 256 \
+      --task-timeout 1800 --cache-dir "$out/cache" --json > "$out/transfer.json.part" 2>> "$LOG" \
+    && mv "$out/transfer.json.part" "$out/transfer.json"
+}
+
 for _ in 1 2 3 4 5; do until_test runs/structured-seeds --generations 0 && break; sleep 5; done
 [ -s runs/structured-seeds/.searched ] || exit 1
 seeded runs/structured-optuna
@@ -71,6 +87,7 @@ if [ ! -s runs/structured-seeds/.done ] && [ ! -e runs/structured-seeds/cache.be
   cp -r runs/structured-optuna/cache runs/structured-seeds/cache
 fi
 campaign runs/structured-seeds --generations 0 || exit 1
+for _ in 1 2 3; do transfer && break; sleep 5; done
 seeded runs/structured-random
 campaign runs/structured-random --set search.strategy=random || exit 1
 seeded runs/structured-adas
