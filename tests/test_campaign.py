@@ -428,6 +428,10 @@ def test_test_seeds_tests_the_named_seeds_and_the_validation_best_one_only(tmp_p
     assert result.best_seed.id == "seed-chain_of_thought"
     assert tested == {"seed-chain_of_thought", "seed-step_back_abstraction"}
     assert by_id(result)["seed-self_consistency"].val is not None  # still on validation
+    # the report pairs the pick with the other tested seed (HALF scores the same everywhere)
+    report = (d / "report.md").read_text(encoding="utf-8")
+    assert "| `seed-chain_of_thought` − `seed-step_back_abstraction` | " in report
+    assert "| +0.0 | [+0.0, +0.0] |" in report
 
 
 def test_when_a_seed_is_best_the_best_generated_agent_is_still_tested_and_compared(tmp_path):

@@ -134,3 +134,42 @@ def test_a_campaign_where_nothing_worked_plots_without_a_warning(tmp_path: Path)
         warnings.simplefilter("error")
         write_report(tmp_path, failed)
     assert "Candidates: 1" in (tmp_path / "report.md").read_text()
+
+
+def _scored(cid: str, val: float, test: list[int] | None) -> CandidateRecord:
+    scores = {f"t{i}": float(x) for i, x in enumerate(test or [])}
+    return CandidateRecord(
+        id=cid, name=cid, generation="initial" if cid.startswith("seed-") else 1, status="ok",
+        val=SplitScore(val, val, val, 10),
+        test=SplitScore(sum(scores.values()) / len(scores), 0.0, 1.0, len(scores), scores)
+        if test else None)
+
+
+def test_the_pick_and_the_best_generated_are_paired_with_every_tested_seed() -> None:
+    from metasearch.campaign.summary import pairs_on_test
+
+    rs = [_scored("seed-pot", 0.9, [1, 1, 1, 1, 0, 1]),      # the pick: a seed
+          _scored("seed-refine", 0.5, [0, 1, 0, 1, 0, 0]),
+          _scored("seed-cot", 0.4, None),                     # not in the final test
+          _scored("g001-00", 0.8, [1, 1, 0, 1, 1, 1]),        # best generated
+          _scored("g001-01", 0.7, [1, 1, 1, 1, 1, 1])]        # tested, but neither: not paired
+    pairs = pairs_on_test(rs)
+    assert [(a, b) for a, b, _ in pairs] == [("seed-pot", "seed-refine"),
+                                              ("g001-00", "seed-pot"), ("g001-00", "seed-refine")]
+    assert [round(d.mean_diff * 6) for _, _, d in pairs] == [3, 0, 3]
+    assert all(d.n == 6 for _, _, d in pairs)
+    text = render_markdown(rs, pairs=[PairedSummary.of(d, best_id=a, baseline_id=b)
+                                      for a, b, d in pairs])
+    assert "## Paired differences on test" in text
+    assert "| `g001-00` − `seed-pot` | 6 | +0.0 |" in text
+    assert "| `seed-pot` − `seed-refine` | 6 | +50.0 |" in text
+    assert "one may exclude 0 by chance" in text
+    assert "## Paired differences on test" not in render_markdown(rs)
+
+
+def test_a_pick_that_is_also_the_best_generated_is_paired_once() -> None:
+    from metasearch.campaign.summary import pairs_on_test
+
+    rs = [_scored("seed-cot", 0.4, [0, 1, 0]), _scored("g001-00", 0.8, [1, 1, 0])]
+    assert [(a, b) for a, b, _ in pairs_on_test(rs)] == [("g001-00", "seed-cot")]
+    assert pairs_on_test([_scored("seed-cot", 0.4, [0, 1, 0]), _scored("g001-00", 0.8, None)]) == []

@@ -32,6 +32,8 @@ from metasearch.campaign.recording import Done, invalid_record, scored_record, s
 from metasearch.campaign.summary import (
     best_generated,
     best_of,
+    paired_on_test,
+    pairs_on_test,
     prior_state,
     spent_so_far,
     yield_counts,
@@ -407,23 +409,16 @@ class Campaign:
     # ---------------------------------------------------------------- finish
 
     def _finish(self, stopped: str) -> CampaignResult:
-        from metasearch.evaluation.stats import paired_bootstrap
         from metasearch.reporting.report import PairedSummary, write_report
 
         records = self.archive.records()
         best = self.archive.best()
         best_gen = best_generated(records)
         best_seed = best_of([r for r in records if r.is_seed])
-        paired = None
-        summary = None
-        if best_gen is not None and best_seed is not None and best_gen.test and best_seed.test:
-            shared = sorted(set(best_gen.test.scores) & set(best_seed.test.scores))
-            if shared:
-                paired = paired_bootstrap(
-                    [best_gen.test.scores[t] for t in shared],
-                    [best_seed.test.scores[t] for t in shared],
-                )
-                summary = PairedSummary.of(paired, best_id=best_gen.id, baseline_id=best_seed.id)
+        paired = paired_on_test(best_gen, best_seed) if best_gen and best_seed else None
+        summary = (PairedSummary.of(paired, best_id=best_gen.id, baseline_id=best_seed.id)
+                   if paired is not None and best_gen and best_seed else None)
+        pairs = [PairedSummary.of(d, best_id=a, baseline_id=b) for a, b, d in pairs_on_test(records)]
         counts = yield_counts(records, lambda r: self.archive.read_agent(r.id),
                               getattr(self.strategy, "reference_code", ()))
         notes = [f"Stopped early: {stopped}"] if stopped else []
@@ -432,7 +427,7 @@ class Campaign:
         if saved:
             notes.append(f"Pruning saved an estimated {saved} LLM calls.")
         report = write_report(self.directory, records, title=self.title or None,
-                              yield_counts=counts, paired=summary, notes=notes)
+                              yield_counts=counts, paired=summary, pairs=pairs, notes=notes)
         if self.tracker is not None:
             self.tracker.log_report(self.directory)
             self.tracker.finish("KILLED" if stopped else "FINISHED")

@@ -29,6 +29,39 @@ def best_generated(records: Sequence[CandidateRecord]) -> CandidateRecord | None
     return best_of([r for r in records if not r.is_seed])
 
 
+def paired_on_test(a: CandidateRecord, b: CandidateRecord) -> Any | None:
+    """``a`` − ``b`` on the test tasks both were scored on (a ``stats.PairedDiff``), or None."""
+    from metasearch.evaluation.stats import paired_bootstrap
+
+    if a.test is None or b.test is None:
+        return None
+    shared = sorted(set(a.test.scores) & set(b.test.scores))
+    if not shared:
+        return None
+    return paired_bootstrap([a.test.scores[t] for t in shared], [b.test.scores[t] for t in shared])
+
+
+def pairs_on_test(records: Sequence[CandidateRecord]) -> list[tuple[str, str, Any]]:
+    """``(a_id, b_id, PairedDiff)`` for the pick (best on validation) and the best generated
+    agent against every other seed the final test scored.
+
+    The run's headline pairs only the best generated agent with the best seed; a write-up
+    usually needs the pick against a named baseline too (``search.test_seeds``).
+    """
+    subjects: list[CandidateRecord] = []
+    for r in (best_of(records), best_generated(records)):
+        if r is not None and r.test is not None and all(r.id != s.id for s in subjects):
+            subjects.append(r)
+    seeds = [r for r in records if r.is_seed and r.test is not None]
+    out = []
+    for a in subjects:
+        for b in seeds:
+            diff = paired_on_test(a, b) if b.id != a.id else None
+            if diff is not None:
+                out.append((a.id, b.id, diff))
+    return out
+
+
 def prior_spend(archive: Any) -> dict[str, Any]:
     """What a resumed campaign already spent, for ``Budget.add_prior``.
 

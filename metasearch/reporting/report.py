@@ -73,6 +73,7 @@ def write_report(
     title: str | None = None,
     yield_counts: Mapping[str, int] | None = None,
     paired: PairedSummary | None = None,
+    pairs: Sequence[PairedSummary] = (),
     notes: Sequence[str] = (),
     faults: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Path:
@@ -96,6 +97,7 @@ def write_report(
         title=title or f"Campaign {root.resolve().name}",
         yield_counts=yield_counts,
         paired=paired,
+        pairs=pairs,
         plot_name=plotted.name if plotted else None,
         notes=notes,
         front=front,
@@ -114,6 +116,7 @@ def render_markdown(
     title: str = "Campaign",
     yield_counts: Mapping[str, int] | None = None,
     paired: PairedSummary | None = None,
+    pairs: Sequence[PairedSummary] = (),
     plot_name: str | None = None,
     notes: Sequence[str] = (),
     front: Front | None = None,
@@ -133,6 +136,7 @@ def render_markdown(
     if yield_counts:
         out += _yield_table(yield_counts)
     out += _test_section(records, paired)
+    out += _pairs_section(pairs)
     if notes:
         out += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(out).rstrip() + "\n"
@@ -340,6 +344,29 @@ def _test_section(records: Sequence[CandidateRecord], paired: PairedSummary | No
             "",
         ]
     return out
+
+
+def _pairs_section(pairs: Sequence[PairedSummary]) -> list[str]:
+    if not pairs:
+        return []
+    out = [
+        "## Paired differences on test",
+        "",
+        "The pick (best on validation) and the best generated agent against every seed the final "
+        "test scored, each on the test tasks both were scored on (95% paired bootstrap CI, "
+        "one-sided p for A > B). Each interval holds for its own comparison: among several, "
+        "one may exclude 0 by chance.",
+        "",
+        "| A − B | n | difference (points) | 95% CI | p | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in pairs:
+        verdict = ("A better" if p.ci_low > 0 else "B better" if p.ci_high < 0
+                   else "no clear winner")
+        pv = f"{p.p_value:.3f}" if p.p_value is not None else "–"
+        out.append(f"| `{p.best_id}` − `{p.baseline_id}` | {p.n} | {100 * p.mean:+.1f} | "
+                   f"[{100 * p.ci_low:+.1f}, {100 * p.ci_high:+.1f}] | {pv} | {verdict} |")
+    return [*out, ""]
 
 
 # --------------------------------------------------------------------------- plot
