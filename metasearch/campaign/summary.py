@@ -31,14 +31,11 @@ def best_generated(records: Sequence[CandidateRecord]) -> CandidateRecord | None
 
 def paired_on_test(a: CandidateRecord, b: CandidateRecord) -> Any | None:
     """``a`` − ``b`` on the test tasks both were scored on (a ``stats.PairedDiff``), or None."""
-    from metasearch.evaluation.stats import paired_bootstrap
+    from metasearch.evaluation.stats import paired_by_task
 
     if a.test is None or b.test is None:
         return None
-    shared = sorted(set(a.test.scores) & set(b.test.scores))
-    if not shared:
-        return None
-    return paired_bootstrap([a.test.scores[t] for t in shared], [b.test.scores[t] for t in shared])
+    return paired_by_task(a.test.scores, b.test.scores)
 
 
 def pairs_on_test(records: Sequence[CandidateRecord]) -> list[tuple[str, str, Any]]:

@@ -87,7 +87,7 @@ def diff_cmd(
     campaign, e.g. the pick against a seed that is not the best one.
     """
     from metasearch.errors import ConfigError, DataError
-    from metasearch.reporting.compare import paired_difference
+    from metasearch.evaluation.stats import paired_by_task
 
     if split not in ("test", "validation"):
         raise ConfigError(f"--split must be 'test' or 'validation', not {split!r}.")
@@ -103,13 +103,13 @@ def diff_cmd(
             raise DataError(f"{rec.id} in {campaign} has no per-task {split} scores "
                             f"(status {rec.status}).{hint}")
         scores.append({str(k): float(v) for k, v in s.scores.items()})
-    n, d = paired_difference(scores[0], scores[1])
+    d = paired_by_task(scores[0], scores[1])
     if d is None:
         raise DataError(f"{a} and {b} in {campaign} share no {split} task, so there is no "
                         "paired difference.")
     note = ("Validation scores chose the agents, so a difference on validation is biased "
             "upwards; the test split gives the honest estimate." if split == "validation" else "")
-    verdict = "A better" if d.ci_low > 0 else "B better" if d.ci_high < 0 else "no clear winner"
+    n, verdict = d.n, d.verdict()
     if as_json:
         print_json({"split": split, "a": a, "b": b, "n": n, "mean_diff": d.mean_diff,
                     "ci_low": d.ci_low, "ci_high": d.ci_high, "p_value": d.p_value,

@@ -72,31 +72,29 @@ def eval_cmd(
             print_json(summary)
         return
     base, base_eval = score(baseline)
-    paired = _paired(evaluation, base_eval)
+    diff = _paired(evaluation, base_eval)
+    paired = {k: getattr(diff, k) for k in ("n", "mean_diff", "ci_low", "ci_high", "p_value")}
     if as_json:
         print_json(summary | {"baseline": base, "paired": paired})
         return
     _print_table(base, base_eval)
     from rich.console import Console
 
-    verdict = ("agent better" if paired["ci_low"] > 0 else
-               "baseline better" if paired["ci_high"] < 0 else "no clear winner")
     Console().print(
         f"{agent.name} − {baseline.name} on the same {paired['n']} tasks: "
         f"{100 * paired['mean_diff']:+.1f} points [95% CI {100 * paired['ci_low']:+.1f}, "
         f"{100 * paired['ci_high']:+.1f}], p (agent ≤ baseline) = {paired['p_value']:.3f}: "
-        f"{verdict}", highlight=False, soft_wrap=True)
+        f"{diff.verdict('agent', 'baseline')}", highlight=False, soft_wrap=True)
 
 
-def _paired(a: Any, b: Any) -> dict[str, Any]:
+def _paired(a: Any, b: Any) -> Any:
     """The paired bootstrap of two evaluations of the same task list."""
-    from metasearch.evaluation.stats import paired_bootstrap
+    from metasearch.evaluation.stats import paired_by_task
 
-    sb = {r.task_id: r.score for r in b.result.results}
-    ids = [r.task_id for r in a.result.results]
-    d = paired_bootstrap([r.score for r in a.result.results], [sb[t] for t in ids])
-    return {"n": d.n, "mean_diff": d.mean_diff, "ci_low": d.ci_low, "ci_high": d.ci_high,
-            "p_value": d.p_value}
+    d = paired_by_task({r.task_id: r.score for r in a.result.results},
+                       {r.task_id: r.score for r in b.result.results})
+    assert d is not None  # the same task list, so never disjoint
+    return d
 
 
 def _check_options(*, concurrency: int, max_tokens: int, seed: int, n_val: int,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ __all__ = [
     "adas_fitness_string",
     "bootstrap_ci",
     "paired_bootstrap",
+    "paired_by_task",
     "parse_adas_fitness",
 ]
 
@@ -94,6 +95,12 @@ class PairedDiff:
     def from_json(cls, text: str | dict[str, Any]) -> PairedDiff:
         data = json.loads(text) if isinstance(text, str) else dict(text)
         return cls(**data)
+
+    def verdict(self, a: str = "A", b: str = "B") -> str:
+        """What the interval says: "A better", "B better" or "no clear winner"."""
+        if self.ci_low > 0:
+            return f"{a} better"
+        return f"{b} better" if self.ci_high < 0 else "no clear winner"
 
 
 def _as_scores(scores: Sequence[float] | np.ndarray, what: str = "scores") -> np.ndarray:
@@ -248,3 +255,14 @@ def parse_adas_fitness(text: str) -> Fitness:
         confidence=vals["level"] / 100,
         n_resamples=0,
     )
+
+
+def paired_by_task(
+    a: Mapping[str, float], b: Mapping[str, float], *, n_resamples: int = 10_000, seed: int = 0
+) -> PairedDiff | None:
+    """:func:`paired_bootstrap` over the task ids both maps hold; None when they share none."""
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        return None
+    return paired_bootstrap([float(a[t]) for t in shared], [float(b[t]) for t in shared],
+                            n_resamples=n_resamples, seed=seed)

@@ -289,18 +289,10 @@ def paired_difference(
 
     Returns ``(n_shared, PairedDiff | None)``; ``None`` when no task is shared.
     """
-    from metasearch.evaluation.stats import paired_bootstrap
+    from metasearch.evaluation.stats import paired_by_task
 
-    shared = sorted(set(a) & set(b))
-    if not shared:
-        return 0, None
-    diff = paired_bootstrap(
-        [float(a[t]) for t in shared],
-        [float(b[t]) for t in shared],
-        n_resamples=n_resamples,
-        seed=seed,
-    )
-    return len(shared), diff
+    diff = paired_by_task(a, b, n_resamples=n_resamples, seed=seed)
+    return (diff.n if diff is not None else 0), diff
 
 
 def _task_scores(data: CampaignData, cid: str, split: Split) -> dict[str, float]:

@@ -361,8 +361,7 @@ def _pairs_section(pairs: Sequence[PairedSummary]) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for p in pairs:
-        verdict = ("A better" if p.ci_low > 0 else "B better" if p.ci_high < 0
-                   else "no clear winner")
+        verdict = "A better" if p.ci_low > 0 else "B better" if p.ci_high < 0 else "no clear winner"
         pv = f"{p.p_value:.3f}" if p.p_value is not None else "–"
         out.append(f"| `{p.best_id}` − `{p.baseline_id}` | {p.n} | {100 * p.mean:+.1f} | "
                    f"[{100 * p.ci_low:+.1f}, {100 * p.ci_high:+.1f}] | {pv} | {verdict} |")
