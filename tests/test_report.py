@@ -173,3 +173,11 @@ def test_a_pick_that_is_also_the_best_generated_is_paired_once() -> None:
     rs = [_scored("seed-cot", 0.4, [0, 1, 0]), _scored("g001-00", 0.8, [1, 1, 0])]
     assert [(a, b) for a, b, _ in pairs_on_test(rs)] == [("g001-00", "seed-cot")]
     assert pairs_on_test([_scored("seed-cot", 0.4, [0, 1, 0]), _scored("g001-00", 0.8, None)]) == []
+
+
+def test_a_tie_on_validation_names_the_earlier_candidate_as_the_campaign_does() -> None:
+    """The summary line and `export --best` must name the same agent (campaign.summary.best_of)."""
+    tie = SplitScore(0.5, 0.3, 0.7, 8)
+    rs = [CandidateRecord(id=i, name=i, generation=1, status="ok", val=tie) for i in ("g001-00", "g001-01")]
+    assert "Best on validation: `g001-00`" in render_markdown(rs)
+    assert "Best on validation: `g001-01`" in render_markdown(rs[::-1])

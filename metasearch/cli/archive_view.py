@@ -14,9 +14,8 @@ def list_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
 ) -> None:
     """Every candidate of a campaign, including invalid, failed and pruned ones."""
-    from metasearch.errors import DataError
 
-    archive = _open(campaign, DataError)
+    archive = _open(campaign)
     records = archive.records()
     if as_json:
         print_json([r.to_json() for r in records])
@@ -37,7 +36,7 @@ def show_cmd(
     if (candidate is None) == (not best):
         raise ConfigError("Pass either a candidate id or --best (the best agent on validation), "
                           "not both and not neither.")
-    archive = _open(campaign, DataError)
+    archive = _open(campaign)
     if best:
         top = archive.best()
         if top is None:
@@ -91,7 +90,7 @@ def diff_cmd(
 
     if split not in ("test", "validation"):
         raise ConfigError(f"--split must be 'test' or 'validation', not {split!r}.")
-    archive = _open(campaign, DataError)
+    archive = _open(campaign)
     recs = [archive.get(a), archive.get(b)]
     scores = []
     for rec in recs:
@@ -149,7 +148,7 @@ def _ancestor(archive: Any, cid: str) -> str:
     return f"{cid} ({rec.name}{score})"
 
 
-def _open(campaign: str, error: type[Exception]):  # type: ignore[no-untyped-def]
+def _open(campaign: str):  # type: ignore[no-untyped-def]
     """A JSONL campaign directory, a ``--worker`` one (its store.json), or a database URL."""
     from metasearch.store.locate import open_archive
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from metasearch import atomic
+from metasearch.campaign.summary import best_of
 from metasearch.reporting.importance import SEED, Importance, param_importance
 from metasearch.reporting.pareto import Front, front_of_records
 from metasearch.store.records import CandidateRecord, SplitScore, progress_curve
@@ -199,7 +200,7 @@ def _summary(records: Sequence[CandidateRecord],
     tokens = sum(r.tokens for r in records)
     cost = sum(r.cost_usd for r in records)
     wall = sum(r.wall_s for r in records)
-    best = _best(records)
+    best = best_of(records)
     lines = [
         f"- Candidates: {len(records)} ({by_status})",
         f"- LLM calls: {calls:,}; tokens: {tokens:,}; cost: ${cost:.4f}; "
@@ -211,13 +212,6 @@ def _summary(records: Sequence[CandidateRecord],
     if best is not None:
         lines.append(f"- Best on validation: `{best.id}` {_cell(best.name)}: {_score(best.val)}")
     return [*lines, "", "Scores are percentages with 95% bootstrap confidence intervals.", ""]
-
-
-def _best(records: Sequence[CandidateRecord]) -> CandidateRecord | None:
-    scored = [r for r in records if r.status == "ok" and r.val is not None]
-    if not scored:
-        return None
-    return max(scored, key=lambda r: (r.val.mean, r.val.ci_low))  # type: ignore[union-attr]
 
 
 def _cost(front: Front, cost: float) -> str:
@@ -307,7 +301,7 @@ def _test_section(records: Sequence[CandidateRecord], paired: PairedSummary | No
     tested = [r for r in records if r.test is not None]
     if not tested and paired is None:
         return []
-    best = _best(records)
+    best = best_of(records)
     out = [
         "## Final test results",
         "",
