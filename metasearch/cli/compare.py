@@ -54,6 +54,8 @@ def _print(result: Any, plotted: Path | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from metasearch.evaluation.stats import interval_verdict
+
     console = Console()
     table = Table(title="Campaigns (scores in %, 95% bootstrap CIs; best chosen on validation)")
     table.add_column("")
@@ -86,9 +88,7 @@ def _print(result: Any, plotted: Path | None) -> None:
             if p.mean_diff is None:
                 pairs.add_row(f"{p.a} − {p.b}", "–", "–", "–", "–", p.note)
                 continue
-            verdict = (
-                "A better" if p.ci_low > 0 else "B better" if p.ci_high < 0 else "no clear winner"
-            )
+            verdict = interval_verdict(p.ci_low, p.ci_high)
             pairs.add_row(
                 f"{p.a} − {p.b}",
                 str(p.n),

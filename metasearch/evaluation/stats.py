@@ -98,9 +98,14 @@ class PairedDiff:
 
     def verdict(self, a: str = "A", b: str = "B") -> str:
         """What the interval says: "A better", "B better" or "no clear winner"."""
-        if self.ci_low > 0:
-            return f"{a} better"
-        return f"{b} better" if self.ci_high < 0 else "no clear winner"
+        return interval_verdict(self.ci_low, self.ci_high, a, b)
+
+
+def interval_verdict(ci_low: float, ci_high: float, a: str = "A", b: str = "B") -> str:
+    """The one reading of a CI of a − b that every table and command prints."""
+    if ci_low > 0:
+        return f"{a} better"
+    return f"{b} better" if ci_high < 0 else "no clear winner"
 
 
 def _as_scores(scores: Sequence[float] | np.ndarray, what: str = "scores") -> np.ndarray:

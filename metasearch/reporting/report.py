@@ -24,6 +24,7 @@ from typing import Any
 
 from metasearch import atomic
 from metasearch.campaign.summary import best_of
+from metasearch.evaluation.stats import interval_verdict
 from metasearch.reporting.importance import SEED, Importance, param_importance
 from metasearch.reporting.pareto import Front, front_of_records
 from metasearch.store.records import CandidateRecord, SplitScore, progress_curve
@@ -355,7 +356,7 @@ def _pairs_section(pairs: Sequence[PairedSummary]) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for p in pairs:
-        verdict = "A better" if p.ci_low > 0 else "B better" if p.ci_high < 0 else "no clear winner"
+        verdict = interval_verdict(p.ci_low, p.ci_high)
         pv = f"{p.p_value:.3f}" if p.p_value is not None else "–"
         out.append(f"| `{p.best_id}` − `{p.baseline_id}` | {p.n} | {100 * p.mean:+.1f} | "
                    f"[{100 * p.ci_low:+.1f}, {100 * p.ci_high:+.1f}] | {pv} | {verdict} |")
