@@ -150,8 +150,12 @@ class Campaign:
             stopped = str(exc)
             self._checkpoint("stopped")  # keeps what the unfinished candidates spent
             self.reporter.phase(f"stopped: {exc}")
-        except BaseException as exc:  # Ctrl-C or a bug: the parent run must not stay RUNNING
-            if self.tracker is not None:
+        except BaseException as exc:  # Ctrl-C, SIGTERM or a bug
+            # What unfinished candidates were billed: a resume replays their calls from the
+            # cache for free, so a count without them would let the search buy them again.
+            with contextlib.suppress(Exception):
+                self._checkpoint("stopped")
+            if self.tracker is not None:  # and the parent run must not stay RUNNING
                 status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
                 with contextlib.suppress(Exception):
                     self.tracker.finish(status)
