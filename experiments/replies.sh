@@ -18,7 +18,7 @@ replies_load() {
   for dir in "$replies"/*/; do
     [ -d "$dir" ] || continue
     compgen -G "$dir*.jsonl.gz" > /dev/null || continue
-    "$MS" cache import "$out/$(basename "$dir")" "$dir" || return 1
+    "$MS" cache import "$out/$(basename "$dir")" "$dir" --continue-spend || return 1
   done
 }
 

@@ -133,6 +133,58 @@ def test_a_campaign_replays_from_imported_replies_without_calling_a_model(tmp_pa
         [(r.id, r.status, r.val, r.test) for r in result.records]
 
 
+def spent_calls(d: Path) -> int:
+    from metasearch.store.archive import Archive
+
+    with Archive.open(d, readonly=True) as archive:
+        return int(archive.state().meta["spent"]["calls"])
+
+
+def test_a_campaign_rebuilt_with_continue_spend_keeps_its_budget_count(tmp_path):
+    """Replayed replies are free cache hits; without the carried count, a campaign rebuilt
+    on a new machine would buy its whole max_search_calls budget again."""
+    script = Script({"g001-00": {"propose": sections(agent("HALF", calls=2), "Twice")}},
+                    seed_mode="HALF")
+    first = make_campaign(tmp_path / "a", script, generations=1, disk_cache=True)
+    try:
+        first.run()
+    finally:
+        close(first)
+    billed = spent_calls(tmp_path / "a")
+    assert billed == len(script.requests) > 0
+    f = tmp_path / "replies" / "1.jsonl.gz"
+    f.parent.mkdir()
+    proc = metasearch("cache", "export", str(tmp_path / "a"), str(f))
+    assert proc.returncode == 0, proc.stderr
+    for name, flags in (("kept", ["--continue-spend"]), ("reset", [])):
+        proc = metasearch("cache", "import", str(tmp_path / name), str(f.parent), *flags)
+        assert proc.returncode == 0, proc.stderr
+        assert (f"its budget counts go on from {billed:,} calls billed" in proc.stdout) == \
+            bool(flags), proc.stdout
+        again = make_campaign(tmp_path / name, Script({}), generations=1, disk_cache=True)
+        try:
+            again.run()
+        finally:
+            close(again)
+        assert again.gateway.backend.calls == []  # all replayed
+        assert spent_calls(tmp_path / name) == (billed if flags else 0), name
+    proc = metasearch("cache", "import", str(tmp_path / "kept"), str(f), "--continue-spend",
+                      "--json")
+    assert json.loads(proc.stdout)["spent_before"]["calls"] == billed  # a re-import: the same
+    assert_clean_error(metasearch("cache", "import", "sqlite:///x.db#c", str(f),
+                                  "--continue-spend"), "needs a campaign directory")
+
+
+def test_continue_spend_from_files_that_record_none_says_so(tmp_path):
+    filled(tmp_path / "c" / "responses", 2).close()  # a cache directory: no archive, no spend
+    f = tmp_path / "r.jsonl.gz"
+    assert metasearch("cache", "export", str(tmp_path / "c"), str(f)).returncode == 0
+    proc = metasearch("cache", "import", str(tmp_path / "new"), str(f), "--continue-spend")
+    assert proc.returncode == 0, proc.stderr
+    assert "these files record no spend" in proc.stdout
+    assert not (tmp_path / "new" / "spent_before.json").exists()
+
+
 def sql_location(kind: str, tmp_path: Path) -> str:
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'state.db'}#c1"
@@ -163,7 +215,8 @@ def test_cli_export_import_and_its_clear_errors(tmp_path):
     assert "exported 4 of 4 cached replies" in proc.stdout
     proc = metasearch("cache", "import", str(tmp_path / "new"), str(f), "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"added": 4, "present": 0, "differing": 0}
+    assert json.loads(proc.stdout) == {"added": 4, "present": 0, "differing": 0,
+                                       "spent_before": None}
     assert len(ResponseCache(directory=tmp_path / "new" / "cache" / "responses")) == 4
 
     assert_clean_error(metasearch("cache", "export", str(tmp_path / "none"), str(f)),

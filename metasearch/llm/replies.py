@@ -12,6 +12,13 @@ A file is gzip'd JSON lines: a header ``{"format": "metasearch-replies",
 "version": 1}``, then one ``{"key": ..., "reply": ...}`` per reply. Exports
 can skip the keys of earlier files, so a long experiment keeps one small
 file per stretch of work instead of rewriting one growing file.
+
+Exported from a campaign directory, the header also carries what the campaign
+had been billed by then (``"spent"``: calls, usd, tokens). Replayed replies
+are cache hits, free, so a campaign rebuilt from its files alone would start
+its budget counts at 0 and buy the replayed part again; ``cache import
+--continue-spend`` carries that count into the new directory
+(:data:`SPENT_FILE`, read by ``campaign.summary.prior_spend``).
 """
 
 from __future__ import annotations
@@ -27,10 +34,14 @@ from typing import Any
 from metasearch import atomic
 from metasearch.errors import DataError
 
-__all__ = ["FORMAT", "ImportCount", "export_replies", "import_replies", "known_keys",
-           "open_cache", "replies_files"]
+__all__ = ["FORMAT", "SPENT_FILE", "ImportCount", "carry_spend", "export_replies",
+           "import_replies", "known_keys", "open_cache", "read_carried_spend", "replies_files",
+           "spent_in"]
 
 FORMAT = "metasearch-replies"
+#: In a campaign directory: the spend its imported replies files record (``--continue-spend``).
+SPENT_FILE = "spent_before.json"
+_SPENT = ("calls", "usd", "tokens")
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 _FIELDS = {"text": str, "prompt_tokens": int, "completion_tokens": int}
 
@@ -95,8 +106,12 @@ def known_keys(paths: Iterable[str | Path]) -> set[str]:
     return {key for f in replies_files(paths) for key, _ in _read(f)}
 
 
-def export_replies(cache: Any, path: str | Path, *, skip: set[str] | None = None) -> int:
-    """Write the cache's replies, less the keys in ``skip``, to ``path``; how many."""
+def export_replies(cache: Any, path: str | Path, *, skip: set[str] | None = None,
+                   spent: dict[str, Any] | None = None) -> int:
+    """Write the cache's replies, less the keys in ``skip``, to ``path``; how many.
+
+    ``spent`` (the campaign's billed calls, usd and tokens so far) goes into the header.
+    """
     skip = skip or set()
     path = Path(path)
     if path.is_dir():
@@ -109,7 +124,10 @@ def export_replies(cache: Any, path: str | Path, *, skip: set[str] | None = None
     def write(tmp: Path) -> None:
         nonlocal count
         with gzip.open(tmp, "wt", encoding="utf-8") as f:
-            f.write(json.dumps({"format": FORMAT, "version": 1}) + "\n")
+            header: dict[str, Any] = {"format": FORMAT, "version": 1}
+            if spent is not None:
+                header["spent"] = {k: spent.get(k, 0) for k in _SPENT}
+            f.write(json.dumps(header) + "\n")
             for key, reply in sorted(cache.items()):
                 if key not in skip:
                     f.write(json.dumps({"key": key, "reply": reply}, ensure_ascii=False,
@@ -144,13 +162,55 @@ def import_replies(cache: Any, paths: Iterable[str | Path]) -> ImportCount:
     return ImportCount(added, present, differing)
 
 
-def _read(path: Path) -> list[tuple[str, dict[str, Any]]]:
+def spent_in(paths: Iterable[str | Path]) -> dict[str, Any] | None:
+    """The largest spend these files' headers record (the latest export), or None."""
+    found = [_header(f, _lines(f)).get("spent") for f in replies_files(paths)]
+    spends = [s for s in found if isinstance(s, dict)]
+    if not spends:
+        return None
+    return max(({k: s.get(k, 0) for k in _SPENT} for s in spends),
+               key=lambda s: (s["calls"], s["usd"], s["tokens"]))
+
+
+def carry_spend(directory: str | Path, spent: dict[str, Any]) -> dict[str, Any]:
+    """Record ``spent`` as what the campaign in ``directory`` spent before its replay.
+
+    Kept beside the archive, not in it: a directory with records is a started campaign to
+    ``run``, and this one has none yet. An older, larger record is kept.
+    """
+    root = Path(directory)
+    old = read_carried_spend(root) or {}
+    new = {k: max(spent.get(k, 0), old.get(k, 0)) for k in _SPENT}
+    root.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(root / SPENT_FILE, json.dumps(new, indent=1) + "\n")
+    return new
+
+
+def read_carried_spend(directory: str | Path) -> dict[str, Any] | None:
+    """What :func:`carry_spend` recorded in ``directory`` (None: nothing)."""
+    path = Path(directory) / SPENT_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return {"calls": int(data.get("calls", 0)), "usd": float(data.get("usd", 0.0)),
+                "tokens": int(data.get("tokens", 0))}
+    except (ValueError, TypeError, AttributeError):
+        raise DataError(f"{path} is damaged (it should hold {{\"calls\": N, \"usd\": X, "
+                        "\"tokens\": N}}); import the replies again with --continue-spend, "
+                        "or delete it to start the budget counts at 0.") from None
+
+
+def _lines(path: Path) -> list[str]:
     try:
         with gzip.open(path, "rt", encoding="utf-8") as f:
-            lines = f.read().splitlines()
+            return f.read().splitlines()
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise DataError(f"{path} is not a gzip'd replies file ({exc}); give one that "
                         "`metasearch cache export` wrote.") from None
+
+
+def _header(path: Path, lines: list[str]) -> dict[str, Any]:
     header = _json(path, 1, lines[0]) if lines else None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise DataError(f"{path} line 1: not a metasearch replies file (the first line should "
@@ -158,6 +218,12 @@ def _read(path: Path) -> list[tuple[str, dict[str, Any]]]:
     if header.get("version") != 1:
         raise DataError(f"{path}: replies format version {header.get('version')!r}; this "
                         "metasearch reads version 1. Upgrade metasearch to read it.")
+    return header
+
+
+def _read(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    lines = _lines(path)
+    _header(path, lines)
     return list(_entries(path, lines[1:]))
 
 
