@@ -175,6 +175,14 @@ def test_a_campaign_rebuilt_with_continue_spend_keeps_its_budget_count(tmp_path)
                                   "--continue-spend"), "needs a campaign directory")
 
 
+def test_a_damaged_spend_header_is_refused_naming_the_file(tmp_path):
+    bad = write_lines(tmp_path / "bad.jsonl.gz",
+                      {"format": "metasearch-replies", "version": 1, "spent": {"calls": "many"}},
+                      {"key": key(1), "reply": REPLY})
+    assert_clean_error(metasearch("cache", "import", str(tmp_path / "new"), str(bad),
+                                  "--continue-spend"), "bad.jsonl.gz line 1: 'spent' should be")
+
+
 def test_continue_spend_from_files_that_record_none_says_so(tmp_path):
     filled(tmp_path / "c" / "responses", 2).close()  # a cache directory: no archive, no spend
     f = tmp_path / "r.jsonl.gz"

@@ -164,12 +164,20 @@ def import_replies(cache: Any, paths: Iterable[str | Path]) -> ImportCount:
 
 def spent_in(paths: Iterable[str | Path]) -> dict[str, Any] | None:
     """The largest spend these files' headers record (the latest export), or None."""
-    found = [_header(f, _lines(f)).get("spent") for f in replies_files(paths)]
-    spends = [s for s in found if isinstance(s, dict)]
+    spends = []
+    for f in replies_files(paths):
+        spent = _header(f, _lines(f)).get("spent")
+        if spent is None:
+            continue
+        try:
+            spends.append({"calls": int(spent["calls"]), "usd": float(spent["usd"]),
+                           "tokens": int(spent["tokens"])})
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{f} line 1: 'spent' should be {{\"calls\": N, \"usd\": X, "
+                            f"\"tokens\": N}}, not {spent!r}; export the file again.") from None
     if not spends:
         return None
-    return max(({k: s.get(k, 0) for k in _SPENT} for s in spends),
-               key=lambda s: (s["calls"], s["usd"], s["tokens"]))
+    return max(spends, key=lambda s: (s["calls"], s["usd"], s["tokens"]))
 
 
 def carry_spend(directory: str | Path, spent: dict[str, Any]) -> dict[str, Any]:
