@@ -622,3 +622,21 @@ def test_budget_stop_inside_the_bwrap_sandbox_then_resume(tmp_path):
     close(campaign)
     assert not result.stopped and result.records[1].val.mean == 1.0
     assert not meta_calls(second, "g001-00")
+
+
+def test_a_tracking_server_that_refuses_the_report_does_not_fail_the_finished_campaign(
+        tmp_path, monkeypatch):
+    from metasearch.store.tracking import Tracker
+
+    t = Tracker(tracking_uri=mlflow_store(), experiment_name=f"refuses-{tmp_path.name}",
+                artifact_location=(tmp_path / "mlartifacts").as_uri())
+    t.start({"search.generations": "1"}, models={"meta_model": META_MODEL})
+
+    def refuse(_directory):
+        raise ConnectionError("the server went away")
+
+    monkeypatch.setattr(t, "log_report", refuse)
+    script = Script({"g001-00": {"propose": sections(agent("HALF"), "Half")}})
+    result, d = run(tmp_path, script, generations=1, tracker=t)
+    assert [r.status for r in result.records] == ["ok", "ok"]
+    assert (d / "report.md").is_file() and result.report == d / "report.md"

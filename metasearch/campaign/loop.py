@@ -433,7 +433,12 @@ class Campaign:
         report = write_report(self.directory, records, title=self.title or None,
                               yield_counts=counts, paired=summary, pairs=pairs, notes=notes)
         if self.tracker is not None:
-            self.tracker.log_report(self.directory)
+            try:  # the report is on disk: a tracking server's hiccup must not fail the campaign
+                self.tracker.log_report(self.directory)
+            except Exception as exc:  # noqa: BLE001 - any client or server error, said in one line
+                self.reporter.phase(f"warning: could not attach the report to MLflow "
+                                    f"({type(exc).__name__}: {str(exc)[:200]}); it is in "
+                                    f"{report}")
             self.tracker.finish("KILLED" if stopped else "FINISHED")
         return CampaignResult(self.directory, records, best, best_seed, paired, counts,
                               stopped, report, best_generated=best_gen,
