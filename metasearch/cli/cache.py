@@ -89,7 +89,8 @@ def import_cmd(
                    f"${carried['usd']:.4f}, {carried['tokens']:,} tokens"
                    if carried is not None else
                    "these files record no spend (exported from a cache directory, or by a "
-                   "metasearch before 2026-12-02): the budget counts start at 0")
+                   "metasearch before 2026-12-02): nothing is carried over, and the budget "
+                   "counts are what the directory's own archive records (0 without one)")
     if count.differing:
         typer.echo(f"{count.differing} keys already held another reply; the campaign's own "
                    "were kept (a rerun replays what this cache holds).")
