@@ -2,7 +2,13 @@
 # committed replies files (`metasearch cache export/import`). runs/ does not survive a lost
 # machine; with these, a driver on a fresh one replays every saved reply (no model call, no
 # budget, the same records) and goes on from there.
-#   replies_load OUT REPLIES   import REPLIES/<name>/*.jsonl.gz into OUT/<name>, for each name
+#   replies_load OUT REPLIES [BASE NAME...]   import REPLIES/<name>/*.jsonl.gz into OUT/<name>,
+#                              for each name, with --continue-spend: each campaign's own paid
+#                              replies are billed again as it replays them, so it takes the
+#                              same budget decisions as the original run. BASE's files go first;
+#                              each NAME (a campaign the driver starts from a copy of BASE's
+#                              cache) that has no directory yet gets that copy before its own
+#                              files, as the driver gave it, so that those replies stay free
 #   replies_save REPLIES DIR...  for each campaign directory DIR, one new file
 #                              REPLIES/<its name>/<time>.jsonl.gz holding what its cache has
 #                              that no earlier file there has (no file when nothing is new)
@@ -14,11 +20,21 @@
 # MS must name the metasearch command.
 
 replies_load() {
-  local out=$1 replies=$2 dir
+  local out=$1 replies=$2 base=${3:-} dir name; shift 2; [ $# -gt 0 ] && shift
+  if [ -n "$base" ] && compgen -G "$replies/$base/*.jsonl.gz" > /dev/null; then
+    "$MS" cache import "$out/$base" "$replies/$base" --continue-spend || return 1
+  fi
+  for name in "$@"; do
+    if [ ! -d "$out/$name" ] && compgen -G "$replies/$name/*.jsonl.gz" > /dev/null; then
+      mkdir -p "$out/$name" && cp -r "$out/$base/cache" "$out/$name/cache" || return 1
+    fi
+  done
   for dir in "$replies"/*/; do
     [ -d "$dir" ] || continue
+    name=$(basename "$dir")
+    [ "$name" = "$base" ] && continue
     compgen -G "$dir*.jsonl.gz" > /dev/null || continue
-    "$MS" cache import "$out/$(basename "$dir")" "$dir" --continue-spend || return 1
+    "$MS" cache import "$out/$name" "$dir" --continue-spend || return 1
   done
 }
 

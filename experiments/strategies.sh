@@ -20,7 +20,9 @@ REPLIES=experiments/strategies.replies  # committed replies files: see experimen
 mkdir -p "$OUT"
 . experiments/replies.sh
 if [ "${1:-}" = save ]; then replies_save "$REPLIES" "$OUT"/*/; exit; fi
-replies_load "$OUT" "$REPLIES" >> "$LOG" 2>&1 || exit 1
+runs=()  # every strategy's run starts from a copy of the seeds campaign's cache
+for s in ${STRATEGIES//,/ }; do for n in ${SEEDS//,/ }; do runs+=("$s-s$n"); done; done
+replies_load "$OUT" "$REPLIES" seeds "${runs[@]}" >> "$LOG" 2>&1 || exit 1
 replies_autosave "$REPLIES" "$OUT/*/" >> "$LOG" 2>&1
 
 if [ -s "$OUT/.done" ]; then echo "$OUT is finished ($(cat "$OUT/.done")); see $OUT/search_efficiency.json"; exit 0; fi

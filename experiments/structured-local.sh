@@ -28,7 +28,8 @@ mkdir -p runs
 
 . experiments/replies.sh
 if [ "${1:-}" = save ]; then replies_save "$REPLIES" runs/structured-*/; exit; fi
-replies_load runs "$REPLIES" >> "$LOG" 2>&1 || exit 1
+replies_load runs "$REPLIES" structured-seeds structured-optuna structured-random structured-adas \
+  >> "$LOG" 2>&1 || exit 1
 replies_autosave "$REPLIES" "runs/structured-*/" >> "$LOG" 2>&1
 
 campaign() {  # campaign OUT ARGS...: run or resume OUT until it exits 0 (at most 5 tries)
@@ -44,9 +45,10 @@ campaign() {  # campaign OUT ARGS...: run or resume OUT until it exits 0 (at mos
   return 1
 }
 
-seeded() {  # seeded OUT: a new campaign directory holding a copy of the seeds' cache
-  local out=$1
-  if [ ! -d "$out" ]; then mkdir -p "$out" && cp -r runs/structured-seeds/cache "$out/cache"; fi
+seeded() {  # seeded OUT: a new campaign directory holding a copy of the seeds' own cache
+  local out=$1 src=runs/structured-seeds/cache  # (not optuna's, swapped in for the seeds' test)
+  [ -d runs/structured-seeds/cache.before-test ] && src=runs/structured-seeds/cache.before-test
+  if [ ! -d "$out" ]; then mkdir -p "$out" && cp -r "$src" "$out/cache"; fi
 }
 
 until_test() {  # until_test OUT ARGS...: run OUT's search, stop it when its final test starts

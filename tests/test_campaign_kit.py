@@ -39,6 +39,7 @@ from metasearch.candidate.validate import validate_code  # noqa: E402
 from metasearch.execution.inprocess import InProcessRunner  # noqa: E402
 from metasearch.llm import Budget, BudgetSettings, ResponseCache, scripted_gateway  # noqa: E402
 from metasearch.llm.cache import cache_key  # noqa: E402
+from metasearch.llm.replies import open_owed  # noqa: E402
 from metasearch.llm.types import LLMRequest  # noqa: E402
 from metasearch.runtime.seeds import load_seed  # noqa: E402
 from metasearch.runtime.settings import AgentSettings  # noqa: E402
@@ -218,6 +219,7 @@ def make_campaign(
     pruning: bool = False,
     minibatch: int = 4,
     max_calls: int | None = None,
+    max_search_calls: int | None = None,
     disk_cache: bool = False,
     tracker: Any = None,
     output_format: str = "sections",
@@ -235,6 +237,7 @@ def make_campaign(
     budget.add_prior(**prior_spend(archive))
     gateway = scripted_gateway(script, cache=cache, budget=budget,
                                default_concurrency=1 if threads == 1 else 4)
+    gateway.owed = open_owed(directory)  # as build_campaign: set by `cache import --continue-spend`
     proposer = Proposer(
         complete=gateway.complete, model=META_MODEL, output_format=output_format,  # type: ignore[arg-type]
         reflexion_rounds=reflexion_rounds, repair_rounds=repair_rounds, validate=validate_code,
@@ -251,6 +254,7 @@ def make_campaign(
         val_tasks=list(val), test_tasks=list(test),
         seeds=[load_seed(SEEDS / f"{s}.py") for s in seeds], settings=settings,
         parallel_candidates=parallel, pruning=pruning, minibatch=minibatch, tracker=tracker,
+        max_search_calls=max_search_calls,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from postgres_kit import fresh_campaign, postgres_url
@@ -23,6 +24,7 @@ from metasearch.llm.replies import (
     import_replies,
     known_keys,
     open_cache,
+    open_owed,
 )
 
 REPLY = {"text": "## answer\n4", "prompt_tokens": 12, "completion_tokens": 3,
@@ -140,39 +142,72 @@ def spent_calls(d: Path) -> int:
         return int(archive.state().meta["spent"]["calls"])
 
 
-def test_a_campaign_rebuilt_with_continue_spend_keeps_its_budget_count(tmp_path):
-    """Replayed replies are free cache hits; without the carried count, a campaign rebuilt
-    on a new machine would buy its whole max_search_calls budget again."""
-    script = Script({"g001-00": {"propose": sections(agent("HALF", calls=2), "Twice")}},
-                    seed_mode="HALF")
-    first = make_campaign(tmp_path / "a", script, generations=1, disk_cache=True)
+def run_campaign(d: Path, script: Script, **kw) -> tuple[Any, Any]:
+    """The campaign (for its backend's calls) and its result (for its records)."""
+    campaign = make_campaign(d, script, generations=4, disk_cache=True, threads=1, **kw)
     try:
-        first.run()
+        return campaign, campaign.run()
     finally:
-        close(first)
+        close(campaign)
+
+
+def test_a_campaign_rebuilt_with_continue_spend_replays_its_budget_decisions(tmp_path):
+    """A search that stopped at its call cap, rebuilt on a new machine from its replies.
+
+    Replayed replies are free cache hits: without ``--continue-spend`` the rebuilt campaign
+    counts nothing for them, so it searches on past where the original stopped and buys
+    new calls. With it, each of the campaign's own replies is billed once more as it
+    replays: the same records, the same count, no model call.
+    """
+    proposals = {f"g00{g}-00": {"propose": sections(agent("HALF", calls=2), f"Twice {g}")}
+                 for g in range(1, 5)}
+    first, result = run_campaign(tmp_path / "a", Script(proposals, seed_mode="HALF"),
+                                 max_search_calls=12)
     billed = spent_calls(tmp_path / "a")
-    assert billed == len(script.requests) > 0
+    ids = [r.id for r in result.records]
+    assert billed == len(first.gateway.backend.calls) > 12 and len(ids) < 5  # stopped early
     f = tmp_path / "replies" / "1.jsonl.gz"
     f.parent.mkdir()
-    proc = metasearch("cache", "export", str(tmp_path / "a"), str(f))
-    assert proc.returncode == 0, proc.stderr
+    assert metasearch("cache", "export", str(tmp_path / "a"), str(f)).returncode == 0
     for name, flags in (("kept", ["--continue-spend"]), ("reset", [])):
-        proc = metasearch("cache", "import", str(tmp_path / name), str(f.parent), *flags)
+        proc = metasearch("cache", "import", str(tmp_path / name), str(f.parent), *flags,
+                          "--json")
         assert proc.returncode == 0, proc.stderr
-        assert (f"its budget counts go on from {billed:,} calls billed" in proc.stdout) == \
-            bool(flags), proc.stdout
-        again = make_campaign(tmp_path / name, Script({}), generations=1, disk_cache=True)
-        try:
-            again.run()
-        finally:
-            close(again)
-        assert again.gateway.backend.calls == []  # all replayed
-        assert spent_calls(tmp_path / name) == (billed if flags else 0), name
+        out = json.loads(proc.stdout)
+        assert out["added"] > 0 and out["owed"] == (out["added"] if flags else 0), out
+        again, replayed = run_campaign(tmp_path / name, Script(proposals, seed_mode="HALF"),
+                                       max_search_calls=12)
+        new_calls = len(again.gateway.backend.calls)
+        if flags:
+            assert new_calls == 0  # all replayed ...
+            assert [r.id for r in replayed.records] == ids  # ... with the original's decisions
+            assert spent_calls(tmp_path / name) == billed
+            assert [r.calls - r.meta.get("cached_calls", 0) for r in replayed.records] == \
+                [r.calls - r.meta.get("cached_calls", 0) for r in result.records]
+        else:  # the bug --continue-spend fixes: the cap is reached only by new calls
+            assert new_calls > 0 and len(replayed.records) > len(ids)
     proc = metasearch("cache", "import", str(tmp_path / "kept"), str(f), "--continue-spend",
                       "--json")
-    assert json.loads(proc.stdout)["spent_before"]["calls"] == billed  # a re-import: the same
+    assert json.loads(proc.stdout)["owed"] == 0  # a re-import owes nothing more
+    assert json.loads(proc.stdout)["spent_recorded"]["calls"] == billed
     assert_clean_error(metasearch("cache", "import", "sqlite:///x.db#c", str(f),
                                   "--continue-spend"), "needs a campaign directory")
+
+
+def test_replies_a_directory_held_before_the_import_stay_free(tmp_path):
+    """A campaign seeded with a copy of another's cache owes only what it paid for."""
+    held = ResponseCache(directory=tmp_path / "new" / "cache" / "responses")
+    held.set(key(1), REPLY)
+    f = write_lines(tmp_path / "r.jsonl.gz", {"format": "metasearch-replies", "version": 1},
+                    {"key": key(1), "reply": REPLY}, {"key": key(2), "reply": REPLY})
+    owed = open_owed(tmp_path / "new", create=True)
+    try:
+        count = import_replies(held, [f], owed=owed)
+        assert (count.added, count.present, count.owed, len(owed)) == (1, 1, 1, 1)
+        assert owed.settle(key(2)) and not owed.settle(key(2)) and not owed.settle(key(1))
+    finally:
+        owed.close()
+        held.close()
 
 
 def test_a_damaged_spend_header_is_refused_naming_the_file(tmp_path):
@@ -181,16 +216,33 @@ def test_a_damaged_spend_header_is_refused_naming_the_file(tmp_path):
                       {"key": key(1), "reply": REPLY})
     assert_clean_error(metasearch("cache", "import", str(tmp_path / "new"), str(bad),
                                   "--continue-spend"), "bad.jsonl.gz line 1: 'spent' should be")
+    cache = tmp_path / "new" / "cache" / "responses"  # checked before any reply is added
+    assert not cache.exists() or len(ResponseCache(directory=cache)) == 0
 
 
-def test_continue_spend_from_files_that_record_none_says_so(tmp_path):
+def test_the_import_count_carries_the_latest_spend_any_file_records(tmp_path):
+    old = write_lines(tmp_path / "1.jsonl.gz", {"format": "metasearch-replies", "version": 1,
+                                               "spent": {"calls": 5, "usd": 0.5, "tokens": 9}},
+                      {"key": key(1), "reply": REPLY})
+    none = write_lines(tmp_path / "2.jsonl.gz", {"format": "metasearch-replies", "version": 1},
+                       {"key": key(2), "reply": REPLY})
+    new = write_lines(tmp_path / "3.jsonl.gz", {"format": "metasearch-replies", "version": 1,
+                                               "spent": {"calls": 7, "usd": 0.25, "tokens": 3}},
+                      {"key": key(3), "reply": REPLY})
+    cache = ResponseCache(directory=tmp_path / "c")
+    count = import_replies(cache, [new, none, old])
+    assert (count.added, count.spent) == (3, {"calls": 7, "usd": 0.25, "tokens": 3})
+    assert import_replies(cache, [none]).spent is None
+
+
+def test_continue_spend_from_files_that_record_no_spend_still_owes_their_replies(tmp_path):
     filled(tmp_path / "c" / "responses", 2).close()  # a cache directory: no archive, no spend
     f = tmp_path / "r.jsonl.gz"
     assert metasearch("cache", "export", str(tmp_path / "c"), str(f)).returncode == 0
     proc = metasearch("cache", "import", str(tmp_path / "new"), str(f), "--continue-spend")
     assert proc.returncode == 0, proc.stderr
-    assert "these files record no spend" in proc.stdout
-    assert not (tmp_path / "new" / "spent_before.json").exists()
+    assert "2 of them are the campaign's own" in proc.stdout
+    assert "the files record" not in proc.stdout  # no spend recorded: none claimed
 
 
 def sql_location(kind: str, tmp_path: Path) -> str:
@@ -223,8 +275,8 @@ def test_cli_export_import_and_its_clear_errors(tmp_path):
     assert "exported 4 of 4 cached replies" in proc.stdout
     proc = metasearch("cache", "import", str(tmp_path / "new"), str(f), "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"added": 4, "present": 0, "differing": 0,
-                                       "spent_before": None}
+    assert json.loads(proc.stdout) == {"added": 4, "present": 0, "differing": 0, "owed": 0,
+                                       "owed_in_all": 0, "spent_recorded": None}
     assert len(ResponseCache(directory=tmp_path / "new" / "cache" / "responses")) == 4
 
     assert_clean_error(metasearch("cache", "export", str(tmp_path / "none"), str(f)),
@@ -259,3 +311,28 @@ def test_real_local_model_eval_replays_from_imported_replies(tmp_path):
     after = json.loads(second.stdout)
     assert after["cached_calls"] == after["calls"] == before["calls"]
     assert after["score"] == before["score"]
+
+
+def test_an_owed_reply_is_billed_once_at_its_recorded_price_and_never_refused(tmp_path):
+    from metasearch.llm import Budget, BudgetSettings, scripted_gateway
+    from metasearch.llm.cache import cache_key
+    from metasearch.llm.types import LLMRequest
+
+    req = LLMRequest(model="scripted", messages=({"role": "user", "content": "2+2?"},))
+    cache = ResponseCache(directory=tmp_path / "cache")
+    cache.set(cache_key(req), {**REPLY, "finish_reason": "stop", "cost_usd": 0.25})
+    owed = open_owed(tmp_path, create=True)
+    owed.add(cache_key(req))
+    budget = Budget(BudgetSettings(max_calls=1))
+    budget.add_prior(calls=1)  # the cap is reached: a new call would be refused
+    gateway = scripted_gateway(["never sent"], cache=cache, budget=budget)
+    gateway.owed = owed
+    try:
+        first, second = gateway.complete(req), gateway.complete(req)
+        usage = budget.usage()
+        assert (first.text, first.cost_usd, second.cost_usd) == (REPLY["text"], 0.25, 0.0)
+        assert (usage.calls, usage.usd, usage.tokens) == (2, 0.25, 15)
+        assert gateway.backend.calls == [] and len(owed) == 0
+        assert gateway.snapshot().total.cached_calls == 1  # the second: a free hit
+    finally:
+        gateway.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from metasearch.llm.gateway import Gateway
+from metasearch.llm.replies import open_owed
 from metasearch.llm.settings import (
     BudgetSettings,
     GatewaySettings,
@@ -325,6 +326,8 @@ def build_campaign(
             executor=config.run.executor, ray=config.ray, shared=shared,
         )
         bench.gateway.budget.add_prior(**prior_spend(archive))
+        if shared is None:  # a directory rebuilt with `cache import --continue-spend`
+            bench.gateway.owed = open_owed(out)
         if config.run.executor == "ray" and reporter is not None:
             reporter.phase(f"executor ray: {bench.runner.describe()}")
         spec = get_strategy(config.search.strategy)

@@ -64,12 +64,10 @@ def prior_spend(archive: Any) -> dict[str, Any]:
 
     The last checkpoint carries the total real spend (test runs and a
     candidate cut off by the budget included); the records' own costs are
-    the floor when it is missing or older. Cached calls were free, except
-    that a directory rebuilt from the campaign's own replies files starts from
-    what they record (``cache import --continue-spend``).
+    the floor when it is missing or older. Cached calls were free (a
+    directory rebuilt from the campaign's own replies files bills them again
+    as they replay instead: ``llm.replies.OwedReplies``).
     """
-    from metasearch.llm.replies import read_carried_spend
-
     records = archive.records()
     floor = {
         "usd": sum(r.cost_usd for r in records),
@@ -78,10 +76,7 @@ def prior_spend(archive: Any) -> dict[str, Any]:
     }
     state = archive.state()
     saved = dict(state.meta.get("spent") or {}) if state is not None else {}
-    root = getattr(archive, "root", None)  # a directory rebuilt from replies files
-    carried = (read_carried_spend(root) if root is not None else None) or {}
-    return {k: max(v, type(v)(saved.get(k, 0)), type(v)(carried.get(k, 0)))
-            for k, v in floor.items()}
+    return {k: max(v, type(v)(saved.get(k, 0))) for k, v in floor.items()}
 
 
 def prior_state(archive: Any) -> dict[str, Any]:

@@ -56,14 +56,15 @@ def import_cmd(
                                             "`metasearch run --out DIR --resume` then replays.")],
     files: Annotated[list[Path], typer.Argument(help="Replies files (or directories of them).")],
     continue_spend: Annotated[bool, typer.Option(
-        "--continue-spend", help="The files are this campaign's own: its budget counts "
-        "(max_calls, max_usd, max_search_calls) go on from what the files record it had been "
-        "billed, instead of 0 (replayed replies are free cache hits).")] = False,
+        "--continue-spend", help="The files are this campaign's own: each reply they add is "
+        "billed once more as `run --resume` replays it (budget counts, records and costs as "
+        "the original run's), instead of free. Import into a directory that holds what the "
+        "campaign started with (a copied cache): those replies stay free.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Add exported replies to a campaign's cache: a rerun replays them at no cost."""
     from metasearch.errors import DataError
-    from metasearch.llm.replies import carry_spend, import_replies, open_cache, spent_in
+    from metasearch.llm.replies import import_replies, open_cache, open_owed
     from metasearch.store.locate import is_location_url, read_store
 
     if continue_spend and (is_location_url(campaign) or (
@@ -71,26 +72,26 @@ def import_cmd(
         raise DataError(f"--continue-spend needs a campaign directory, not {campaign}: a "
                         "shared campaign's budget row is in its database already.")
     cache = open_cache(campaign, create=True)
+    owed = open_owed(campaign, create=True) if continue_spend else None
     try:
-        count = import_replies(cache, files)
+        count = import_replies(cache, files, owed=owed)
+        pending = len(owed) if owed is not None else 0
     finally:
         cache.close()
-    carried = None
-    if continue_spend:
-        spent = spent_in(files)
-        carried = carry_spend(campaign, spent) if spent is not None else None
+        if owed is not None:
+            owed.close()
     if as_json:
         print_json({"added": count.added, "present": count.present,
-                    "differing": count.differing, "spent_before": carried})
+                    "differing": count.differing, "owed": count.owed, "owed_in_all": pending,
+                    "spent_recorded": count.spent})
         return
     typer.echo(f"imported {count.added} replies into {campaign} ({count.present} already there)")
     if continue_spend:
-        typer.echo(f"its budget counts go on from {carried['calls']:,} calls billed, "
-                   f"${carried['usd']:.4f}, {carried['tokens']:,} tokens"
-                   if carried is not None else
-                   "these files record no spend (exported from a cache directory, or by a "
-                   "metasearch before 2026-12-02): nothing is carried over, and the budget "
-                   "counts are what the directory's own archive records (0 without one)")
+        recorded = (f"; the files record {count.spent['calls']:,} calls billed in all, "
+                    f"${count.spent['usd']:.4f}" if count.spent is not None else "")
+        typer.echo(f"{count.owed:,} of them are the campaign's own: `run --resume` bills each "
+                   f"once more as it replays it, as the campaign was billed ({pending:,} owed "
+                   f"in all){recorded}")
     if count.differing:
         typer.echo(f"{count.differing} keys already held another reply; the campaign's own "
                    "were kept (a rerun replays what this cache holds).")

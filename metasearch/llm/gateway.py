@@ -22,7 +22,7 @@ import random
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 from metasearch.diskfull import DiskFullError, disk_full, is_disk_full
@@ -50,6 +50,9 @@ from metasearch.llm.types import (
     LLMResponse,
     ProviderError,
 )
+
+if TYPE_CHECKING:
+    from metasearch.llm.replies import OwedReplies
 
 _DEFAULT: Any = object()
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
@@ -96,6 +99,9 @@ class Gateway:
         self._thread: threading.Thread | None = None
         self._closed = False
         self.storage_error: DiskFullError | None = None  # the first reply the cache could not keep
+        #: Replies a replay bills once more (``cache import --continue-spend``); set by the
+        #: campaign builder for a directory that has them.
+        self.owed: OwedReplies | None = None
 
     # -- public API -------------------------------------------------------
 
@@ -197,6 +203,8 @@ class Gateway:
             local.close()
         if self.cache is not None:
             self.cache.close()
+        if self.owed is not None:
+            self.owed.close()
 
     @property
     def _routes(self) -> dict[str, Route]:
@@ -280,6 +288,8 @@ class Gateway:
         if hit is None:
             return None
         latency = time.perf_counter() - t0
+        if self.owed is not None and self.owed.settle(key):
+            return self._rebilled(req, hit, latency)
         self.ledger.record_call(
             role=req.role, candidate=req.candidate, prompt_tokens=0,
             completion_tokens=0, cost_usd=0.0, latency_s=latency, cached=True,
@@ -289,6 +299,31 @@ class Gateway:
             completion_tokens=hit["completion_tokens"], cost_usd=0.0,
             latency_s=latency, cached=True, finish_reason=hit["finish_reason"],
             meta=dict(hit.get("meta") or {}),
+        )  # fmt: skip
+
+    def _rebilled(self, req: LLMRequest, hit: dict[str, Any], latency: float) -> LLMResponse:
+        """A replayed reply its campaign paid for: counted as the original call was.
+
+        Never refused by a cap: the original was made within the budget, and refusing
+        would send the replay down another path. The price is the one recorded with
+        the reply, else the config's per-model price (replies cached before
+        2026-12-02 carry none; a hosted model's then counts $0).
+        """
+        pt, ct = int(hit["prompt_tokens"]), int(hit["completion_tokens"])
+        cost = hit.get("cost_usd")
+        if not isinstance(cost, int | float) or isinstance(cost, bool):
+            ms = self.settings.for_model(req.model)
+            cost = (pt * (ms.price_input_per_mtok or 0.0)
+                    + ct * (ms.price_output_per_mtok or 0.0)) / 1e6
+        self.ledger.record_call(
+            role=req.role, candidate=req.candidate, prompt_tokens=pt, completion_tokens=ct,
+            cost_usd=float(cost), latency_s=latency,
+        )  # fmt: skip
+        self.budget.charge(usd=float(cost), tokens=pt + ct, reserved=False)
+        return LLMResponse(
+            text=hit["text"], model=req.model, prompt_tokens=pt, completion_tokens=ct,
+            cost_usd=float(cost), latency_s=latency, cached=True,
+            finish_reason=hit["finish_reason"], meta=dict(hit.get("meta") or {}),
         )  # fmt: skip
 
     async def _acall(self, req: LLMRequest, key: str | None, t0: float) -> LLMResponse:
@@ -318,7 +353,7 @@ class Gateway:
             completion_tokens=raw.completion_tokens, cost_usd=cost, latency_s=latency,
             cached=False, finish_reason=raw.finish_reason, meta=meta,
         )  # fmt: skip
-        full = self._store(key, raw, meta) if key is not None else None
+        full = self._store(key, raw, meta, cost) if key is not None else None
         self.ledger.record_call(
             role=req.role, candidate=req.candidate, prompt_tokens=raw.prompt_tokens,
             completion_tokens=raw.completion_tokens, cost_usd=cost, latency_s=latency,
@@ -328,14 +363,16 @@ class Gateway:
             raise full
         return resp
 
-    def _store(self, key: str, raw: RawCompletion, meta: dict[str, Any]) -> DiskFullError | None:
-        """Cache a reply; a full disk is returned (and kept for :meth:`check_storage`)."""
+    def _store(self, key: str, raw: RawCompletion, meta: dict[str, Any],
+               cost: float) -> DiskFullError | None:
+        """Cache a reply (with its price, for a replay that bills it again); a full disk is
+        returned (and kept for :meth:`check_storage`)."""
         assert self.cache is not None
         try:
             self.cache.set(key, {
                 "text": raw.text, "prompt_tokens": raw.prompt_tokens,
                 "completion_tokens": raw.completion_tokens,
-                "finish_reason": raw.finish_reason, "meta": meta,
+                "finish_reason": raw.finish_reason, "meta": meta, "cost_usd": cost,
             })
         except Exception as exc:
             if not is_disk_full(exc):

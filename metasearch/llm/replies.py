@@ -15,10 +15,13 @@ file per stretch of work instead of rewriting one growing file.
 
 Exported from a campaign directory, the header also carries what the campaign
 had been billed by then (``"spent"``: calls, usd, tokens). Replayed replies
-are cache hits, free, so a campaign rebuilt from its files alone would start
-its budget counts at 0 and buy the replayed part again; ``cache import
---continue-spend`` carries that count into the new directory
-(:data:`SPENT_FILE`, read by ``campaign.summary.prior_spend``).
+are cache hits, free, so a campaign rebuilt from its files alone would count
+nothing for its replayed part: its budget would stop it late (or never), and a
+search that had stopped at its cap would go on searching. ``cache import
+--continue-spend`` marks each imported reply the directory did not hold as
+*owed* (:class:`OwedReplies`): the run that replays it bills it once, at its
+recorded tokens and price, as the campaign that made it was billed, so the
+replay takes the original's budget decisions and ends with its counts.
 """
 
 from __future__ import annotations
@@ -34,13 +37,12 @@ from typing import Any
 from metasearch import atomic
 from metasearch.errors import DataError
 
-__all__ = ["FORMAT", "SPENT_FILE", "ImportCount", "carry_spend", "export_replies",
-           "import_replies", "known_keys", "open_cache", "read_carried_spend", "replies_files",
-           "spent_in"]
+__all__ = ["FORMAT", "OWED_DIR", "ImportCount", "OwedReplies", "export_replies",
+           "import_replies", "known_keys", "open_cache", "open_owed", "replies_files"]
 
 FORMAT = "metasearch-replies"
-#: In a campaign directory: the spend its imported replies files record (``--continue-spend``).
-SPENT_FILE = "spent_before.json"
+#: In a campaign directory: the replies its replay bills again (``--continue-spend``).
+OWED_DIR = "replay-owed"
 _SPENT = ("calls", "usd", "tokens")
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 _FIELDS = {"text": str, "prompt_tokens": int, "completion_tokens": int}
@@ -51,6 +53,43 @@ class ImportCount:
     added: int      # new in the cache
     present: int    # already there, the same reply
     differing: int  # already there with another reply: the cache's own is kept
+    #: The largest spend the files' headers record (the latest export); None: none records it.
+    spent: dict[str, Any] | None = None
+    owed: int = 0   # of ``added``: marked owed (billed again when replayed)
+
+
+class OwedReplies:
+    """The cache keys a replay bills once more: a campaign's own paid replies, imported.
+
+    A diskcache beside the archive (not in ``cache/``, which experiments copy
+    from one campaign to seed another: a copy must not make the other owe them).
+    :meth:`settle` is atomic, so two processes never both bill one reply.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        import diskcache
+
+        self.directory = Path(directory)
+        self._store = diskcache.Cache(str(self.directory))
+
+    def add(self, key: str) -> None:
+        self._store.set(key, 1)
+
+    def settle(self, key: str) -> bool:
+        """True once for an owed key (now billed), False for any other."""
+        return self._store.pop(key, default=None) is not None
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def open_owed(directory: str | Path, *, create: bool = False) -> OwedReplies | None:
+    """A campaign directory's owed replies; None where an import made none (and not ``create``)."""
+    path = Path(directory) / OWED_DIR
+    return OwedReplies(path) if create or path.is_dir() else None
 
 
 def open_cache(location: str | Path, *, create: bool = False) -> Any:
@@ -103,7 +142,7 @@ def replies_files(paths: Iterable[str | Path]) -> list[Path]:
 
 def known_keys(paths: Iterable[str | Path]) -> set[str]:
     """Every key in these replies files (what an incremental export skips)."""
-    return {key for f in replies_files(paths) for key, _ in _read(f)}
+    return {key for f in replies_files(paths) for key, _ in _read(f)[1]}
 
 
 def export_replies(cache: Any, path: str | Path, *, skip: set[str] | None = None,
@@ -146,67 +185,52 @@ def export_replies(cache: Any, path: str | Path, *, skip: set[str] | None = None
     return count
 
 
-def import_replies(cache: Any, paths: Iterable[str | Path]) -> ImportCount:
-    """Add these files' replies to ``cache``; every file is checked before any is added."""
-    entries = [e for f in replies_files(paths) for e in _read(f)]
+def import_replies(cache: Any, paths: Iterable[str | Path], *,
+                   owed: OwedReplies | None = None) -> ImportCount:
+    """Add these files' replies to ``cache``; every file (its spend header too) is checked
+    before any is added, and each is read once.
+
+    With ``owed``, every reply added (new to the cache) is also marked owed. One the
+    cache holds already stays free: import a campaign's files into a directory that
+    holds what the campaign itself started with for free (a copied cache), so that
+    only what it paid for is billed again.
+    """
+    entries: list[tuple[str, dict[str, Any]]] = []
+    spends = []
+    for f in replies_files(paths):
+        spent, found = _read(f)
+        entries += found
+        spends += [spent] if spent is not None else []
     added = present = differing = 0
     for key, reply in entries:
         old = cache.get(key)
         if old is None:
             cache.set(key, reply)
+            if owed is not None:
+                owed.add(key)
             added += 1
         elif old == reply:
             present += 1
         else:
             differing += 1
-    return ImportCount(added, present, differing)
+    return ImportCount(added, present, differing, _latest(spends),
+                       owed=added if owed is not None else 0)
 
 
-def spent_in(paths: Iterable[str | Path]) -> dict[str, Any] | None:
-    """The largest spend these files' headers record (the latest export), or None."""
-    spends = []
-    for f in replies_files(paths):
-        spent = _header(f, _lines(f)).get("spent")
-        if spent is None:
-            continue
-        try:
-            spends.append({"calls": int(spent["calls"]), "usd": float(spent["usd"]),
-                           "tokens": int(spent["tokens"])})
-        except (KeyError, TypeError, ValueError):
-            raise DataError(f"{f} line 1: 'spent' should be {{\"calls\": N, \"usd\": X, "
-                            f"\"tokens\": N}}, not {spent!r}; export the file again.") from None
-    if not spends:
-        return None
-    return max(spends, key=lambda s: (s["calls"], s["usd"], s["tokens"]))
+def _latest(spends: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return max(spends, key=lambda s: (s["calls"], s["usd"], s["tokens"]), default=None)
 
 
-def carry_spend(directory: str | Path, spent: dict[str, Any]) -> dict[str, Any]:
-    """Record ``spent`` as what the campaign in ``directory`` spent before its replay.
-
-    Kept beside the archive, not in it: a directory with records is a started campaign to
-    ``run``, and this one has none yet. An older, larger record is kept.
-    """
-    root = Path(directory)
-    old = read_carried_spend(root) or {}
-    new = {k: max(spent.get(k, 0), old.get(k, 0)) for k in _SPENT}
-    root.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(root / SPENT_FILE, json.dumps(new, indent=1) + "\n")
-    return new
-
-
-def read_carried_spend(directory: str | Path) -> dict[str, Any] | None:
-    """What :func:`carry_spend` recorded in ``directory`` (None: nothing)."""
-    path = Path(directory) / SPENT_FILE
-    if not path.is_file():
+def _spent(path: Path, header: dict[str, Any]) -> dict[str, Any] | None:
+    spent = header.get("spent")
+    if spent is None:
         return None
     try:
-        data = json.loads(path.read_text())
-        return {"calls": int(data.get("calls", 0)), "usd": float(data.get("usd", 0.0)),
-                "tokens": int(data.get("tokens", 0))}
-    except (ValueError, TypeError, AttributeError):
-        raise DataError(f"{path} is damaged (it should hold {{\"calls\": N, \"usd\": X, "
-                        "\"tokens\": N}}); import the replies again with --continue-spend, "
-                        "or delete it to start the budget counts at 0.") from None
+        return {"calls": int(spent["calls"]), "usd": float(spent["usd"]),
+                "tokens": int(spent["tokens"])}
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"{path} line 1: 'spent' should be {{\"calls\": N, \"usd\": X, "
+                        f"\"tokens\": N}}, not {spent!r}; export the file again.") from None
 
 
 def _lines(path: Path) -> list[str]:
@@ -229,10 +253,10 @@ def _header(path: Path, lines: list[str]) -> dict[str, Any]:
     return header
 
 
-def _read(path: Path) -> list[tuple[str, dict[str, Any]]]:
+def _read(path: Path) -> tuple[dict[str, Any] | None, list[tuple[str, dict[str, Any]]]]:
+    """A file's recorded spend and its entries, every line checked."""
     lines = _lines(path)
-    _header(path, lines)
-    return list(_entries(path, lines[1:]))
+    return _spent(path, _header(path, lines)), list(_entries(path, lines[1:]))
 
 
 def _entries(path: Path, lines: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
