@@ -91,7 +91,8 @@ def import_cmd(
                     f"${count.spent['usd']:.4f}" if count.spent is not None else "")
         typer.echo(f"{count.owed:,} of them are the campaign's own: `run --resume` bills each "
                    f"once more as it replays it, as the campaign was billed ({pending:,} owed "
-                   f"in all){recorded}")
+                   f"in all){recorded}" if count.owed else
+                   f"none is new here, so none is owed ({pending:,} owed in all){recorded}")
     if count.differing:
         typer.echo(f"{count.differing} keys already held another reply; the campaign's own "
                    "were kept (a rerun replays what this cache holds).")
