@@ -90,6 +90,8 @@ def test_at_20_percent_faults_the_campaign_keeps_the_same_ok_candidates(clean, t
     counts = spent(tmp_path / "out")
     assert counts["retried"] == dict(expected), (counts, sent)  # each fault retried once
     assert counts["failed"] == {}
+    from metasearch.llm.billed_log import logged_spend  # the CLI's campaign logs each bill
+    assert logged_spend(tmp_path / "out")["calls"] == counts["calls"] > 0
     total = sum(expected.values())
     assert f"provider faults: calls retried: {total} (" in err, err
     report = (tmp_path / "out" / "report.md").read_text()

@@ -38,6 +38,7 @@ from metasearch.campaign.summary import prior_spend  # noqa: E402
 from metasearch.candidate.validate import validate_code  # noqa: E402
 from metasearch.execution.inprocess import InProcessRunner  # noqa: E402
 from metasearch.llm import Budget, BudgetSettings, ResponseCache, scripted_gateway  # noqa: E402
+from metasearch.llm.billed_log import BILLED_FILE, BilledLog  # noqa: E402
 from metasearch.llm.cache import cache_key  # noqa: E402
 from metasearch.llm.replies import open_owed  # noqa: E402
 from metasearch.llm.types import LLMRequest  # noqa: E402
@@ -238,6 +239,7 @@ def make_campaign(
     gateway = scripted_gateway(script, cache=cache, budget=budget,
                                default_concurrency=1 if threads == 1 else 4)
     gateway.owed = open_owed(directory)  # as build_campaign: set by `cache import --continue-spend`
+    gateway.billed_log = BilledLog(directory / BILLED_FILE)  # and its log of billed calls
     proposer = Proposer(
         complete=gateway.complete, model=META_MODEL, output_format=output_format,  # type: ignore[arg-type]
         reflexion_rounds=reflexion_rounds, repair_rounds=repair_rounds, validate=validate_code,

@@ -91,6 +91,10 @@ def check_resumed(d: Path, reference: list[tuple], before: list[str], *, killed_
     tests = [x["id"] for x in lines if x["kind"] == "test_result"]
     assert len(tests) == len(set(tests)) == 3
     assert summary(d) == reference
+    if not killed_in_call:  # every call the model was sent was billed once: all counted,
+        # those a kill cut off after the last checkpoint too (the log of billed calls)
+        with Archive.open(d, readonly=True) as arc:
+            assert arc.state().meta["spent"]["calls"] == len(keys(d))
     assert sorted(p.name for p in (d / "agents").iterdir()) == sorted(f"{i}.py" for i in EXPECTED)
     if tracked:
         runs = candidate_runs(mlflow_store(), d.name)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from metasearch.llm.billed_log import BILLED_FILE, BilledLog
 from metasearch.llm.gateway import Gateway
 from metasearch.llm.replies import open_owed
 from metasearch.llm.settings import (
@@ -326,8 +327,9 @@ def build_campaign(
             executor=config.run.executor, ray=config.ray, shared=shared,
         )
         bench.gateway.budget.add_prior(**prior_spend(archive))
-        if shared is None:  # a directory rebuilt with `cache import --continue-spend`
-            bench.gateway.owed = open_owed(out)
+        if shared is None:  # (a shared campaign's budget row is its database's)
+            bench.gateway.owed = open_owed(out)  # set by `cache import --continue-spend`
+            bench.gateway.billed_log = BilledLog(out / BILLED_FILE)
         if config.run.executor == "ray" and reporter is not None:
             reporter.phase(f"executor ray: {bench.runner.describe()}")
         spec = get_strategy(config.search.strategy)

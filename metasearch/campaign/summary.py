@@ -64,10 +64,14 @@ def prior_spend(archive: Any) -> dict[str, Any]:
 
     The last checkpoint carries the total real spend (test runs and a
     candidate cut off by the budget included); the records' own costs are
-    the floor when it is missing or older. Cached calls were free (a
-    directory rebuilt from the campaign's own replies files bills them again
-    as they replay instead: ``llm.replies.OwedReplies``).
+    the floor when it is missing or older, and the directory's log of billed
+    calls (``llm.billed_log``) counts what a ``kill -9`` cut off after the last
+    checkpoint. Cached calls were free (a directory rebuilt from the
+    campaign's own replies files bills them again as they replay instead:
+    ``llm.replies.OwedReplies``).
     """
+    from metasearch.llm.billed_log import logged_spend
+
     records = archive.records()
     floor = {
         "usd": sum(r.cost_usd for r in records),
@@ -76,7 +80,10 @@ def prior_spend(archive: Any) -> dict[str, Any]:
     }
     state = archive.state()
     saved = dict(state.meta.get("spent") or {}) if state is not None else {}
-    return {k: max(v, type(v)(saved.get(k, 0))) for k, v in floor.items()}
+    root = getattr(archive, "root", None)  # a directory's archive (not a database's)
+    logged = (logged_spend(root) if root is not None else None) or {}
+    return {k: max(v, type(v)(saved.get(k, 0)), type(v)(logged.get(k, 0)))
+            for k, v in floor.items()}
 
 
 def prior_state(archive: Any) -> dict[str, Any]:

@@ -52,6 +52,7 @@ from metasearch.llm.types import (
 )
 
 if TYPE_CHECKING:
+    from metasearch.llm.billed_log import BilledLog
     from metasearch.llm.replies import OwedReplies
 
 _DEFAULT: Any = object()
@@ -102,6 +103,8 @@ class Gateway:
         #: Replies a replay bills once more (``cache import --continue-spend``); set by the
         #: campaign builder for a directory that has them.
         self.owed: OwedReplies | None = None
+        #: A campaign directory's log of billed calls (``llm.billed_log``); set by the builder.
+        self.billed_log: BilledLog | None = None
 
     # -- public API -------------------------------------------------------
 
@@ -205,6 +208,8 @@ class Gateway:
             self.cache.close()
         if self.owed is not None:
             self.owed.close()
+        if self.billed_log is not None:
+            self.billed_log.close()
 
     @property
     def _routes(self) -> dict[str, Route]:
@@ -320,6 +325,8 @@ class Gateway:
             cost_usd=float(cost), latency_s=latency,
         )  # fmt: skip
         self.budget.charge(usd=float(cost), tokens=pt + ct, reserved=False)
+        if self.billed_log is not None:
+            self.billed_log.append(usd=float(cost), tokens=pt + ct)
         return LLMResponse(
             text=hit["text"], model=req.model, prompt_tokens=pt, completion_tokens=ct,
             cost_usd=float(cost), latency_s=latency, cached=True,
@@ -359,6 +366,8 @@ class Gateway:
             completion_tokens=raw.completion_tokens, cost_usd=cost, latency_s=latency,
         )  # fmt: skip
         self.budget.charge(usd=cost, tokens=raw.prompt_tokens + raw.completion_tokens)
+        if self.billed_log is not None:
+            self.billed_log.append(usd=cost, tokens=raw.prompt_tokens + raw.completion_tokens)
         if full is not None:  # billed (counted above), but it could not be kept
             raise full
         return resp

@@ -19,6 +19,7 @@ from typing import Any
 from metasearch.campaign.loop import Campaign
 from metasearch.campaign.summary import prior_spend
 from metasearch.execution.inprocess import InProcessRunner
+from metasearch.llm.billed_log import BILLED_FILE, BilledLog
 from metasearch.llm.budget import Budget
 from metasearch.llm.cache import ResponseCache
 from metasearch.llm.scripted import scripted_gateway
@@ -115,12 +116,15 @@ def toy_campaign(
     with :func:`close_campaign`. ``archive``, ``cache`` and ``budget`` replace the
     directory's own (the shared database ones of a ``--worker``, say).
     """
+    own = archive is None  # the directory's own archive: its log of billed calls too
     archive = archive if archive is not None else Archive.open(directory)
     budget = budget if budget is not None else Budget(BudgetSettings(max_calls=max_calls))
     budget.add_prior(**prior_spend(archive))
     if cache is None:
         cache = ResponseCache(directory=directory / "cache" / "responses")
     gateway = scripted_gateway(model, cache=cache, budget=budget, default_concurrency=8)
+    if own:  # as build_campaign
+        gateway.billed_log = BilledLog(Path(directory) / BILLED_FILE)
     settings = AgentSettings(model=TASK_MODEL, answer_hint=TOY_SUITE.answer_hint,
                              protocol="sections", max_tokens=64, threads=4)
     kw: dict[str, Any] = {} if clock is None else {"clock": clock}
