@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,7 +35,8 @@ def compare_cmd(
 
     if plot is not None:
         check_output_file(plot, "--plot")
-
+    # MLflow draws a progress bar per scores.json it downloads: noise between the tables
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     data = load_campaigns(campaigns, tracking_uri=tracking_uri)
     result = compare_campaigns(data, split=split)  # type: ignore[arg-type]
     plotted = plot_comparison(result.campaigns, plot) if plot is not None else None

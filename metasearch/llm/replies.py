@@ -200,7 +200,8 @@ def import_replies(cache: Any, paths: Iterable[str | Path], *,
     for f in replies_files(paths):
         spent, found = _read(f)
         entries += found
-        spends += [spent] if spent is not None else []
+        if spent is not None:
+            spends.append(spent)
     added = present = differing = 0
     for key, reply in entries:
         old = cache.get(key)

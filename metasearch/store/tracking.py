@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -522,8 +521,6 @@ class CandidateRow:
 
     def scores(self, client: Any) -> dict[str, Any]:
         """Per-task scores ({"validation": {...}, "test": {...}}) from the run's ``scores.json``."""
-        # MLflow draws a progress bar per download: noise between compare's tables
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         with tempfile.TemporaryDirectory(prefix="metasearch-") as d:
             local = client.download_artifacts(self.run_id, "scores.json", d)
             return json.loads(Path(local).read_text(encoding="utf-8"))
