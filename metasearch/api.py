@@ -94,6 +94,7 @@ def evaluate(
     task_timeout_s: float = 300.0,
     memory_mb: int = 2048,
     max_pids: int = 256,
+    max_calls_per_task: int = 50,
     on_outcome: Callable[[Any], None] | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> Any:
@@ -103,7 +104,8 @@ def evaluate(
     cache hits and wall time). ``split="validation"`` with ``n_val`` and
     ``seed`` gives exactly the tasks a campaign with those settings sees.
     ``on_start(n_tasks)`` and ``on_outcome(outcome)`` report progress. ``memory_mb``
-    and ``max_pids`` hold the agent's whole process tree, as a campaign's ``[sandbox]``.
+    and ``max_pids`` hold the agent's whole process tree, as a campaign's ``[sandbox]``;
+    ``max_calls_per_task`` is a campaign's ``run.max_calls_per_task`` (0: no limit).
     """
     from metasearch.campaign.build import build_bench
     from metasearch.candidate.validate import format_findings, validate_code
@@ -139,7 +141,7 @@ def evaluate(
                      cache_dir=cache_dir, cache_enabled=cache, concurrency=concurrency,
                      sandbox=sandbox, max_tokens=max_tokens,
                      task_timeout_s=task_timeout_s, memory_mb=memory_mb,
-                     max_pids=max_pids) as bench:
+                     max_pids=max_pids, max_calls_per_task=max_calls_per_task) as bench:
         evaluation = bench.evaluate(code, tasks, candidate=f"eval:{name}", on_outcome=on_outcome)
         return replace(evaluation, sandbox=bench.runner.mode)
 

@@ -339,6 +339,11 @@ class RunConfig(_Section):
         description="the campaign directory (default runs/<config file name>)",
     )
     task_timeout_s: float = Field(300.0, gt=0, description="seconds per task, a number > 0")
+    max_calls_per_task: int = Field(
+        50, ge=0, le=100_000,
+        description="LLM calls an agent may make per task before its calls are refused (an "
+        "unbounded loop must not spend the budget), an integer from 0 (no limit) to 100000",
+    )
     candidate_timeout_s: float = Field(
         3600.0, gt=0, description="seconds per candidate evaluation, a number > 0"
     )

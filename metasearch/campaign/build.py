@@ -174,6 +174,7 @@ def build_bench(
     max_tokens: int = 512,
     task_timeout_s: float = 300.0,
     candidate_timeout_s: float = 3600.0,
+    max_calls_per_task: int = 50,
     prewarm: int = 0,
     preflight: Sequence[str] = (),
     alternatives: Sequence[str] = (),
@@ -203,6 +204,7 @@ def build_bench(
             model=task_model, answer_hint=suite.answer_hint,
             protocol=gateway.resolve_protocol(task_model), max_tokens=max_tokens,
             task_timeout_s=task_timeout_s, threads=concurrency,
+            max_calls_per_task=max_calls_per_task,
             alternatives={m: gateway.resolve_protocol(m) for m in alternatives
                           if m != task_model},
         )
@@ -321,6 +323,7 @@ def build_campaign(
             concurrency=config.run.concurrency, budget=budget, sandbox=config.run.sandbox,
             max_tokens=task_m.max_tokens, task_timeout_s=config.run.task_timeout_s,
             candidate_timeout_s=config.run.candidate_timeout_s,
+            max_calls_per_task=config.run.max_calls_per_task,
             prewarm=config.run.parallel_candidates, preflight=[meta_m.model],
             alternatives=[a.model for a in task_m.alternatives],
             memory_mb=config.sandbox.memory_mb, max_pids=config.sandbox.max_pids,

@@ -167,6 +167,7 @@ def _build_evaluator(
         cache_dir=campaign / "cache", concurrency=int(params.get("run.concurrency") or 4),
         sandbox=sandbox, max_tokens=int(params.get("models.task.max_tokens") or 512),
         alternatives=alternatives,
+        max_calls_per_task=int(params.get("run.max_calls_per_task", 50)),
     ))
     counter = itertools.count()
 

@@ -29,6 +29,7 @@ def eval_cmd(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the response cache.")] = False,
     cache_dir: Annotated[Path | None, typer.Option(help="Response cache directory (default ~/.cache/metasearch; local weights always stay in the user cache).")] = None,
     task_timeout: Annotated[float, typer.Option(help="Wall-clock seconds per task.")] = 300.0,
+    max_calls_per_task: Annotated[int, typer.Option(help="LLM calls the agent may make per task before they are refused (a campaign's run.max_calls_per_task; 0: no limit).")] = 50,
     memory_mb: Annotated[int, typer.Option(help="Memory of the agent's processes together, in MB (a campaign's sandbox.memory_mb).")] = 2048,
     max_pids: Annotated[int, typer.Option(help="Processes and threads of the agent together (a campaign's sandbox.max_pids).")] = 256,
     baseline: Annotated[Path | None, typer.Option(help="A second agent file scored on the same tasks, then A − baseline paired, with its 95% CI (e.g. archive/chain_of_thought.py).")] = None,
@@ -46,7 +47,7 @@ def eval_cmd(
     _check_options(concurrency=concurrency, max_tokens=max_tokens, seed=seed, n_val=n_val,
                    difficulty=difficulty, task_timeout=task_timeout, limit=limit,
                    cache_dir=cache_dir, protocol=protocol, memory_mb=memory_mb,
-                   max_pids=max_pids)
+                   max_pids=max_pids, max_calls_per_task=max_calls_per_task)
     quiet_native_logs(cache_dir)
 
     def score(path: Path) -> tuple[dict[str, Any], Any]:
@@ -58,7 +59,8 @@ def eval_cmd(
                     max_tokens=max_tokens, seed=seed, n_val=n_val, difficulty=difficulty,
                     sandbox=sandbox, validate=not skip_validation, cache=not no_cache,
                     cache_dir=cache_dir, task_timeout_s=task_timeout, memory_mb=memory_mb,
-                    max_pids=max_pids, on_outcome=cb, on_start=start),
+                    max_pids=max_pids, max_calls_per_task=max_calls_per_task,
+                    on_outcome=cb, on_start=start),
                 quiet=as_json, label=f"{path.name} on {suite}/{split}",
             )
         return evaluation.summary() | {"suite": suite, "split": split, "model": model,
@@ -100,7 +102,7 @@ def _paired(a: Any, b: Any) -> Any:
 def _check_options(*, concurrency: int, max_tokens: int, seed: int, n_val: int,
                    difficulty: int | None, task_timeout: float, limit: int | None,
                    cache_dir: Path | None, protocol: str, memory_mb: int = 2048,
-                   max_pids: int = 256) -> None:
+                   max_pids: int = 256, max_calls_per_task: int = 50) -> None:
     """Every number by the rule of its config field, and the cache directory, before any work."""
     from pydantic import Field
 
@@ -116,6 +118,7 @@ def _check_options(*, concurrency: int, max_tokens: int, seed: int, n_val: int,
     check_option("--task-timeout", task_timeout, RunConfig, "task_timeout_s")
     check_option("--memory-mb", memory_mb, SandboxConfig, "memory_mb")
     check_option("--max-pids", max_pids, SandboxConfig, "max_pids")
+    check_option("--max-calls-per-task", max_calls_per_task, RunConfig, "max_calls_per_task")
     check_option("--limit", limit, rule=Field(ge=1, description="a number of tasks, an integer >= 1"))
     if cache_dir is not None:
         check_output_dir(cache_dir, "--cache-dir")

@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from metasearch.llm.types import LLMRequest, LLMResponse
+from metasearch.llm.types import LLMError, LLMRequest, LLMResponse
 from metasearch.outcomes import TaskError, TaskOutcome
+from metasearch.runtime.call_cap import CallCap
 from metasearch.runtime.loader import LoadedAgent, load_agent
 from metasearch.runtime.settings import AgentSettings
 from metasearch.runtime.traces import TraceRecorder
@@ -50,7 +51,8 @@ def run_tasks_inprocess(
     (:mod:`metasearch.runtime.traces`).
     """
     recorder = TraceRecorder(len(tasks))
-    traced = TracingTransport(transport, recorder, {t.id: i for i, t in enumerate(tasks)})
+    traced = TracingTransport(transport, recorder, {t.id: i for i, t in enumerate(tasks)},
+                              cap=CallCap(settings.max_calls_per_task, len(tasks)))
     agent = load_agent(code, settings, traced)
     done: queue.Queue[tuple[int, TaskOutcome]] = queue.Queue()
     results: dict[int, TaskOutcome] = {}
@@ -105,10 +107,12 @@ class TracingTransport:
     Protocol events go to the last call made on the noting thread.
     """
 
-    def __init__(self, inner: Transport, recorder: TraceRecorder, index: dict[str, int]) -> None:
+    def __init__(self, inner: Transport, recorder: TraceRecorder, index: dict[str, int],
+                 cap: CallCap | None = None) -> None:
         self._inner = inner
         self._recorder = recorder
         self._index = index
+        self._cap = cap
         self._local = threading.local()
 
     def complete(self, request: LLMRequest) -> LLMResponse:
@@ -120,7 +124,10 @@ class TracingTransport:
                                     repair=bool(tag.get("repair")))
         self._local.call = call
         start = time.monotonic()
+        refused = self._cap.take(task) if self._cap is not None else None
         try:
+            if refused is not None:
+                raise LLMError(refused)
             response = self._inner.complete(request)
         except Exception as e:
             self._recorder.end(call, error=f"{type(e).__name__}: {e}",

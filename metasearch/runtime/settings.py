@@ -20,6 +20,8 @@ class AgentSettings:
     ``answer_hint`` comes from the suite, e.g. "an integer".
     The ``python_*`` fields are the limits of each ``run_python`` child: wall
     clock, memory, and the characters of stdout (and of stderr) kept.
+    ``max_calls_per_task`` is enforced by the host (:mod:`metasearch.runtime.call_cap`);
+    0 means no limit.
     """
 
     model: str
@@ -32,6 +34,7 @@ class AgentSettings:
     python_timeout_s: float = 10.0
     python_memory_mb: int = 256
     python_output_chars: int = 4000
+    max_calls_per_task: int = 50
     alternatives: dict[str, Protocol] = field(default_factory=dict)
 
     @property

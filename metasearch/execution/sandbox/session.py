@@ -38,6 +38,7 @@ from metasearch.execution.sandbox.protocol import FrameBuffer, ProtocolError, en
 from metasearch.execution.sandbox.types import SandboxError, SandboxLimits, SandboxResult, _Worker
 from metasearch.llm.types import BudgetExceeded, LLMError, LLMRequest, LLMResponse
 from metasearch.outcomes import TaskError, TaskOutcome
+from metasearch.runtime.call_cap import CallCap
 from metasearch.runtime.python_tool import PYTHON_EVENTS
 from metasearch.runtime.settings import AgentSettings
 from metasearch.runtime.traces import TraceRecorder
@@ -87,6 +88,7 @@ class _Session:
         # every call this run served, by task: the host's own record (the worker only labels)
         self.trace = TraceRecorder(len(tasks))
         self.trace_ids: dict[int, int] = {}  # the worker's rid -> the trace's call id
+        self.cap = CallCap(settings.max_calls_per_task, len(tasks))
         self.eof = False
         self.loaded_s = 0.0
         # the models this run's agents may call: the host's settings, within the runner's list
@@ -276,8 +278,11 @@ class _Session:
         if len(self.inflight) >= self.lim.max_inflight_calls:
             raise _Violation(f"more than {self.lim.max_inflight_calls} LLM calls in flight")
         request = self._request(msg.get("request"))
+        index = self._task_index(msg)
+        if isinstance(request, LLMRequest):
+            request = self.cap.take(index) or request
         self.llm_calls += 1
-        call = self._trace_begin(msg, request)
+        call = self._trace_begin(msg, request, index)
         self.trace_ids[rid] = call
         fut = self.r._pool.submit(self._call, rid, request, call)
         self.inflight.add(fut)
@@ -309,13 +314,19 @@ class _Session:
             temperature=float(temp), max_tokens=cap if mt is None else max(1, min(mt, cap)),
             response_format=rf, sample_index=idx, role="task", candidate=self.settings.candidate)
 
-    def _trace_begin(self, msg: dict[str, Any], request: LLMRequest | str) -> int:
-        """Open the trace's record of a call; the worker's labels are only labels."""
+    def _task_index(self, msg: dict[str, Any]) -> int | None:
+        """The running task a call is labelled with, else None; labels are only labels."""
         tag = msg.get("trace") if isinstance(msg.get("trace"), dict) else {}
         task = tag.get("task")
         index = int(task) if isinstance(task, str) and task.isdigit() else None
         if index is not None and (index not in self.started or index in self.results):
             index = None  # not a running task: let the recorder attribute it, if it can
+        return index
+
+    def _trace_begin(self, msg: dict[str, Any], request: LLMRequest | str,
+                     index: int | None) -> int:
+        """Open the trace's record of a call."""
+        tag = msg.get("trace") if isinstance(msg.get("trace"), dict) else {}
         if isinstance(request, str):  # refused: record what was asked
             d = msg["request"]
             request = LLMRequest(model=str(d.get("model"))[:100],
