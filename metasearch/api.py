@@ -22,6 +22,7 @@ from typing import Any
 
 from metasearch.diskfull import campaign_disk_full, is_disk_full
 from metasearch.errors import AgentCodeError, DataError
+from metasearch.runtime.call_cap import DEFAULT_MAX_CALLS_PER_TASK
 
 SANDBOX_MODES = ("auto", "bwrap", "unshare", "none")
 
@@ -94,7 +95,7 @@ def evaluate(
     task_timeout_s: float = 300.0,
     memory_mb: int = 2048,
     max_pids: int = 256,
-    max_calls_per_task: int = 50,
+    max_calls_per_task: int = DEFAULT_MAX_CALLS_PER_TASK,
     on_outcome: Callable[[Any], None] | None = None,
     on_start: Callable[[int], None] | None = None,
 ) -> Any:

@@ -38,6 +38,7 @@ from metasearch.errors import ConfigError
 from metasearch.explain import explain_validation, short_value
 from metasearch.llm.local import KNOWN_MODELS
 from metasearch.overrides import merge_override, parse_override
+from metasearch.runtime.call_cap import DEFAULT_MAX_CALLS_PER_TASK
 
 __all__ = [
     "BudgetConfig",
@@ -340,7 +341,7 @@ class RunConfig(_Section):
     )
     task_timeout_s: float = Field(300.0, gt=0, description="seconds per task, a number > 0")
     max_calls_per_task: int = Field(
-        50, ge=0, le=100_000,
+        DEFAULT_MAX_CALLS_PER_TASK, ge=0, le=100_000,
         description="LLM calls an agent may make per task before its calls are refused (an "
         "unbounded loop must not spend the budget), an integer from 0 (no limit) to 100000",
     )

@@ -22,6 +22,7 @@ from metasearch.llm.settings import (
     ModelSettings,
     default_cache_dir,
 )
+from metasearch.runtime.call_cap import DEFAULT_MAX_CALLS_PER_TASK
 
 
 def build_gateway(
@@ -174,7 +175,7 @@ def build_bench(
     max_tokens: int = 512,
     task_timeout_s: float = 300.0,
     candidate_timeout_s: float = 3600.0,
-    max_calls_per_task: int = 50,
+    max_calls_per_task: int = DEFAULT_MAX_CALLS_PER_TASK,
     prewarm: int = 0,
     preflight: Sequence[str] = (),
     alternatives: Sequence[str] = (),

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["CallCap", "cap_message"]
+__all__ = ["DEFAULT_MAX_CALLS_PER_TASK", "CallCap", "cap_message"]
+
+#: ``run.max_calls_per_task`` when nothing sets it: far above any seed (19 at most measured).
+DEFAULT_MAX_CALLS_PER_TASK = 50
 
 
 def cap_message(limit: int, *, run: bool = False) -> str:

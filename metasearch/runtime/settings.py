@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from metasearch.runtime.call_cap import DEFAULT_MAX_CALLS_PER_TASK
+
 Protocol = Literal["json", "sections"]
 
 
@@ -34,7 +36,7 @@ class AgentSettings:
     python_timeout_s: float = 10.0
     python_memory_mb: int = 256
     python_output_chars: int = 4000
-    max_calls_per_task: int = 50
+    max_calls_per_task: int = DEFAULT_MAX_CALLS_PER_TASK
     alternatives: dict[str, Protocol] = field(default_factory=dict)
 
     @property
